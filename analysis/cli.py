@@ -1,0 +1,158 @@
+"""Command line: ``python -m analysis run|synth|evaluate|report`` (alias ``ringscope``).
+
+Errors the user can act on end as one line on stderr and exit code 2; no
+traceback reaches the user.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from .contract import ExportError
+
+__all__ = ["main", "build_parser"]
+
+EXIT_OK, EXIT_FAIL, EXIT_UNUSABLE = 0, 1, 2
+
+
+def _date(value: str) -> str:
+    from datetime import date
+
+    try:
+        return date.fromisoformat(value).isoformat()
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {value!r}") from None
+
+
+def _rate(value: str) -> float:
+    try:
+        v = float(value.rstrip("%")) / (100 if value.endswith("%") else 1)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a rate: {value!r}") from None
+    if not 0 <= v <= 1:
+        raise argparse.ArgumentTypeError(f"rate must be between 0 and 1: {value!r}")
+    return v
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .communities import ENGINES
+
+    p = argparse.ArgumentParser(prog="python -m analysis",
+                                description="Find data-harvesting rings in platform exports.")
+    p.add_argument("-v", "--verbose", action="store_true", help="log each step")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("run", help="run the pipeline on an export folder")
+    r.add_argument("exports_dir", type=Path)
+    r.add_argument("--out", type=Path, required=True, help="output folder (replaced atomically)")
+    r.add_argument("--as-of", type=_date, default=None,
+                   help="use only events up to the end of this day (UTC)")
+    r.add_argument("--seed", type=int, default=7)
+    r.add_argument("--communities", choices=ENGINES, default="igraph",
+                   help="community engine (louvain = python-louvain)")
+    r.add_argument("--resolution", type=float, default=1.0)
+    r.add_argument("--hub-degree", type=int, default=200,
+                   help="devices/IPs shared by more accounts are hubs, left out of the graph")
+    r.add_argument("--max-reject-rate", type=_rate, default=0.05,
+                   help="fail (exit 2) when more of a table's rows are rejected (default 5%%)")
+    r.add_argument("--no-progress", action="store_true")
+
+    s = sub.add_parser("synth", help="write a synthetic export with planted rings")
+    s.add_argument("out_dir", type=Path)
+    s.add_argument("--seed", type=int, default=7)
+    s.add_argument("--accounts", type=int, default=5000)
+    s.add_argument("--days", type=int, default=120)
+    s.add_argument("--format", choices=["csv", "csv.gz", "parquet"], default="csv")
+    s.add_argument("--scenarios", default=None, help="comma-separated ring scenarios")
+
+    e = sub.add_parser("evaluate", help="score a run's flagged rings against labels")
+    e.add_argument("out_dir", type=Path, help="a run's output folder (or, with --replay, "
+                                              "the export folder)")
+    e.add_argument("--labels", type=Path, required=True)
+    e.add_argument("--replay", action="store_true",
+                   help="replay weekly as-of dates over an export and report days to flag")
+    e.add_argument("--truth", type=Path, default=None,
+                   help="truth.json with each ring's first harvest (for --replay)")
+    e.add_argument("--seed", type=int, default=7)
+    e.add_argument("--out", type=Path, default=None, help="where --replay writes its table")
+    return p
+
+
+def _cmd_run(a) -> int:
+    from .pipeline import RunParams, run
+
+    progress = None
+    if not a.no_progress and sys.stderr.isatty():
+        from tqdm import tqdm
+
+        def progress(total):
+            return tqdm(total=total, desc="ringscope", unit="step", file=sys.stderr)
+    params = RunParams(as_of=a.as_of, seed=a.seed, communities=a.communities,
+                       resolution=a.resolution, hub_degree=a.hub_degree,
+                       max_reject_rate=a.max_reject_rate)
+    export, findings = run(a.exports_dir, a.out, params, progress=progress)
+    rings = findings.rings.rings
+    n_flag = int(rings["flagged"].astype(bool).sum()) if len(rings) else 0
+    rej = sum(c.rejected for c in export.counts.values())
+    print(f"{len(rings)} candidate rings, {n_flag} flagged; {rej} rows rejected; "
+          f"outputs in {a.out}")
+    return EXIT_OK
+
+
+def _cmd_synth(a) -> int:
+    from .synth import generate
+
+    scen = [s.strip() for s in a.scenarios.split(",")] if a.scenarios else None
+    res = generate(a.out_dir, seed=a.seed, accounts=a.accounts, days=a.days, fmt=a.format,
+                   scenarios=scen)
+    print(f"export in {res.export_dir} ({res.n_events:,} events); labels in {res.labels_path}")
+    return EXIT_OK
+
+
+def _cmd_evaluate(a) -> int:
+    if a.replay:
+        from .replay import replay
+
+        table = replay(a.out_dir, a.labels, truth=a.truth, seed=a.seed, out=a.out)
+        print(table.to_string(index=False))
+        return EXIT_OK
+    from .evaluate import evaluate
+
+    ev = evaluate(a.out_dir, a.labels)
+    for line in ev.lines():
+        print(line)
+    (a.out_dir / "evaluation.json").write_text(json.dumps(ev.as_dict(), indent=2) + "\n")
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    a = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if a.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return {"run": _cmd_run, "synth": _cmd_synth, "evaluate": _cmd_evaluate}[a.command](a)
+    except ExportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_UNUSABLE
+    except (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError) as exc:
+        print(f"error: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_UNUSABLE
+    except ValueError as exc:
+        msg = " ".join(str(exc).split())[:300]
+        print(f"error: {msg}", file=sys.stderr)
+        return EXIT_UNUSABLE
+    except KeyboardInterrupt:
+        print("error: interrupted; previous outputs left as they were", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the user gets one line, never a traceback
+        msg = " ".join(str(exc).split())[:300]
+        print(f"error: unexpected {type(exc).__name__}: {msg} (re-run with -v for the log)",
+              file=sys.stderr)
+        if a.verbose:
+            logging.getLogger(__name__).exception("unexpected error")
+        return EXIT_FAIL

@@ -1,0 +1,99 @@
+"""Scoring a run's flagged rings against planted labels.
+
+Labels come from a file (``account_id, ring_id``), never from the generator,
+so a run is judged exactly as it would run on a real export.
+
+* account precision / recall: members of flagged rings against planted accounts;
+* a planted ring is **found** when at least half its accounts are flagged;
+* a **false-alert ring** is a flagged ring less than half of whose members are planted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+__all__ = ["Evaluation", "evaluate", "evaluate_frames", "read_labels"]
+
+
+@dataclass
+class Evaluation:
+    precision: float
+    recall: float
+    flagged_accounts: int
+    planted_accounts: int
+    rings_planted: int
+    rings_found: int
+    flagged_rings: int
+    false_alert_rings: int
+    missed: list[str] = field(default_factory=list)
+    per_ring: list[dict] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def lines(self) -> list[str]:
+        out = [
+            f"account precision {self.precision:.3f}  recall {self.recall:.3f}  "
+            f"({self.flagged_accounts} flagged, {self.planted_accounts} planted)",
+            f"rings found {self.rings_found} of {self.rings_planted}; "
+            f"false-alert rings {self.false_alert_rings} of {self.flagged_rings} flagged",
+        ]
+        for r in self.per_ring:
+            out.append(f"  {r['ring_id']}{' (' + r['scenario'] + ')' if r.get('scenario') else ''}"
+                       f": {r['flagged']}/{r['accounts']} accounts flagged"
+                       f"{'' if r['found'] else '  MISSED'}")
+        return out
+
+
+def read_labels(path: Path | str) -> pd.DataFrame:
+    labels = pd.read_csv(path, dtype=str, keep_default_na=False)
+    labels.columns = [c.strip().lower() for c in labels.columns]
+    missing = {"account_id", "ring_id"} - set(labels.columns)
+    if missing:
+        raise ValueError(f"{path}: labels need columns account_id, ring_id "
+                         f"(missing {', '.join(sorted(missing))})")
+    return labels
+
+
+def evaluate_frames(rings: pd.DataFrame, members: pd.DataFrame,
+                    labels: pd.DataFrame) -> Evaluation:
+    """Evaluate rings/members frames (as written to rings.csv / ring_members.csv)."""
+    flag = rings["flagged"].astype(str).str.lower().isin(["true", "1"])
+    flagged_ids = set(rings.loc[flag, "ring_id"].astype(str))
+    m = members[members["ring_id"].astype(str).isin(flagged_ids)]
+    flagged = set(m["account_id"].astype(str))
+    planted = set(labels["account_id"].astype(str))
+    tp = len(flagged & planted)
+    precision = tp / len(flagged) if flagged else (1.0 if not planted else 0.0)
+    recall = tp / len(planted) if planted else 1.0
+    per_ring, missed = [], []
+    for rid, grp in labels.groupby("ring_id", sort=True):
+        acc = set(grp["account_id"])
+        hit = len(acc & flagged)
+        found = hit * 2 >= len(acc)
+        scen = grp["scenario"].iloc[0] if "scenario" in grp else ""
+        per_ring.append({"ring_id": rid, "scenario": scen, "accounts": len(acc), "flagged": hit,
+                         "found": found})
+        if not found:
+            missed.append(str(rid))
+    false_alerts = 0
+    for _, grp in m.groupby("ring_id"):
+        acc = set(grp["account_id"].astype(str))
+        if len(acc & planted) * 2 < len(acc):
+            false_alerts += 1
+    return Evaluation(
+        precision=round(precision, 4), recall=round(recall, 4), flagged_accounts=len(flagged),
+        planted_accounts=len(planted), rings_planted=len(per_ring),
+        rings_found=sum(r["found"] for r in per_ring), flagged_rings=len(flagged_ids),
+        false_alert_rings=false_alerts, missed=missed, per_ring=per_ring)
+
+
+def evaluate(out_dir: Path | str, labels_path: Path | str) -> Evaluation:
+    """Evaluate the outputs of a run in ``out_dir`` against a labels file."""
+    out_dir = Path(out_dir)
+    rings = pd.read_csv(out_dir / "rings.csv", dtype={"ring_id": str})
+    members = pd.read_csv(out_dir / "ring_members.csv", dtype=str, keep_default_na=False)
+    return evaluate_frames(rings, members, read_labels(labels_path))

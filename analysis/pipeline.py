@@ -1,0 +1,218 @@
+"""The one path through the tool: export → validated tables → graph → communities
+→ signals → rings → report.
+
+:func:`analyse` runs the analysis steps on a loaded workspace and returns
+:class:`Findings`; :func:`run` wraps it with loading and writes every output
+atomically into ``OUT_DIR``. The CLI and the notebooks call these same steps.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import logging
+import os
+import platform
+import shutil
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import date
+from importlib import metadata
+from pathlib import Path
+
+import pandas as pd
+
+from .aggregate import Aggregates, aggregate
+from .communities import detect_communities
+from .graph import EntityGraph, build_graph
+from .load import Export, load_export, open_workspace
+from .rings import RingParams, Rings, find_rings, partner_review
+from .safe import write_csv
+from .signals import Baselines, account_signals
+
+__all__ = ["RunParams", "Findings", "analyse", "run", "write_findings"]
+
+log = logging.getLogger(__name__)
+
+PACKAGES = ("duckdb", "pandas", "numpy", "networkx", "python-louvain", "igraph", "plotly",
+            "kaleido", "pyarrow")
+
+
+@dataclass
+class RunParams:
+    """Parameters of one run; all of them are recorded in ``run.json``."""
+
+    as_of: str | None = None
+    seed: int = 7
+    communities: str = "igraph"
+    resolution: float = 1.0
+    hub_degree: int = 200
+    max_reject_rate: float = 0.05
+    memory_limit: str = "3GB"
+    ring: RingParams = field(default_factory=RingParams)
+
+
+@dataclass
+class Findings:
+    """Everything one analysis produced, for the CLI, the report and the notebooks."""
+
+    params: RunParams
+    aggregates: Aggregates
+    graph: EntityGraph
+    communities: pd.Series
+    signals: pd.DataFrame
+    baselines: Baselines
+    rings: Rings
+    review: pd.DataFrame
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def flagged(self) -> pd.DataFrame:
+        return self.rings.rings[self.rings.rings["flagged"].astype(bool)]
+
+
+class _Timer:
+    def __init__(self, timings: dict[str, float]):
+        self.timings = timings
+
+    @contextmanager
+    def step(self, name: str):
+        t0 = time.perf_counter()
+        yield
+        self.timings[name] = round(self.timings.get(name, 0.0) + time.perf_counter() - t0, 3)
+        log.info("step %s: %.2fs", name, self.timings[name])
+
+
+def analyse(con, params: RunParams, timings: dict[str, float] | None = None) -> Findings:
+    """Run aggregate → graph → communities → signals → rings on a loaded workspace."""
+    timings = {} if timings is None else timings
+    timer = _Timer(timings)
+    with timer.step("aggregate"):
+        agg = aggregate(con, params.as_of)
+    with timer.step("graph"):
+        devices = con.execute("SELECT device_id FROM devices ORDER BY did").df()["device_id"]
+        ips = con.execute("SELECT ip FROM ips ORDER BY iid").df()["ip"]
+        graph = build_graph(agg, devices, ips, hub_degree=params.hub_degree)
+    with timer.step("communities"):
+        communities = detect_communities(graph, engine=params.communities,
+                                         resolution=params.resolution, seed=params.seed)
+    with timer.step("signals"):
+        sig, base = account_signals(agg, graph)
+    with timer.step("rings"):
+        rings = find_rings(sig, base, graph, communities, agg, params.ring)
+        review = partner_review(sig, base, rings, params.ring)
+    return Findings(params=params, aggregates=agg, graph=graph, communities=communities,
+                    signals=sig, baselines=base, rings=rings, review=review, timings=timings)
+
+
+def _versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for pkg in PACKAGES:
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+def _iso(ts) -> str:
+    return "" if ts is None or pd.isna(ts) else pd.Timestamp(ts).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def write_findings(findings: Findings, out: Path) -> None:
+    """Write rings.csv, ring_members.csv and partners_review.csv into ``out``."""
+    rings = findings.rings.rings.copy()
+    for col in ("first_seen", "last_seen"):
+        rings[col] = rings[col].map(_iso)
+    rings["flagged"] = rings["flagged"].astype(bool)
+    write_csv(rings, out / "rings.csv")
+    write_csv(findings.rings.members.drop(columns=["aid"]), out / "ring_members.csv")
+    write_csv(findings.review, out / "partners_review.csv")
+
+
+def run(export_dir: Path | str, out_dir: Path | str, params: RunParams | None = None,
+        *, progress=None) -> tuple[Export, Findings]:
+    """Load, analyse and report one export into ``out_dir`` (atomically).
+
+    The outputs are written to a temporary folder beside ``out_dir`` and moved
+    into place at the end, so a run that dies halfway leaves the previous
+    output as it was.
+    """
+    from .report import write_report
+
+    params = params or RunParams()
+    if params.as_of is not None:
+        date.fromisoformat(str(params.as_of))  # fail early on a bad date
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_dir.parent / f".{out_dir.name}.part-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    timings: dict[str, float] = {}
+    timer = _Timer(timings)
+    t_start = time.perf_counter()
+    con = None
+    try:
+        con = open_workspace(tmp / "workspace.duckdb", memory_limit=params.memory_limit)
+        steps = ["read_validate", "analyse", "report"]
+        bar = progress(total=len(steps)) if progress else None
+        with timer.step("read_validate"):
+            export = load_export(export_dir, con, tmp / "rejects",
+                                 max_reject_rate=params.max_reject_rate)
+        if bar:
+            bar.update(1)
+        findings = analyse(con, params, timings)
+        if bar:
+            bar.update(1)
+        with timer.step("report"):
+            write_findings(findings, tmp)
+            n_after = 0
+            if params.as_of is not None:
+                n_after = con.execute("SELECT count(*) FROM ev WHERE ts >= ?",
+                                      [findings.aggregates.as_of]).fetchone()[0]
+            write_report(findings, export, tmp / "report.html")
+        if bar:
+            bar.update(1)
+            bar.close()
+        record = {
+            "tool": "ringscope",
+            "parameters": {**{k: v for k, v in asdict(params).items() if k != "ring"},
+                           "ring": asdict(params.ring)},
+            "communities_engine": params.communities,
+            "versions": _versions(),
+            "inputs": export.fingerprints,
+            "tables": {k: v.as_dict() for k, v in export.counts.items()},
+            "reject_reasons": export.reject_reasons,
+            "events_after_as_of": int(n_after),
+            "events_used": int(export.n_events - n_after),
+            "graph": {"nodes": int(len(findings.graph.nodes)),
+                      "edges": int(len(findings.graph.edges)),
+                      "hubs": int(len(findings.graph.hubs))},
+            "baselines": {k: (round(float(v), 4) if math.isfinite(v) else None)
+                          for k, v in findings.baselines.value.items()},
+            "rings": int(len(findings.rings.rings)),
+            "flagged_rings": int(len(findings.flagged)),
+            "timings_s": {**export.timings, **timings,
+                          "total": round(time.perf_counter() - t_start, 3)},
+        }
+        con.close()
+        con = None
+        for f in tmp.glob("workspace.*"):
+            if f.is_dir():
+                shutil.rmtree(f, ignore_errors=True)
+            else:
+                f.unlink()
+        shutil.rmtree(tmp / "workspace.tmp", ignore_errors=True)
+        (tmp / "run.json").write_text(json.dumps(record, indent=2, sort_keys=True, default=str)
+                                      + "\n")
+        old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
+        if out_dir.exists():
+            os.replace(out_dir, old)
+        os.replace(tmp, out_dir)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        if con is not None:
+            con.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+    return export, findings

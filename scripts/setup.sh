@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Create or refresh the project's virtual environment and the system packages
+# it needs. Idempotent; called by `make setup` (and so by `make demo`/`make test`).
+set -euo pipefail
+PYTHON="${1:-python3}"
+VENV="${2:-.venv}"
+
+# Chromium renders static charts (kaleido) and lets the tests load report.html.
+if ! command -v chromium >/dev/null 2>&1; then
+    if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+        echo "setup: installing chromium (static chart export and report checks)"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    else
+        echo "setup: chromium not found; install it (e.g. 'sudo apt-get install chromium') for PNG/PDF charts" >&2
+    fi
+fi
+
+if [ ! -x "$VENV/bin/python" ]; then
+    "$PYTHON" -m venv "$VENV"
+fi
+"$VENV/bin/python" -m pip install -q --upgrade pip
+"$VENV/bin/python" -m pip install -q -e '.[dev]'
