@@ -88,7 +88,7 @@ def detect_communities(graph: EntityGraph, *, engine: str = "igraph", resolution
             if engine == "igraph":
                 cl = g.community_multilevel(weights="weight", resolution=resolution)
             else:
-                cl = g.community_leiden(objective="modularity", weights="weight",
+                cl = g.community_leiden(objective_function="modularity", weights="weight",
                                         resolution=resolution, n_iterations=-1)
         finally:
             ig.set_random_number_generator(random)

@@ -132,8 +132,11 @@ def build_graph(agg: Aggregates, devices: pd.Series, ips: pd.Series,
         "first_seen": pd.NaT, "last_seen": pd.NaT, "kind": "partner",
     })
     nodes = pd.concat([account_nodes, dev_nodes, ip_nodes, p_nodes], ignore_index=True)
+    nodes["node"] = nodes["node"].astype("int64")
+    nodes["degree"] = nodes["degree"].astype("int64")
     frames = [f for f in (dev_edges, ip_edges, p_edges) if len(f)]
     edges = (pd.concat(frames, ignore_index=True) if frames else dev_edges)
+    edges = edges.astype({"u": "int64", "v": "int64", "weight": "float64"})
     edges = edges.sort_values(["u", "v"], kind="stable").reset_index(drop=True)
     hubs = pd.concat([dev_hubs, ip_hubs], ignore_index=True)
     return EntityGraph(nodes=nodes.reset_index(drop=True), edges=edges, hubs=hubs,

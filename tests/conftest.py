@@ -1,0 +1,80 @@
+"""Shared fixtures: tiny hand-built exports with the expected answer beside them."""
+
+from __future__ import annotations
+
+import csv
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+
+def write_table(path: Path, header: list[str], rows: list[list[object]]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(header)
+        w.writerows(rows)
+    return path
+
+
+ACCOUNTS_H = ["account_id", "account_type", "created_at", "partner_id"]
+PARTNERS_H = ["partner_id", "name", "partner_type", "onboarded_at"]
+EVENTS_H = ["ts", "account_id", "device_id", "ip", "event_type", "target_id", "records"]
+
+
+def tiny_ring_export(root: Path) -> Path:
+    """A hand-built export with one harvesting ring and one honest look-alike.
+
+    * partner P1 (promotions) serves merchant m1; its staff s1 steers crawlers
+      k1..k3, which share one emulator device and one datacenter IP and read the
+      profiles of 40 users (u00..u39) who never ordered from m1: the ring.
+    * partner P2 (logistics) serves merchant m2; its call-centre agent s2 reads
+      the profiles of m2's 30 buyers (c00..c29), thousands of times in all:
+      alarming volume, but every read is tied. Not a ring.
+    * customers c00..c29 order from m2 and 120 more (h000..h119) browse, each on
+      their own phone and home IP: the honest population the baselines come from.
+
+    Expected: exactly one flagged ring, {s1, k1, k2, k3}.
+    """
+    exp = root / "export"
+    write_table(exp / "partners.csv", PARTNERS_H, [
+        ["P1", "Promo Co", "promotions", "2019-01-01"],
+        ["P2", "Fast Logistics", "logistics", "2019-01-01"],
+    ])
+    accounts = [["m1", "merchant", "2019-02-01", "P1"], ["m2", "merchant", "2019-02-01", "P2"],
+                ["s1", "partner_staff", "2019-03-01", "P1"], ["s2", "partner_staff", "2019-03-01", "P2"]]
+    accounts += [[f"k{i}", "customer", f"2020-01-0{i}", ""] for i in (1, 2, 3)]
+    accounts += [[f"c{i:02d}", "customer", "2019-06-01", ""] for i in range(30)]
+    accounts += [[f"u{i:02d}", "customer", "2019-06-01", ""] for i in range(40)]
+    accounts += [[f"h{i:03d}", "customer", "2019-07-01", ""] for i in range(120)]
+    write_table(exp / "accounts.csv", ACCOUNTS_H, accounts)
+    t0 = datetime(2020, 1, 10)
+    ev = []
+    for i in range(30):  # honest buyers
+        ts = t0 + timedelta(hours=i * 5)
+        ev.append([ts.isoformat() + "Z", f"c{i:02d}", f"phone{i}", f"10.0.{i}.1", "order", "m2", ""])
+        ev.append([(ts + timedelta(minutes=3)).isoformat() + "Z", f"c{i:02d}", f"phone{i}",
+                   f"10.0.{i}.1", "login", "", "0"])
+    for i in range(120):  # honest browsers
+        for k in range(3):
+            ts = t0 + timedelta(hours=i, minutes=17 * k)
+            ev.append([ts.isoformat() + "Z", f"h{i:03d}", f"hphone{i}", f"10.1.{i}.1",
+                       ("login", "search", "view_item")[k], "m1" if k == 2 else "", "0"])
+    for rep in range(40):  # the call centre: tied reads
+        for i in range(30):
+            ts = t0 + timedelta(days=2 + rep // 10, minutes=rep * 37 + i)
+            ev.append([ts.isoformat() + "Z", "s2", "office-pc", "192.0.2.10", "view_profile",
+                       f"c{i:02d}", "1"])
+    for j, crawler in enumerate(["k1", "k2", "k3", "s1"]):  # the ring
+        for i in range(40):
+            ts = t0 + timedelta(days=3, minutes=10 * i + j)
+            dev, ip = ("emu-1", "198.51.100.7") if crawler != "s1" else ("s1-laptop", "198.51.100.7")
+            ev.append([ts.isoformat() + "Z", crawler, dev, ip, "view_profile", f"u{i:02d}", "1"])
+    write_table(exp / "events.csv", EVENTS_H, ev)
+    return exp
+
+
+@pytest.fixture
+def ring_export(tmp_path: Path) -> Path:
+    return tiny_ring_export(tmp_path)

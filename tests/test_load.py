@@ -1,0 +1,146 @@
+"""The export contract: fatal errors, quarantined rows, odd but valid input."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from analysis.cli import main
+from analysis.contract import ExportError
+from analysis.load import load_export, open_workspace
+
+from conftest import ACCOUNTS_H, EVENTS_H, PARTNERS_H, write_table
+
+
+def small_export(root: Path, events: list[list[object]] | None = None,
+                 accounts: list[list[object]] | None = None) -> Path:
+    exp = root / "exp"
+    write_table(exp / "partners.csv", PARTNERS_H, [["P1", "Promo", "promotions", "2019-01-01"]])
+    write_table(exp / "accounts.csv", ACCOUNTS_H, accounts or [
+        ["a1", "customer", "2019-01-01", ""], ["a2", "partner_staff", "2019-01-01", "P1"],
+        ["m1", "merchant", "2019-01-01", "P1"]])
+    write_table(exp / "events.csv", EVENTS_H, events if events is not None else [
+        ["2020-01-01T10:00:00Z", "a1", "d1", "10.0.0.1", "order", "m1", ""],
+        ["2020-01-01T11:00:00+08:00", "a2", "d2", "10.0.0.2", "view_profile", "a1", "1"]])
+    return exp
+
+
+def load(exp: Path, tmp: Path, rate: float = 1.0):
+    con = open_workspace()
+    return load_export(exp, con, tmp / "rejects", max_reject_rate=rate), con
+
+
+def test_quarantine_reasons_and_accounting(tmp_path):
+    exp = small_export(tmp_path, events=[
+        ["2020-01-01T10:00:00Z", "a1", "d1", "10.0.0.1", "order", "m1", ""],   # ok
+        ["yesterday", "a1", "", "", "login", "", ""],                          # bad ts
+        ["2020-01-01", "", "", "", "login", "", ""],                           # empty account
+        ["2020-01-01", "ghost", "", "", "login", "", ""],                      # unknown account
+        ["2020-01-01", "a1", "", "", "teleport", "", ""],                      # unknown type
+        ["2020-01-01", "a1", "", "", "search", "", "-2"],                      # negative
+        ["2020-01-01", "a1", "", "", "search", "", "2.5"],                     # non-integer
+        ["2020-01-01", "a1", "", "", "Search", "", "3"],                       # ok (case)
+    ], accounts=[["a1", "customer", "2019-01-01", ""], ["a1", "merchant", "2019-01-01", ""],
+                 ["m1", "merchant", "2019-01-01", "P9"], ["m2", "merchant", "2019-01-01", "P1"]])
+    export, con = load(exp, tmp_path)
+    assert export.counts["events"].as_dict() == {"rows": 8, "accepted": 2, "rejected": 6}
+    assert export.counts["accounts"].as_dict() == {"rows": 4, "accepted": 2, "rejected": 2}
+    rej = pd.read_csv(tmp_path / "rejects" / "events.csv", dtype=str, keep_default_na=False)
+    assert rej["reason"].tolist() == [
+        "bad ts timestamp", "empty account_id", "account_id not in accounts",
+        "unknown event_type", "records is not an integer >= 0", "records is not an integer >= 0"]
+    assert rej["source_row"].tolist() == ["2", "3", "4", "5", "6", "7"]
+    assert rej["records"].tolist()[4] == "'-2"  # neutralised, still readable
+    acc = pd.read_csv(tmp_path / "rejects" / "accounts.csv", dtype=str, keep_default_na=False)
+    # m1's order is rejected with m1 itself? No: m1 is rejected for its partner, so the
+    # order targeting it stays (targets need not be accounts).
+    assert sorted(acc["reason"]) == ["duplicate account_id (first row kept)",
+                                     "partner_id not in partners"]
+
+
+def test_odd_but_valid_csv(tmp_path):
+    exp = tmp_path / "exp"
+    write_table(exp / "partners.csv", PARTNERS_H, [["P1", 'Promo, "the" Co\nLtd', "promotions",
+                                                    "2019-01-01T00:00:00+08:00"]])
+    (exp / "accounts.csv").write_bytes(
+        b"\xef\xbb\xbf Account_ID ,ACCOUNT_TYPE,created_at,partner_id,extra\r\n"
+        b"a1,customer,2019-01-01T00:00:00-05:00,,x\r\n" + b"a2,customer,2019-01-01,," + b"y" * 200000 + b"\r\n")
+    with gzip.open(exp / "events.csv.gz", "wt", newline="") as fh:
+        fh.write("ts,account_id,device_id,ip,event_type,target_id,records\r\n"
+                 "2020-01-01T10:00:00Z,a1,d1,2001:db8::1,login,,\r\n")
+    export, con = load(exp, tmp_path, rate=0.0)
+    assert {k: v.rejected for k, v in export.counts.items()} == {"partners": 0, "accounts": 0,
+                                                                 "events": 0}
+    assert con.execute("SELECT name FROM partners").fetchone()[0] == 'Promo, "the" Co\nLtd'
+    created = con.execute("SELECT created_at FROM accounts ORDER BY aid").fetchall()
+    assert str(created[0][0]) == "2019-01-01 05:00:00"  # offset applied, stored in UTC
+
+
+@pytest.mark.parametrize("problem, setup", [
+    ("missing", lambda e: (e / "events.csv").unlink()),
+    ("given twice", lambda e: (e / "events.parquet").write_bytes(b"PAR1")),
+    ("missing required column 'event_type'", lambda e: (e / "events.csv").write_text(
+        "ts,account_id,device_id,ip,target_id,records\n")),
+    ("unreadable", lambda e: ((e / "events.csv").unlink(),
+                              (e / "events.csv.gz").write_bytes(
+                                  gzip.compress(b"ts,account_id,event_type,target_id\n" * 500)[:60]))),
+    ("empty", lambda e: (e / "accounts.csv").write_text("")),
+])
+def test_fatal_errors_exit_2_with_one_line(tmp_path, capsys, problem, setup):
+    exp = small_export(tmp_path)
+    setup(exp)
+    code = main(["run", str(exp), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1
+    assert problem in err and str(exp) in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_parquet_with_wrong_types_is_fatal(tmp_path, capsys):
+    exp = small_export(tmp_path)
+    (exp / "events.csv").unlink()
+    pd.DataFrame({"ts": [1.5], "account_id": ["a1"], "event_type": ["login"],
+                  "target_id": [""]}).to_parquet(exp / "events.parquet")
+    assert main(["run", str(exp), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "events.parquet" in err and "'ts' has type DOUBLE" in err
+
+
+def test_parquet_export_matches_csv(tmp_path):
+    exp = small_export(tmp_path)
+    ev = pd.read_csv(exp / "events.csv", dtype=str, keep_default_na=False)
+    (exp / "events.csv").unlink()
+    ev["records"] = pd.array([None, 1], dtype="Int64")
+    ev.to_parquet(exp / "events.parquet")
+    export, con = load(exp, tmp_path, rate=0.0)
+    assert export.counts["events"].accepted == 2
+    assert con.execute("SELECT sum(rec) FROM ev").fetchone()[0] == 2  # empty records means 1
+
+
+def test_reject_rate_limit(tmp_path, capsys):
+    exp = small_export(tmp_path, events=[["bad", "a1", "", "", "login", "", ""]] * 3 + [
+        ["2020-01-01", "a1", "", "", "login", "", ""]])
+    assert main(["run", str(exp), "--out", str(tmp_path / "out")]) == 2
+    assert "3 of 4 rows rejected" in capsys.readouterr().err
+    assert main(["run", str(exp), "--out", str(tmp_path / "out"), "--max-reject-rate", "0.9"]) == 0
+    record = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert record["tables"]["events"] == {"rows": 4, "accepted": 1, "rejected": 3}
+
+
+def test_header_only_events_give_an_empty_result(tmp_path):
+    exp = small_export(tmp_path, events=[])
+    out = tmp_path / "out"
+    assert main(["run", str(exp), "--out", str(out)]) == 0
+    assert len(pd.read_csv(out / "rings.csv")) == 0
+    assert "no usable events" in (out / "report.html").read_text()
+
+
+def test_export_error_names_file():
+    err = ExportError("x/events.csv", "missing required column 'ts'\n(really)")
+    assert str(err) == "x/events.csv: missing required column 'ts' (really)"
