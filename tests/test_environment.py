@@ -19,7 +19,8 @@ def test_environment_yml_matches_pyproject():
     reqs = project["dependencies"] + project["optional-dependencies"]["dev"]
     expected = {CONDA_NAMES.get(n, n): spec for n, spec in map(_split, reqs)}
     conda = {}
-    for line in (ROOT / "environment.yml").read_text().splitlines():
+    text = (ROOT / "environment.yml").read_text().split("dependencies:", 1)[1]
+    for line in text.splitlines():
         m = re.match(r"^\s{2}-\s+([A-Za-z0-9_.\-]+)(.*)$", line)
         if m and m.group(1) not in ("python", "pip"):
             conda[m.group(1).lower()] = m.group(2).strip()
