@@ -4,10 +4,13 @@ Everything here is SQL over the workspace's compact ``ev`` table, so it scales
 with DuckDB, not with pandas: the results are one row per account and one row
 per (account, device) and (account, IP) link.
 
-A read is **tied** when the user read has ordered (up to the as-of moment) from
-a merchant tied to the reader: the reader itself when it is a merchant, or any
-merchant served by the reader's partner. Reads that are not tied are reads of
-users with no business relationship to the reader: the harvest.
+A profile read is **tied** when the user read has ordered (up to the as-of
+moment) from a merchant tied to the reader: the reader itself when it is a
+merchant, or any merchant served by the reader's partner. A read of a
+merchant's comments is tied for that merchant, its partner's staff, and anyone
+who viewed its items or ordered from it (a shopper reading reviews). Reads that
+are not tied are reads of users with no business relationship to the reader:
+the harvest.
 """
 
 from __future__ import annotations
@@ -100,15 +103,20 @@ def aggregate(con: duckdb.DuckDBPyConnection, as_of: date | str | None = None) -
         LEFT JOIN bought_partner bp ON bp.buyer = r.tid AND bp.partner_id = ra.partner_id
         LEFT JOIN bought b ON b.buyer = r.tid AND b.merchant = r.aid
     """)
+    # Comments of a merchant are tied for the merchant itself, its partner's staff, and
+    # shoppers who looked at its items or ordered from it.
     con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE shopped AS
+        SELECT DISTINCT aid, tid FROM e WHERE et IN ({o}, {ET['view_item']}) AND tid IS NOT NULL;
         CREATE OR REPLACE TEMP TABLE comment_pairs AS
         SELECT r.aid, r.tid, r.n, r.rec,
-               (r.tid = r.aid OR (ra.partner_id IS NOT NULL AND m.partner_id = ra.partner_id))
-                 AS tied
+               (r.tid = r.aid OR (ra.partner_id IS NOT NULL AND m.partner_id = ra.partner_id)
+                OR s.aid IS NOT NULL) AS tied
         FROM (SELECT aid, tid, count(*) AS n, sum(rec) AS rec FROM e
               WHERE et = {c} GROUP BY aid, tid) r
         JOIN accounts ra ON ra.aid = r.aid
         LEFT JOIN accounts m ON m.aid = r.tid
+        LEFT JOIN shopped s ON s.aid = r.aid AND s.tid = r.tid
     """)
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE timing AS

@@ -6,12 +6,15 @@ How a ring is cut out
    least ``harvest_factor`` times the population baseline (and, when they have
    profile reads, mostly untied). Volume alone never makes a harvester: an
    integrator reading 100,000 profiles of its own merchants' buyers is not one.
-2. **Their crew**: accounts that share a device or a (non-hub) IP with the ring
-   join it when that device or IP is mostly used by the ring, or when they carry
-   an operating signal of their own (an emulator-like shared device, coupon
-   claims without orders). Two rounds, so the crew of the crew is found too.
-3. **Grouping**: the connected pieces of harvesters and crew are grouped by the
-   community (Louvain) most of their members sit in: one community, one ring.
+2. **Their crew**: accounts on a device the ring mostly uses (a shared
+   emulator) join it; so do *weak harvesters* (harm over the factor but mostly
+   tied reads, like a partner's staff member steering a crawler) on a device
+   or IP the ring mostly uses. An IP alone never pulls an account in: homes
+   and carriers share IPs with strangers. Two rounds, so the crew of the crew
+   is found too.
+3. **Grouping**: harvesters and crew connected through devices and IPs they
+   dominate form pieces; pieces are grouped by the community (Louvain) most of
+   their members sit in: one community, one ring.
 
 A ring is **flagged** when its harm is corroborated by at least one operating
 signal (shared infrastructure, partner linkage, machine pacing, round-the-clock
@@ -45,7 +48,7 @@ class RingParams:
     #: Harm at least this many times the baseline makes an account a harvester.
     harvest_factor: float = 10.0
     #: Share of untied profile reads a harvester must have (when it reads profiles).
-    min_untied_share: float = 0.5
+    min_untied_share: float = 0.25
     #: An operating signal counts at this many times its baseline.
     support_factor: float = 3.0
     #: A device or IP used mostly (this share) by the ring pulls its other users in.
@@ -69,34 +72,41 @@ def _entity_links(graph: EntityGraph) -> pd.DataFrame:
     return links.rename(columns={"u": "aid", "v": "entity"})
 
 
-def _expand(sig: pd.DataFrame, links: pd.DataFrame, seeds: np.ndarray,
+def _expand(sig: pd.DataFrame, links: pd.DataFrame, harvester: np.ndarray, weak: np.ndarray,
             params: RingParams) -> np.ndarray:
-    """Harvesters plus the accounts that operate with them (see module doc)."""
-    in_ring = np.zeros(len(sig), dtype=bool)
-    in_ring[seeds] = True
-    own_signal = ((sig["device_share_ratio"].to_numpy() >= params.support_factor)
-                  | (sig["coupon_ratio"].to_numpy() >= params.support_factor))
+    """Harvesters plus the accounts that operate with them (see module doc).
+
+    A device mostly used by the ring pulls in all its users (a shared emulator).
+    An IP never does by itself, because households and carriers share IPs with
+    strangers; but a *weak harvester* (harm over the factor with a mostly tied
+    share, such as a partner's staff member steering a crawler) joins when it
+    shares a device or IP that the ring dominates.
+    """
+    in_ring = harvester.copy()
+    aid = links["aid"].to_numpy()
+    is_device = (links["kind"] == "device").to_numpy()
     size = links.groupby("entity")["aid"].transform("size").to_numpy()
     for _ in range(2):
-        ring_on = in_ring[links["aid"].to_numpy()]
+        ring_on = in_ring[aid]
         n_ring = pd.Series(ring_on).groupby(links["entity"].to_numpy()).transform("sum").to_numpy()
-        touched = n_ring > 0
-        dominated = touched & (n_ring / size >= params.dominated_share)
-        cand = links["aid"].to_numpy()
-        joins = (dominated | (touched & own_signal[cand])) & ~ring_on
+        dominated = (n_ring > 0) & (n_ring / size >= params.dominated_share)
+        joins = dominated & (is_device | weak[aid]) & ~ring_on
         if not joins.any():
             break
-        in_ring[np.unique(cand[joins])] = True
+        in_ring[np.unique(aid[joins])] = True
     return np.flatnonzero(in_ring)
 
 
-def _components(members: np.ndarray, links: pd.DataFrame) -> np.ndarray:
-    """Connected pieces of ``members`` through devices/IPs they share."""
+def _components(members: np.ndarray, links: pd.DataFrame, params: RingParams) -> np.ndarray:
+    """Connected pieces of ``members`` through devices/IPs the members dominate."""
     import igraph as ig
 
-    sub = links[links["aid"].isin(members)]
-    shared = sub.groupby("entity")["aid"].transform("size") >= 2
-    sub = sub[shared.to_numpy()]
+    size = links.groupby("entity")["aid"].transform("size")
+    sub = links.assign(size=size.to_numpy())
+    sub = sub[sub["aid"].isin(members)]
+    n_in = sub.groupby("entity")["aid"].transform("size")
+    keep = (n_in >= 2) & (n_in / sub["size"] >= params.dominated_share)
+    sub = sub[keep.to_numpy()]
     index = {int(a): i for i, a in enumerate(members)}
     ent = {int(e): len(members) + i for i, e in enumerate(np.unique(sub["entity"].to_numpy()))}
     edges = [(index[int(a)], ent[int(e)]) for a, e in zip(sub["aid"], sub["entity"])]
@@ -132,15 +142,15 @@ def find_rings(sig: pd.DataFrame, base: Baselines, graph: EntityGraph, communiti
     params = params or RingParams()
     sig = sig.reset_index(drop=True)
     share = sig["untied_share"].to_numpy()
-    harvester = ((sig["harvest_ratio"].to_numpy() >= params.harvest_factor)
-                 & (np.isnan(share) | (share >= params.min_untied_share)))
-    seeds = np.flatnonzero(harvester)
+    harmful = sig["harvest_ratio"].to_numpy() >= params.harvest_factor
+    harvester = harmful & (np.isnan(share) | (share >= params.min_untied_share))
+    weak = harmful & ~harvester
     links = _entity_links(graph)
-    if len(seeds) == 0:
+    if not harvester.any():
         return Rings(pd.DataFrame(columns=RING_COLUMNS), pd.DataFrame(columns=MEMBER_COLUMNS + ["aid"]),
                      params)
-    members = _expand(sig, links, seeds, params)
-    comp = _components(members, links)
+    members = _expand(sig, links, harvester, weak, params)
+    comp = _components(members, links, params)
     comm = communities.reindex(members).to_numpy()
     # Each connected piece goes to the community most of its members sit in.
     piece = pd.DataFrame({"aid": members, "comp": comp, "comm": comm})
