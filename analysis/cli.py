@@ -79,7 +79,37 @@ def build_parser() -> argparse.ArgumentParser:
                    help="truth.json with each ring's first harvest (for --replay)")
     e.add_argument("--seed", type=int, default=7)
     e.add_argument("--out", type=Path, default=None, help="where --replay writes its table")
+    n = sub.add_parser("report", help="run the five notebooks headless on an export "
+                                      "(report.html, charts, executed notebooks)")
+    n.add_argument("exports_dir", type=Path)
+    n.add_argument("--out", type=Path, required=True, help="output folder")
+    n.add_argument("--as-of", type=_date, default=None,
+                   help="use only events up to the end of this day (UTC)")
+    n.add_argument("--seed", type=int, default=7)
+    n.add_argument("--ring", default=None,
+                   help="ring for notebook 04: rank or ring id (default: the top flagged ring)")
+    n.add_argument("--screenshots", type=Path, default=None, metavar="DIR",
+                   help="also render report.png and ring_network.png into DIR (e.g. docs)")
+    n.add_argument("--no-progress", action="store_true")
     return p
+
+
+def _cmd_report(a) -> int:
+    from .notebooks import docs_screenshots, run_notebooks
+
+    progress = None
+    if not a.no_progress and sys.stderr.isatty():
+        from tqdm import tqdm
+
+        def progress(total):
+            return tqdm(total=total, desc="notebooks", unit="nb", file=sys.stderr)
+    res = run_notebooks(a.exports_dir, a.out, as_of=a.as_of, seed=a.seed, ring=a.ring,
+                        progress=progress)
+    shots = docs_screenshots(a.out, a.screenshots) if a.screenshots else []
+    print(f"{len(res.notebooks)} notebooks executed into {res.out / 'notebooks'}; "
+          f"report {res.report}; {len(res.charts)} chart files in {res.out / 'charts'}"
+          + (f"; screenshots {', '.join(str(s) for s in shots)}" if shots else ""))
+    return EXIT_OK
 
 
 def _cmd_run(a) -> int:
@@ -135,7 +165,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if a.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
-        return {"run": _cmd_run, "synth": _cmd_synth, "evaluate": _cmd_evaluate}[a.command](a)
+        return {"run": _cmd_run, "synth": _cmd_synth, "evaluate": _cmd_evaluate,
+                "report": _cmd_report}[a.command](a)
     except ExportError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_UNUSABLE

@@ -16,10 +16,11 @@ How a ring is cut out
    dominate form pieces; pieces are grouped by the community (Louvain) most of
    their members sit in: one community, one ring.
 
-A ring is **flagged** when its harm is corroborated by at least one operating
-signal (shared infrastructure, partner linkage, machine pacing, round-the-clock
-activity, a new-account burst, coupon abuse), or when its harm alone is
-``harvest_factor``² times the baseline. Its **score** is the log10 of its harm
+A ring is **flagged** when its harm is at least ``harvest_factor``² times the
+baseline and corroborated by at least one operating signal (accounts operating
+together on devices or IPs the ring dominates, partner linkage, machine pacing,
+round-the-clock activity, a new-account burst, coupon abuse), or when its harm
+alone is ``harvest_factor``³ times the baseline (a lone crawler). Its **score** is the log10 of its harm
 ratio plus half a point per corroborating signal.
 """
 
@@ -170,7 +171,9 @@ def find_rings(sig: pd.DataFrame, base: Baselines, graph: EntityGraph, communiti
     for group, grp in piece.groupby("group", sort=True):
         m = sig.iloc[grp["aid"].to_numpy()]
         h = m[harvester[m.index.to_numpy()]]
-        ring = _ring_evidence(m, h, sig, base, params, acc_created, partners, coupons, links)
+        together = int(grp.groupby("comp")["aid"].transform("size").ge(2).sum())
+        ring = _ring_evidence(m, h, sig, base, params, acc_created, partners, coupons, links,
+                              together)
         ring["group"] = group
         rows.append(ring)
         acct_score = (np.log10(1 + m["harvest_ratio"].to_numpy())
@@ -200,7 +203,7 @@ def find_rings(sig: pd.DataFrame, base: Baselines, graph: EntityGraph, communiti
 
 def _ring_evidence(m: pd.DataFrame, h: pd.DataFrame, sig: pd.DataFrame, base: Baselines,
                    params: RingParams, created: pd.Series, partners: pd.DataFrame,
-                   coupons: pd.DataFrame, links: pd.DataFrame) -> dict:
+                   coupons: pd.DataFrame, links: pd.DataFrame, together: int) -> dict:
     """Measure one ring against the population and say why in plain words."""
     reasons: list[str] = []
     support = 0
@@ -211,8 +214,8 @@ def _ring_evidence(m: pd.DataFrame, h: pd.DataFrame, sig: pd.DataFrame, base: Ba
     if users:
         reasons.append(
             f"read {reads:,} profiles of {users:,} users with no order from its merchants "
-            f"({_fmt(users / bu)}× what 95% of accounts read; median "
-            f"{h['account_type'].mode().iloc[0].replace('_', ' ')} "
+            f"({_fmt(users / bu)}× the 95th-percentile account; the median "
+            f"{h['account_type'].mode().iloc[0].replace('_', ' ')} read "
             f"{_fmt(base.median_by_type['untied_users'].get(h['account_type'].mode().iloc[0], 0))})")
     if records and records / br >= params.harvest_factor:
         reasons.append(f"harvested {records:,} user records from profiles and comments with no "
@@ -241,16 +244,16 @@ def _ring_evidence(m: pd.DataFrame, h: pd.DataFrame, sig: pd.DataFrame, base: Ba
                else "it shares devices or IPs with partner staff")
         reasons.append(f"linked to partner {', '.join(what)}: {how}")
         partner_ids = names
-    if len(m) >= 2:
+    if together >= 2:
+        support += 1
         dev_max = int(m["device_share"].max())
         if (m["device_share_ratio"] >= params.support_factor).any():
-            support += 1
-            reasons.append(f"{len(m)} accounts operate together; one device is shared by "
+            reasons.append(f"{together} accounts operate together; one device is shared by "
                            f"{dev_max} accounts ({_fmt(dev_max / base.value['device_share'])}× "
                            f"the 95th percentile)")
-        elif (m["ip_share"] >= 2).any():
-            support += 1
-            reasons.append(f"{len(m)} accounts operate together on shared devices or IPs")
+        else:
+            reasons.append(f"{together} accounts operate together on devices or IPs used "
+                           f"mostly by the ring")
     paced = h[h["pacing_ratio"] >= 1]
     if len(paced):
         support += 1
@@ -278,10 +281,16 @@ def _ring_evidence(m: pd.DataFrame, h: pd.DataFrame, sig: pd.DataFrame, base: Ba
             support += 1
             reasons.append(f"claimed {claims:,} coupons at its partner's merchants; "
                            f"{no_order:,} claims at merchants it never ordered from")
-    flagged = bool(len(h)) and (support >= 1 or harm_ratio >= params.harvest_factor ** 2)
+    f = params.harvest_factor
+    flagged = bool(len(h)) and ((harm_ratio >= f ** 2 and support >= 1) or harm_ratio >= f ** 3)
     score = np.log10(1 + harm_ratio) + 0.5 * support
     if not flagged:
-        reasons.append("not flagged: harm without any corroborating operating signal")
+        if harm_ratio < f ** 2:
+            reasons.append(f"not flagged: harm {_fmt(harm_ratio)}× the baseline is under the "
+                           f"{f ** 2:g}× a ring needs")
+        else:
+            reasons.append(f"not flagged: harm without any corroborating operating signal, "
+                           f"under the {f ** 3:g}× that flags it alone")
     return {
         "score": round(float(score), 3), "flagged": flagged, "n_accounts": int(len(m)),
         "partner_ids": ";".join(partner_ids), "first_seen": m["first_seen"].min(),
