@@ -7,9 +7,10 @@ How a ring is cut out
    profile reads, mostly untied). Volume alone never makes a harvester: an
    integrator reading 100,000 profiles of its own merchants' buyers is not one.
 2. **Their crew**: accounts on a device the ring mostly uses (a shared
-   emulator) join it; so do *weak harvesters* (harm over the factor but mostly
-   tied reads, like a partner's staff member steering a crawler) on a device
-   or IP the ring mostly uses. An IP alone never pulls an account in: homes
+   emulator) join it; so do accounts on an IP the ring mostly uses when they
+   carry a signal of their own (*weak harvesters*, with harm over the factor
+   but mostly tied reads, like a partner's staff member steering a crawler;
+   an emulator-like device). An IP alone never pulls an account in: homes
    and carriers share IPs with strangers. Two rounds, so the crew of the crew
    is found too.
 3. **Grouping**: harvesters and crew connected through devices and IPs they
@@ -17,10 +18,12 @@ How a ring is cut out
    their members sit in: one community, one ring.
 
 A ring is **flagged** when its harm is at least ``harvest_factor``² times the
-baseline and corroborated by at least one operating signal (accounts operating
-together on devices or IPs the ring dominates, partner linkage, machine pacing,
-round-the-clock activity, a new-account burst, coupon abuse), or when its harm
-alone is ``harvest_factor``³ times the baseline (a lone crawler). Its **score** is the log10 of its harm
+baseline and it is more than one curious account: several accounts operating
+together on devices or IPs the ring dominates, or a partner link (staff in the
+ring, or staff on its devices). A lone account with no partner link needs
+``harvest_factor``³ times the baseline (a lone crawler). The weaker operating
+signals (machine pacing, round-the-clock activity, a new-account burst,
+coupon abuse) raise the score and are reported, but never flag on their own. Its **score** is the log10 of its harm
 ratio plus half a point per corroborating signal.
 """
 
@@ -79,11 +82,14 @@ def _expand(sig: pd.DataFrame, links: pd.DataFrame, harvester: np.ndarray, weak:
 
     A device mostly used by the ring pulls in all its users (a shared emulator).
     An IP never does by itself, because households and carriers share IPs with
-    strangers; but a *weak harvester* (harm over the factor with a mostly tied
-    share, such as a partner's staff member steering a crawler) joins when it
-    shares a device or IP that the ring dominates.
+    strangers; but an account on an IP the ring dominates joins when it carries a
+    signal of its own: it is a *weak harvester* (harm over the factor with a
+    mostly tied share, such as a partner's staff member steering a crawler) or
+    it uses a device shared like an emulator.
     """
     in_ring = harvester.copy()
+    # Coupon claims are no crew signal: honest power shoppers claim plenty.
+    own_signal = sig["device_share_ratio"].to_numpy() >= params.support_factor
     aid = links["aid"].to_numpy()
     is_device = (links["kind"] == "device").to_numpy()
     size = links.groupby("entity")["aid"].transform("size").to_numpy()
@@ -91,7 +97,7 @@ def _expand(sig: pd.DataFrame, links: pd.DataFrame, harvester: np.ndarray, weak:
         ring_on = in_ring[aid]
         n_ring = pd.Series(ring_on).groupby(links["entity"].to_numpy()).transform("sum").to_numpy()
         dominated = (n_ring > 0) & (n_ring / size >= params.dominated_share)
-        joins = dominated & (is_device | weak[aid]) & ~ring_on
+        joins = dominated & (is_device | weak[aid] | own_signal[aid]) & ~ring_on
         if not joins.any():
             break
         in_ring[np.unique(aid[joins])] = True
@@ -206,7 +212,7 @@ def _ring_evidence(m: pd.DataFrame, h: pd.DataFrame, sig: pd.DataFrame, base: Ba
                    coupons: pd.DataFrame, links: pd.DataFrame, together: int) -> dict:
     """Measure one ring against the population and say why in plain words."""
     reasons: list[str] = []
-    support = 0
+    support = strong = 0
     bu, br = base.value["untied_users"], base.value["untied_records"]
     users, records = int(m["untied_users"].sum()), int(m["untied_records"].sum())
     reads = int(m["untied_reads"].sum())
@@ -226,7 +232,12 @@ def _ring_evidence(m: pd.DataFrame, h: pd.DataFrame, sig: pd.DataFrame, base: Ba
         reasons.append(f"{share:.0%} of its {int(pr):,} profile reads had no business tie")
     # Partner linkage: staff in the ring, or staff sharing its devices/IPs.
     partner_ids = sorted(set(m["partner_id"].dropna()))
-    ents = links.loc[links["aid"].isin(m["aid"]), "entity"].unique()
+    # Only through devices, or IPs the ring dominates: a busy NAT says nothing.
+    mine = links[links["aid"].isin(m["aid"])]
+    size = links.groupby("entity")["aid"].size()
+    n_in = mine.groupby("entity")["aid"].size()
+    own = n_in.index[(n_in / size.reindex(n_in.index)) >= params.dominated_share]
+    ents = set(own) | set(mine.loc[mine["kind"] == "device", "entity"])
     near = links.loc[links["entity"].isin(ents), "aid"].unique()
     near_staff = sig.iloc[near]
     near_staff = near_staff[(near_staff["account_type"] == "partner_staff")
@@ -235,6 +246,7 @@ def _ring_evidence(m: pd.DataFrame, h: pd.DataFrame, sig: pd.DataFrame, base: Ba
     staff = int((m["account_type"] == "partner_staff").sum())
     if staff or linked:
         support += 1
+        strong += 1
         names = partner_ids + linked
         what = []
         for p in names:
@@ -246,6 +258,7 @@ def _ring_evidence(m: pd.DataFrame, h: pd.DataFrame, sig: pd.DataFrame, base: Ba
         partner_ids = names
     if together >= 2:
         support += 1
+        strong += 1
         dev_max = int(m["device_share"].max())
         if (m["device_share_ratio"] >= params.support_factor).any():
             reasons.append(f"{together} accounts operate together; one device is shared by "
@@ -282,15 +295,15 @@ def _ring_evidence(m: pd.DataFrame, h: pd.DataFrame, sig: pd.DataFrame, base: Ba
             reasons.append(f"claimed {claims:,} coupons at its partner's merchants; "
                            f"{no_order:,} claims at merchants it never ordered from")
     f = params.harvest_factor
-    flagged = bool(len(h)) and ((harm_ratio >= f ** 2 and support >= 1) or harm_ratio >= f ** 3)
+    flagged = bool(len(h)) and ((harm_ratio >= f ** 2 and strong >= 1) or harm_ratio >= f ** 3)
     score = np.log10(1 + harm_ratio) + 0.5 * support
     if not flagged:
         if harm_ratio < f ** 2:
             reasons.append(f"not flagged: harm {_fmt(harm_ratio)}× the baseline is under the "
                            f"{f ** 2:g}× a ring needs")
         else:
-            reasons.append(f"not flagged: harm without any corroborating operating signal, "
-                           f"under the {f ** 3:g}× that flags it alone")
+            reasons.append(f"not flagged: a lone account with no partner link, under the "
+                           f"{f ** 3:g}× harm that flags a lone crawler")
     return {
         "score": round(float(score), 3), "flagged": flagged, "n_accounts": int(len(m)),
         "partner_ids": ";".join(partner_ids), "first_seen": m["first_seen"].min(),
