@@ -121,8 +121,11 @@ def _components(members: np.ndarray, links: pd.DataFrame, params: RingParams) ->
     return np.asarray(g.connected_components().membership)[: len(members)]
 
 
-def _burst(created: pd.Series, population: pd.Series, days: int) -> tuple[int, float]:
-    """Largest number of ``created`` within ``days``, and its ratio to the population rate."""
+def _burst(created: pd.Series, pop: np.ndarray, days: int) -> tuple[int, float]:
+    """Largest number of ``created`` within ``days``, and its ratio to the population rate.
+
+    ``pop`` is every account's creation time, sorted (``datetime64[s]``).
+    """
     c = np.sort(created.dropna().to_numpy(dtype="datetime64[s]"))
     if len(c) < 2:
         return len(c), 0.0
@@ -130,7 +133,6 @@ def _burst(created: pd.Series, population: pd.Series, days: int) -> tuple[int, f
     ends = np.searchsorted(c, c + window, side="right")
     i = int(np.argmax(ends - np.arange(len(c))))
     count = int(ends[i] - i)
-    pop = np.sort(population.dropna().to_numpy(dtype="datetime64[s]"))
     span = max(float((pop[-1] - pop[0]) / np.timedelta64(1, "D")), days) if len(pop) else days
     in_window = np.searchsorted(pop, c[i] + window, side="right") - np.searchsorted(pop, c[i])
     # Accounts a random draw of this ring's size would have in that window.
@@ -171,15 +173,31 @@ def find_rings(sig: pd.DataFrame, base: Baselines, graph: EntityGraph, communiti
     piece = piece[has_h.to_numpy()]
 
     rows, member_rows = [], []
-    acc_created = sig["created_at"]
+    pop_created = np.sort(sig["created_at"].dropna().to_numpy(dtype="datetime64[s]"))
     partners = agg.partners.set_index("partner_id") if len(agg.partners) else pd.DataFrame()
-    coupons = agg.coupons
+    # Split once what each ring needs, so the loop below touches only its own rows.
+    group_of = piece.set_index("aid")["group"]
+    entity_size = links.groupby("entity")["aid"].size()
+    mlinks = links[links["aid"].isin(group_of.index)].copy()
+    mlinks["group"] = mlinks["aid"].map(group_of).to_numpy()
+    mlinks["size"] = entity_size.reindex(mlinks["entity"]).to_numpy()
+    staff = sig[(sig["account_type"] == "partner_staff") & sig["partner_id"].notna()]
+    staff_links = links[links["aid"].isin(staff["aid"])].merge(
+        staff[["aid", "partner_id"]], on="aid")
+    coupons = agg.coupons[agg.coupons["aid"].isin(group_of.index)].copy() \
+        if len(agg.coupons) else agg.coupons
+    if len(coupons):
+        coupons["group"] = coupons["aid"].map(group_of).to_numpy()
+    links_by_group = dict(tuple(mlinks.groupby("group", sort=False)))
+    coupons_by_group = dict(tuple(coupons.groupby("group", sort=False))) if len(coupons) else {}
+    empty_links, empty_coupons = mlinks.iloc[0:0], coupons.iloc[0:0] if len(coupons) else coupons
     for group, grp in piece.groupby("group", sort=True):
         m = sig.iloc[grp["aid"].to_numpy()]
         h = m[harvester[m.index.to_numpy()]]
         together = int(grp.groupby("comp")["aid"].transform("size").ge(2).sum())
-        ring = _ring_evidence(m, h, sig, base, params, acc_created, partners, coupons, links,
-                              together)
+        ring = _ring_evidence(m, h, base, params, pop_created, partners,
+                              coupons_by_group.get(group, empty_coupons),
+                              links_by_group.get(group, empty_links), staff_links, together)
         ring["group"] = group
         rows.append(ring)
         acct_score = (np.log10(1 + m["harvest_ratio"].to_numpy())
@@ -207,10 +225,14 @@ def find_rings(sig: pd.DataFrame, base: Baselines, graph: EntityGraph, communiti
     return Rings(rings=rings, members=members_df, params=params)
 
 
-def _ring_evidence(m: pd.DataFrame, h: pd.DataFrame, sig: pd.DataFrame, base: Baselines,
-                   params: RingParams, created: pd.Series, partners: pd.DataFrame,
-                   coupons: pd.DataFrame, links: pd.DataFrame, together: int) -> dict:
-    """Measure one ring against the population and say why in plain words."""
+def _ring_evidence(m: pd.DataFrame, h: pd.DataFrame, base: Baselines, params: RingParams,
+                   pop_created: np.ndarray, partners: pd.DataFrame, coupons: pd.DataFrame,
+                   mine: pd.DataFrame, staff_links: pd.DataFrame, together: int) -> dict:
+    """Measure one ring against the population and say why in plain words.
+
+    ``mine`` holds the ring's own device/IP links with each entity's ``size``;
+    ``staff_links`` the links of every partner staff account.
+    """
     reasons: list[str] = []
     support = strong = 0
     bu, br = base.value["untied_users"], base.value["untied_records"]
@@ -233,15 +255,11 @@ def _ring_evidence(m: pd.DataFrame, h: pd.DataFrame, sig: pd.DataFrame, base: Ba
     # Partner linkage: staff in the ring, or staff sharing its devices/IPs.
     partner_ids = sorted(set(m["partner_id"].dropna()))
     # Only through devices, or IPs the ring dominates: a busy NAT says nothing.
-    mine = links[links["aid"].isin(m["aid"])]
-    size = links.groupby("entity")["aid"].size()
     n_in = mine.groupby("entity")["aid"].size()
+    size = mine.groupby("entity")["size"].first()
     own = n_in.index[(n_in / size.reindex(n_in.index)) >= params.dominated_share]
     ents = set(own) | set(mine.loc[mine["kind"] == "device", "entity"])
-    near = links.loc[links["entity"].isin(ents), "aid"].unique()
-    near_staff = sig.iloc[near]
-    near_staff = near_staff[(near_staff["account_type"] == "partner_staff")
-                            & near_staff["partner_id"].notna()]
+    near_staff = staff_links[staff_links["entity"].isin(ents)]
     linked = sorted(set(near_staff["partner_id"]) - set(partner_ids))
     staff = int((m["account_type"] == "partner_staff").sum())
     if staff or linked:
@@ -278,15 +296,14 @@ def _ring_evidence(m: pd.DataFrame, h: pd.DataFrame, sig: pd.DataFrame, base: Ba
         support += 1
         reasons.append(f"round the clock: {len(clock)} harvesting account(s) active in up to "
                        f"{int(clock['hours_active'].max())} of 24 hours of the day")
-    count, burst_ratio = _burst(m["created_at"], created, params.burst_days)
+    count, burst_ratio = _burst(m["created_at"], pop_created, params.burst_days)
     if count >= 3 and burst_ratio >= params.support_factor:
         support += 1
         reasons.append(f"new-account burst: {count} of its accounts were created within "
                        f"{params.burst_days} days ({_fmt(burst_ratio)}× the platform's rate)")
     claims = 0
     if partner_ids and len(coupons):
-        mine = coupons[coupons["aid"].isin(m["aid"]) & coupons["partner_id"].isin(partner_ids)]
-        claims = int(mine["claims"].sum())
+        claims = int(coupons.loc[coupons["partner_id"].isin(partner_ids), "claims"].sum())
     no_order = int(m["coupon_no_order"].sum())
     if claims or (m["coupon_ratio"] >= params.support_factor).any():
         if claims >= base.value["coupon_no_order"] * params.support_factor or \
