@@ -58,11 +58,24 @@ def read_labels(path: Path | str) -> pd.DataFrame:
     return labels
 
 
+def _unneutralise(ids: pd.Series) -> pd.Series:
+    """Undo the apostrophe that CSV output puts before formula-like ids.
+
+    >>> _unneutralise(pd.Series(["'=x", "a1", "'b"])).tolist()
+    ['=x', 'a1', "'b"]
+    """
+    ids = ids.astype(str)
+    formula = ids.str.len().gt(1) & ids.str.startswith("'") & ids.str[1:2].isin(
+        ["=", "+", "-", "@", "\t", "\r"])
+    return ids.where(~formula, ids.str[1:])
+
+
 def evaluate_frames(rings: pd.DataFrame, members: pd.DataFrame,
                     labels: pd.DataFrame) -> Evaluation:
     """Evaluate rings/members frames (as written to rings.csv / ring_members.csv)."""
     flag = rings["flagged"].astype(str).str.lower().isin(["true", "1"])
     flagged_ids = set(rings.loc[flag, "ring_id"].astype(str))
+    members = members.assign(account_id=_unneutralise(members["account_id"]))
     m = members[members["ring_id"].astype(str).isin(flagged_ids)]
     flagged = set(m["account_id"].astype(str))
     planted = set(labels["account_id"].astype(str))

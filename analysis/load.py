@@ -23,6 +23,7 @@ import gzip
 import hashlib
 import io
 import logging
+import re
 import time
 import zlib
 from dataclasses import dataclass, field
@@ -263,10 +264,15 @@ def _stage(con: duckdb.DuckDBPyConnection, path: Path, spec: TableSpec) -> tuple
 
 
 def _first_line(exc: BaseException) -> str:
+    """The gist of a DuckDB error in one line, without values quoted from the data.
+
+    >>> _first_line(ValueError("Conversion Error: Could not convert string 'a<b' to INT32\\nLINE 1"))
+    'Conversion Error: Could not convert string … to INT32'
+    """
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    # DuckDB messages may quote a raw row; keep the gist, not the data.
-    for marker in (" Original Line", "\n"):
-        text = text.split(marker)[0]
+    # DuckDB messages may quote a raw row or value; keep the gist, not the data.
+    text = text.split(" Original Line")[0]
+    text = re.sub(r"'[^']*'|\"[^\"]*\"", "…", text)
     return text[:200]
 
 
