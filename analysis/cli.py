@@ -177,6 +177,12 @@ def main(argv: list[str] | None = None) -> int:
         msg = " ".join(str(exc).split())[:300]
         print(f"error: {msg}", file=sys.stderr)
         return EXIT_UNUSABLE
+    except BrokenPipeError:
+        # The reader went away (e.g. `| head`); not an error of the run.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     except KeyboardInterrupt:
         print("error: interrupted; previous outputs left as they were", file=sys.stderr)
         return 130
