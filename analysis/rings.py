@@ -52,7 +52,7 @@ class RingParams:
     #: Harm at least this many times the baseline makes an account a harvester.
     harvest_factor: float = 10.0
     #: Share of untied profile reads a harvester must have (when it reads profiles).
-    min_untied_share: float = 0.1
+    min_untied_share: float = 0.03
     #: An operating signal counts at this many times its baseline.
     support_factor: float = 3.0
     #: A device or IP used mostly (this share) by the ring pulls its other users in.
