@@ -29,6 +29,8 @@ from .pipeline import RunParams, run
 from .replay import replay
 
 HELD_OUT_SEEDS = (101, 202, 303)
+#: Seeds of the independent tactics generator (analysis.synth_holdout) never looked at.
+HOLDOUT_TACTIC_SEEDS = (3, 4)
 STABILITY_SEEDS = (1, 2, 3, 4, 5)
 
 
@@ -91,7 +93,18 @@ def assess_seed(seed: int, work: Path, accounts: int, days: int) -> dict:
             int(weekly["false_alerts"].max()) if len(weekly) else 0}
 
 
-def render(results: list[dict], accounts: int, days: int) -> str:
+def assess_holdout(seed: int, work: Path, accounts: int) -> dict:
+    """Run the detector on the independent-tactics generator (other rings, other look-alikes)."""
+    from .synth_holdout import generate_holdout
+
+    res = generate_holdout(work / f"holdout-{seed}", seed=seed, accounts=accounts)
+    out = work / f"holdout-run-{seed}"
+    run(res.export_dir, out, RunParams(seed=7))
+    return {"seed": seed, "eval": evaluate(out, res.labels_path)}
+
+
+def render(results: list[dict], accounts: int, days: int,
+           holdout: list[dict] | None = None, holdout_accounts: int = 0) -> str:
     lines = ["# Detection quality on held-out seeds", "",
              f"Produced by `make quality` (`python -m analysis.quality`): synthetic exports of "
              f"{accounts:,} accounts over {days} days, every ring scenario and the honest "
@@ -118,6 +131,18 @@ def render(results: list[dict], accounts: int, days: int) -> str:
                      f"| {g['precision'].mean():.3f} | "
                      f"{'never' if pd.isna(days_max) else int(days_max)} | "
                      f"{int(g['flagged_at_14d'].fillna(False).astype(bool).sum())} of {len(g)} |")
+    if holdout:
+        lines += ["", "## Independent tactics (`analysis.synth_holdout`)", "",
+                  f"Five other ring tactics and three more look-alikes, written by a separate "
+                  f"session that never read the detector; {holdout_accounts:,} accounts, "
+                  f"seeds {', '.join(str(h['seed']) for h in holdout)}.", "",
+                  "| seed | precision | recall | rings found | false-alert rings | per ring |",
+                  "|---|---|---|---|---|---|"]
+        for h in holdout:
+            e = h["eval"]
+            per = ", ".join(f"{r['scenario']} {r['flagged']}/{r['accounts']}" for r in e.per_ring)
+            lines.append(f"| {h['seed']} | {e.precision:.3f} | {e.recall:.3f} | {e.rings_found} "
+                         f"of {e.rings_planted} | {e.false_alert_rings} | {per} |")
     lines.append("")
     return "\n".join(lines)
 
@@ -128,11 +153,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", default=",".join(map(str, HELD_OUT_SEEDS)))
     p.add_argument("--accounts", type=int, default=6000)
     p.add_argument("--days", type=int, default=120)
+    p.add_argument("--holdout-seeds", default=",".join(map(str, HOLDOUT_TACTIC_SEEDS)))
+    p.add_argument("--holdout-accounts", type=int, default=20000)
     a = p.parse_args(argv)
     seeds = [int(s) for s in a.seeds.split(",")]
+    holdout_seeds = [int(s) for s in a.holdout_seeds.split(",") if s]
     with tempfile.TemporaryDirectory(prefix="ringscope-quality-") as tmp:
         results = [assess_seed(s, Path(tmp), a.accounts, a.days) for s in seeds]
-    text = render(results, a.accounts, a.days)
+        holdout = [assess_holdout(s, Path(tmp), a.holdout_accounts) for s in holdout_seeds]
+    text = render(results, a.accounts, a.days, holdout, a.holdout_accounts)
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(text)
     sys.stdout.write(text)
