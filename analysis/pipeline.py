@@ -9,8 +9,8 @@ atomically into ``OUT_DIR``. The CLI and the notebooks call these same steps.
 from __future__ import annotations
 
 import json
-import math
 import logging
+import math
 import os
 import platform
 import shutil

@@ -49,7 +49,7 @@ def alerts_for(findings, labels: pd.DataFrame) -> tuple[set[str], int]:
     flagged = set(rings.loc[rings["flagged"].astype(bool), "ring_id"])
     planted = dict(zip(labels["account_id"].astype(str), labels["ring_id"].astype(str)))
     hit, false_alerts = set(), 0
-    for rid, grp in members[members["ring_id"].isin(flagged)].groupby("ring_id"):
+    for _, grp in members[members["ring_id"].isin(flagged)].groupby("ring_id"):
         owners = grp["account_id"].astype(str).map(planted).dropna()
         if len(owners) * 2 < len(grp):
             false_alerts += 1
@@ -84,7 +84,7 @@ def replay(export_dir: Path | str, labels_path: Path | str, *, truth: Path | str
             dates.append(day)
             day += timedelta(days=step_days)
         dates.append(hi.date())
-        for ring, start in starts.items():
+        for start in starts.values():
             dates.append((start + timedelta(days=14)).date())
         runs, first_flag = [], {}
         flagged_at: dict[date, set[str]] = {}

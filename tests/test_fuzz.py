@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import gzip
-import io
 import json
 import random
 import shutil
 from pathlib import Path
 
 import pandas as pd
+from conftest import tiny_ring_export
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from analysis.cli import main
-from conftest import tiny_ring_export
 
 TABLES = ("accounts", "partners", "events")
 

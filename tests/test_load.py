@@ -8,12 +8,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import ACCOUNTS_H, EVENTS_H, PARTNERS_H, write_table
 
 from analysis.cli import main
 from analysis.contract import ExportError
 from analysis.load import load_export, open_workspace
-
-from conftest import ACCOUNTS_H, EVENTS_H, PARTNERS_H, write_table
 
 
 def small_export(root: Path, events: list[list[object]] | None = None,

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import tiny_ring_export
 
 from analysis.cli import main
 from analysis.safe import FORMULA_PREFIXES
-from conftest import tiny_ring_export
 
 HOSTILE = {
     "P1": "<script>alert(1)</script>",
