@@ -25,12 +25,12 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .pseudonym import ring_label
+from .pseudonym import ring_label, ring_number
 
 __all__ = ["OKABE_ITO", "KIND_COLOURS", "esc", "style", "empty", "ring_ranking",
            "event_volume", "type_counts", "graph_size", "degree_distribution",
            "community_sizes", "score_vs_size", "partner_positions", "ring_network",
-           "ring_timeline", "staff_comparison", "plural", "harm_ranking", "records_over_time",
+           "ring_timeline", "staff_comparison", "plural", "ring_style", "harm_ranking", "records_over_time",
            "users_exposed", "partners_implicated", "detection_lag"]
 
 #: Okabe & Ito (2008) colour-blind-safe palette.
@@ -49,6 +49,20 @@ NODE_CLASSES = {
     "partner": ("partner", "#CC79A7", "star"),
 }
 DATE_AXIS = "date (UTC)"
+#: Colours of rings 1, 2, 3 …: Okabe–Ito without yellow (too light on white), then dashed.
+RING_COLOURS = ["#D55E00", "#0072B2", "#009E73", "#E69F00", "#CC79A7", "#56B4E9", "#000000"]
+RING_DASHES = ["solid", "dash", "dot", "dashdot"]
+
+
+def ring_style(ring_id: str) -> dict:
+    """The line colour and dash of a ring, the same in every chart (by its rank).
+
+    >>> ring_style("ring-001"), ring_style("ring-008")["dash"]
+    ({'color': '#D55E00', 'dash': 'solid'}, 'dash')
+    """
+    n = (ring_number(ring_id) or 1) - 1
+    return {"color": RING_COLOURS[n % len(RING_COLOURS)],
+            "dash": RING_DASHES[(n // len(RING_COLOURS)) % len(RING_DASHES)]}
 
 
 def esc(value) -> str:
@@ -344,8 +358,8 @@ def _layout(sub, seed: int) -> dict[int, tuple[float, float]]:
     g.add_edges_from(zip(sub.edges["u"].astype(int).tolist(), sub.edges["v"].astype(int).tolist()))
     if g.number_of_nodes() == 0:
         return {}
-    k = 1.5 / math.sqrt(g.number_of_nodes())
-    return nx.spring_layout(g, seed=seed, k=k, iterations=200)
+    k = 2.5 / math.sqrt(g.number_of_nodes())
+    return nx.spring_layout(g, seed=seed, k=k, iterations=300)
 
 
 def ring_network(sub, pseudonyms=None, *, seed: int = 7, title: str | None = None) -> go.Figure:
@@ -391,7 +405,7 @@ def ring_network(sub, pseudonyms=None, *, seed: int = 7, title: str | None = Non
             else:
                 what = "device" if r.kind == "device" else "IP"
                 hover.append(f"<b>{what} {lab}</b><br>used by {_n(r.accounts)} account(s)")
-            text.append(lab if (r.kind != "account" or r.in_ring) else "")
+            text.append(lab if (r.in_ring or r.kind == "partner" or len(nodes) <= 40) else "")
         size = 16 if cls in ("staff", "ring", "partner") else 11
         fig.add_scatter(
             x=[pos[n][0] for n in part["node"].astype(int)],
@@ -443,10 +457,11 @@ def ring_timeline(daily: pd.DataFrame, ring_id: str, *, label: str | None = None
     _date_axis(fig)
     fig.update_yaxes(title_text="profiles read per day", secondary_y=False, rangemode="tozero")
     fig.update_yaxes(title_text="records harvested per day", secondary_y=True, rangemode="tozero",
-                     showgrid=False)
-    fig.update_layout(height=420, legend={"orientation": "h", "y": 1.02, "x": 0.01,
-                                          "yanchor": "bottom"}, margin={"t": 100})
-    return style(fig, title)
+                     showgrid=False, tickmode="auto")
+    fig = style(fig, title)
+    fig.update_layout(height=460, legend={"orientation": "h", "y": -0.22, "x": 0.01,
+                                          "yanchor": "top"}, margin={"b": 110})
+    return fig
 
 
 def staff_comparison(staff: pd.DataFrame, ring_id: str, pseudonyms=None) -> go.Figure:
@@ -540,13 +555,12 @@ def records_over_time(daily: pd.DataFrame) -> go.Figure:
         return empty("No records harvested by flagged rings", "no flagged ring")
     fig = go.Figure()
     totals = daily.groupby("ring_id")["untied_records"].sum().sort_values(ascending=False)
-    for i, rid in enumerate(totals.index):
+    for rid in totals.index:
         d = daily[daily["ring_id"] == rid].sort_values("day")
         full = pd.date_range(d["day"].min(), d["day"].max(), freq="D")
         d = d.set_index("day")[["untied_records"]].reindex(full, fill_value=0)
         fig.add_scatter(x=d.index, y=d["untied_records"], mode="lines", name=ring_label(rid),
-                        line={"color": OKABE_ITO[(i + 5) % len(OKABE_ITO)], "width": 2,
-                              "dash": ["solid", "dash", "dot", "dashdot"][(i // 8) % 4]},
+                        line={**ring_style(rid), "width": 2},
                         hovertemplate=(f"{ring_label(rid)}<br>%{{x|%Y-%m-%d}}: %{{y:,}} records"
                                        "<extra></extra>"))
     harvesting = daily[daily["untied_records"] > 0]
@@ -566,15 +580,14 @@ def users_exposed(exposed: pd.DataFrame) -> go.Figure:
     fig = go.Figure()
     allr = exposed[exposed["ring_id"] == "all"]
     rings = [r for r in exposed["ring_id"].unique() if r != "all"]
-    for i, rid in enumerate(sorted(rings)):
+    for rid in sorted(rings):
         d = exposed[exposed["ring_id"] == rid]
         fig.add_scatter(x=d["day"], y=d["users"], mode="lines", name=ring_label(rid),
-                        line={"shape": "hv", "width": 1.5,
-                              "color": OKABE_ITO[(i + 5) % len(OKABE_ITO)]},
+                        line={"shape": "hv", "width": 1.5, **ring_style(rid)},
                         hovertemplate=(f"{ring_label(rid)}<br>by %{{x|%Y-%m-%d}}: %{{y:,}} users"
                                        "<extra></extra>"))
     fig.add_scatter(x=allr["day"], y=allr["users"], mode="lines", name="all flagged rings",
-                    line={"shape": "hv", "width": 3, "color": "#000000"},
+                    line={"shape": "hv", "width": 4, "color": "#555555"},
                     hovertemplate="all flagged rings<br>by %{x|%Y-%m-%d}: %{y:,} users"
                                   "<extra></extra>")
     last = allr.iloc[-1]

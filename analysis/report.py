@@ -146,8 +146,8 @@ def management(export, findings, pseudonyms: Pseudonyms | None = None, *, replay
     distinct = {str(k): int(v) for k, v in per_ring.items()}
     total = (int(exposed.loc[exposed["ring_id"] == "all", "users"].max())
              if len(exposed) else 0)
-    rings["untied_users"] = [distinct.get(r, u) for r, u in zip(rings["ring_id"],
-                                                                 rings["untied_users"])]
+    own = rings["untied_users"] if "untied_users" in rings else [0] * len(rings)
+    rings["untied_users"] = [distinct.get(r, u) for r, u in zip(rings["ring_id"], own)]
     partners = inv.partners_implicated(findings, distinct)
     figs = {
         "rings_by_harm": charts.harm_ranking(rings),

@@ -1,0 +1,635 @@
+"""Investigating one ring: its network, its neighbourhood, its timeline, its evidence.
+
+Pure functions over :class:`~analysis.pipeline.Findings` and, where events are
+needed, the loaded DuckDB workspace (``export.con``). They return DataFrames
+(and a :class:`RingGraph`); :mod:`analysis.charts` turns them into figures.
+These tables keep the **real ids**: they are the investigator's evidence.
+Management outputs go through :mod:`analysis.pseudonym` first.
+
+:func:`open_findings` is the one call a notebook needs to get from an export
+folder to findings; :func:`first_flagged` replays the analysis at earlier
+as-of dates to tell when weekly runs would have flagged each ring.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from dataclasses import dataclass, replace
+from datetime import date, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import config
+from .aggregate import ET, aggregate, as_of_bound, daily_activity
+from .load import Export, load_export, open_workspace
+from .pipeline import Findings, RunParams, analyse
+
+__all__ = ["RingGraph", "open_findings", "resolve_ring", "ring_choices", "ring_members",
+           "ring_subgraph", "evidence_table", "ring_daily", "partner_staff", "records_by_ring",
+           "users_exposed", "partners_implicated", "first_flagged", "RingCase", "case", "split_reasons",
+           "ring_explorer"]
+
+log = logging.getLogger(__name__)
+
+
+def open_findings(exports: str | Path | None = None, as_of: str | None = None, seed: int = 7,
+                  *, rejects_dir: str | Path | None = None, workspace: str | Path | None = None,
+                  params: RunParams | None = None) -> tuple[Export, Findings]:
+    """Load and validate an export into a fresh workspace, then analyse it.
+
+    Parameters
+    ----------
+    exports : folder of the export (default: :data:`analysis.config.DEMO_EXPORT`)
+    as_of : "YYYY-MM-DD" or None; only events up to the end of that day are used
+    seed : seed of community detection
+    rejects_dir : where quarantined rows go (default: a temporary folder)
+    workspace : a DuckDB file for big exports (default: in memory)
+    params : full run parameters (``as_of`` and ``seed`` override theirs)
+
+    Returns
+    -------
+    (export, findings); ``export.con`` is the workspace, kept open for the
+    functions of this module that read events.
+    """
+    params = replace(params or RunParams(), as_of=as_of or None, seed=int(seed))
+    if params.as_of is not None:
+        date.fromisoformat(str(params.as_of))
+    if rejects_dir is None:
+        rejects_dir = Path(tempfile.mkdtemp(prefix="ringscope-rejects-"))
+    con = open_workspace(workspace, memory_limit=params.memory_limit)
+    export = load_export(config.export_dir(exports), con, Path(rejects_dir),
+                         max_reject_rate=params.max_reject_rate)
+    findings = analyse(con, params)
+    return export, findings
+
+
+# -- which ring -----------------------------------------------------------------------------
+
+def ring_choices(findings: Findings) -> list[tuple[str, str]]:
+    """(label, ring_id) for every candidate ring, best first: for a picker widget."""
+    out = []
+    for r in findings.rings.rings.itertuples(index=False):
+        flag = "flagged" if bool(r.flagged) else "not flagged"
+        out.append((f"{r.ring_id} · score {r.score:.2f} · {r.n_accounts} accounts · {flag}",
+                    r.ring_id))
+    return out
+
+
+def resolve_ring(findings: Findings, ring: int | str | None = None) -> str | None:
+    """The ring id meant by ``ring``: a rank (1 = top), a ring id, or None (the top flagged ring,
+    else the top candidate). None when the run has no candidate rings.
+
+    Raises ValueError for a rank or id that is not in the run.
+    """
+    rings = findings.rings.rings
+    if len(rings) == 0:
+        if ring in (None, "", 1, "1"):
+            return None
+        raise ValueError(f"ring {ring!r} not found: this run has no candidate rings")
+    if ring is None or ring == "":
+        flagged = rings[rings["flagged"].astype(bool)]
+        return str((flagged if len(flagged) else rings)["ring_id"].iloc[0])
+    if isinstance(ring, (int, np.integer)) or str(ring).strip().isdigit():
+        hit = rings[rings["rank"] == int(ring)]
+    else:
+        hit = rings[rings["ring_id"] == str(ring).strip()]
+    if hit.empty:
+        raise ValueError(f"ring {ring!r} not found; this run has {len(rings)} candidate rings "
+                         f"(ranks 1–{len(rings)})")
+    return str(hit["ring_id"].iloc[0])
+
+
+def _ring_row(findings: Findings, ring_id: str) -> pd.Series:
+    rings = findings.rings.rings
+    hit = rings[rings["ring_id"] == ring_id]
+    if hit.empty:
+        raise ValueError(f"ring {ring_id!r} not found")
+    return hit.iloc[0]
+
+
+def ring_members(findings: Findings, ring_id: str) -> pd.DataFrame:
+    """The members of one ring with their signals (one row per account, ``aid`` kept)."""
+    m = findings.rings.members
+    m = m[m["ring_id"] == ring_id]
+    sig = findings.signals.set_index("aid")
+    cols = [c for c in sig.columns if c not in ("account_id", "account_type", "partner_id")]
+    return m.join(sig[cols], on="aid").reset_index(drop=True)
+
+
+# -- the network ----------------------------------------------------------------------------
+
+@dataclass
+class RingGraph:
+    """A ring's subgraph: ``nodes`` and ``edges`` (see :func:`ring_subgraph`)."""
+
+    ring_id: str
+    nodes: pd.DataFrame
+    edges: pd.DataFrame
+    hops: int
+    left_out: int = 0
+
+    def counts(self) -> dict[str, int]:
+        n = self.nodes
+        return {"ring accounts": int(n["in_ring"].sum()),
+                "other accounts": int(((n["kind"] == "account") & ~n["in_ring"]).sum()),
+                "devices": int((n["kind"] == "device").sum()),
+                "ips": int((n["kind"] == "ip").sum()),
+                "partners": int((n["kind"] == "partner").sum())}
+
+
+def ring_subgraph(findings: Findings, ring_id: str, hops: int = 1, *, max_accounts: int = 150,
+                  through_partners: bool = False) -> RingGraph:
+    """The ring's accounts and what links them, optionally with their neighbourhood.
+
+    Parameters
+    ----------
+    hops : 1 = the ring's accounts and the devices, IPs and partners they use;
+        2 = also the other accounts on those devices and IPs (the 2-hop
+        neighbourhood of the ring's accounts).
+    max_accounts : at most this many outside accounts are added (those with the
+        most events on the shared devices and IPs first); ``left_out`` counts the rest.
+    through_partners : at 2 hops, also add every account of the ring's partners.
+
+    Returns
+    -------
+    RingGraph whose ``nodes`` have: node, kind, key (raw id), in_ring, hop
+    (0 ring account, 1 device/IP/partner, 2 outside account), account_type,
+    partner_id, and for accounts their activity (n_events, profile_reads,
+    untied_users, untied_records, first_seen, last_seen); ``accounts`` for
+    devices, IPs and partners is how many accounts use them in the whole graph.
+    Hubs (devices or IPs over the hub degree) are not in the graph and so not here.
+    """
+    if hops not in (1, 2):
+        raise ValueError("hops must be 1 or 2")
+    g = findings.graph
+    members = findings.rings.members
+    aids = members.loc[members["ring_id"] == ring_id, "aid"].to_numpy()
+    if len(aids) == 0:
+        raise ValueError(f"ring {ring_id!r} has no members in this run")
+    e = g.edges
+    first = e[e["u"].isin(aids)]
+    ents = first["v"].unique()
+    left_out = 0
+    outside = np.array([], dtype=np.int64)
+    if hops == 2:
+        via = first["v"][first["kind"].isin(["device", "ip"] + (["partner"] if through_partners
+                                                                  else []))].unique()
+        second = e[e["v"].isin(via) & ~e["u"].isin(aids)]
+        weight = second.groupby("u")["n"].sum().sort_values(ascending=False, kind="stable")
+        left_out = max(0, len(weight) - max_accounts)
+        outside = weight.index.to_numpy()[:max_accounts]
+    keep_acc = np.concatenate([aids, outside])
+    nodes_set = set(keep_acc.tolist()) | set(ents.tolist())
+    edges = e[e["u"].isin(keep_acc) & e["v"].isin(list(nodes_set))].copy()
+    nodes = g.nodes[g.nodes["node"].isin(list(nodes_set))].copy()
+    nodes = nodes.rename(columns={"degree": "accounts"})
+    nodes["in_ring"] = nodes["node"].isin(aids)
+    nodes["hop"] = np.where(nodes["in_ring"], 0, np.where(nodes["kind"] == "account", 2, 1))
+    sig = findings.signals.set_index("aid")
+    cols = ["account_type", "partner_id", "n_events", "profile_reads", "untied_users",
+            "untied_records", "coupon_claims", "first_seen", "last_seen"]
+    info = sig[cols].reindex(nodes["node"].where(nodes["kind"] == "account"))
+    for c in cols:
+        nodes[c] = info[c].to_numpy()
+    part = findings.aggregates.partners.set_index("partner_id")
+    is_p = nodes["kind"] == "partner"
+    if is_p.any() and len(part):
+        nodes.loc[is_p, "partner_id"] = nodes.loc[is_p, "key"]
+        nodes["partner_name"] = nodes["partner_id"].map(part["name"]).where(is_p)
+        nodes["partner_type"] = nodes["partner_id"].map(part["partner_type"]).where(is_p)
+    else:
+        nodes["partner_name"] = None
+        nodes["partner_type"] = None
+    nodes.loc[nodes["kind"] == "account", "accounts"] = 1
+    nodes = nodes.sort_values(["hop", "kind", "node"], kind="stable").reset_index(drop=True)
+    return RingGraph(ring_id=ring_id, nodes=nodes, edges=edges.reset_index(drop=True), hops=hops,
+                     left_out=int(left_out))
+
+
+# -- evidence -------------------------------------------------------------------------------
+
+def _harvester(m: pd.DataFrame, findings: Findings) -> np.ndarray:
+    p = findings.rings.params
+    share = m["untied_share"].to_numpy(dtype=float)
+    return ((m["harvest_ratio"].to_numpy(dtype=float) >= p.harvest_factor)
+            & (np.isnan(share) | (share >= p.min_untied_share)))
+
+
+def evidence_table(findings: Findings, ring_id: str) -> pd.DataFrame:
+    """What each account of the ring did, with first and last seen (real ids).
+
+    One row per member: account_id, account_type, partner_id, role (harvester:
+    its own reads of users with no tie are over the harvest threshold; crew:
+    it operates with the harvesters), account_score, first_seen, last_seen,
+    active_days, events, profiles_read, untied_users (users read with no
+    business tie), untied_records, coupon_claims, coupon_no_order, devices,
+    ips, shared_devices and shared_ips (used by two or more ring accounts),
+    hours_active and ``what_it_did`` in words.
+    """
+    m = ring_members(findings, ring_id)
+    g = findings.graph
+    links = g.edges[g.edges["kind"].isin(["device", "ip"]) & g.edges["u"].isin(m["aid"])]
+    shared = links.groupby("v")["u"].transform("size") >= 2
+    sh = links[shared.to_numpy()].groupby(["u", "kind"]).size().unstack(fill_value=0)
+    for k in ("device", "ip"):
+        if k not in sh.columns:
+            sh[k] = 0
+    role = np.where(_harvester(m, findings), "harvester", "crew")
+    out = pd.DataFrame({
+        "account_id": m["account_id"], "account_type": m["account_type"],
+        "partner_id": m["partner_id"], "role": role, "account_score": m["account_score"],
+        "first_seen": m["first_seen"], "last_seen": m["last_seen"],
+        "active_days": m["active_days"].astype("int64"), "events": m["n_events"].astype("int64"),
+        "profiles_read": m["profile_reads"].astype("int64"),
+        "untied_users": m["untied_users"].astype("int64"),
+        "untied_records": m["untied_records"].astype("int64"),
+        "coupon_claims": m["coupon_claims"].astype("int64"),
+        "coupon_no_order": m["coupon_no_order"].astype("int64"),
+        "devices": m["n_devices"].astype("int64"), "ips": m["n_ips"].astype("int64"),
+        "shared_devices": sh["device"].reindex(m["aid"]).fillna(0).astype("int64").to_numpy(),
+        "shared_ips": sh["ip"].reindex(m["aid"]).fillna(0).astype("int64").to_numpy(),
+        "hours_active": m["hours_active"].astype("int64"),
+    })
+    did = []
+    for r, pace in zip(out.itertuples(index=False), m["pacing_ratio"].to_numpy(dtype=float)):
+        parts = []
+        if r.profiles_read:
+            parts.append(f"read {r.profiles_read:,} profiles, of {r.untied_users:,} users with "
+                         "no business tie")
+        if r.untied_records:
+            parts.append(f"{r.untied_records:,} user records with no tie")
+        if r.coupon_claims:
+            parts.append(f"claimed {r.coupon_claims:,} coupons ({r.coupon_no_order:,} where it "
+                         "never ordered)")
+        if r.shared_devices or r.shared_ips:
+            parts.append(f"shares {r.shared_devices} device(s) and {r.shared_ips} IP(s) with the "
+                         "ring")
+        if pace >= 1:
+            parts.append("machine-paced")
+        if r.hours_active >= 20:
+            parts.append(f"active in {r.hours_active} of 24 hours")
+        did.append("; ".join(parts) or f"{r.events:,} events, no reads")
+    out["what_it_did"] = did
+    return out.reset_index(drop=True)
+
+
+def ring_daily(con, findings: Findings, ring_id: str) -> pd.DataFrame:
+    """Per day, the ring's activity: events, profile_reads, records_read, untied_reads,
+    untied_records (records harvested) and accounts_active. Days without events are 0."""
+    aids = findings.rings.members.loc[findings.rings.members["ring_id"] == ring_id, "aid"]
+    d = daily_activity(con, aids.tolist(), findings.params.as_of)
+    cols = ["events", "profile_reads", "records_read", "untied_reads", "untied_records"]
+    if d.empty:
+        return pd.DataFrame(columns=["day"] + cols + ["accounts_active"])
+    day = d.groupby("day")[cols].sum()
+    day["accounts_active"] = d.groupby("day")["aid"].nunique()
+    day.index = pd.to_datetime(day.index)
+    full = pd.date_range(day.index.min(), day.index.max(), freq="D")
+    day = day.reindex(full, fill_value=0)
+    day.index.name = "day"
+    return day.reset_index().astype({c: "int64" for c in cols + ["accounts_active"]})
+
+
+def partner_staff(findings: Findings, ring_id: str) -> pd.DataFrame:
+    """The staff of the ring's partners, ring members and the rest side by side.
+
+    One row per ``partner_staff`` account of each partner in the ring's
+    ``partner_ids``: partner_id, account_id, in_ring, profiles_read,
+    untied_reads, untied_share, untied_users, untied_records, devices, ips,
+    device_share (most accounts on one of its devices), hours_active,
+    first_seen, last_seen. Ring members first, then by untied users.
+    """
+    row = _ring_row(findings, ring_id)
+    pids = [p for p in str(row["partner_ids"] or "").split(";") if p and p != "nan"]
+    sig = findings.signals
+    staff = sig[(sig["account_type"] == "partner_staff") & sig["partner_id"].isin(pids)]
+    members = set(findings.rings.members.loc[findings.rings.members["ring_id"] == ring_id, "aid"])
+    out = pd.DataFrame({
+        "partner_id": staff["partner_id"], "account_id": staff["account_id"],
+        "in_ring": staff["aid"].isin(members),
+        "profiles_read": staff["profile_reads"].astype("int64"),
+        "untied_reads": staff["untied_reads"].astype("int64"),
+        "untied_share": staff["untied_share"].astype(float),
+        "untied_users": staff["untied_users"].astype("int64"),
+        "untied_records": staff["untied_records"].astype("int64"),
+        "devices": staff["n_devices"].astype("int64"), "ips": staff["n_ips"].astype("int64"),
+        "device_share": staff["device_share"].astype("int64"),
+        "hours_active": staff["hours_active"].astype("int64"),
+        "first_seen": staff["first_seen"], "last_seen": staff["last_seen"],
+    })
+    return out.sort_values(["partner_id", "in_ring", "untied_users", "account_id"],
+                           ascending=[True, False, False, True], kind="stable").reset_index(drop=True)
+
+
+# -- across rings (management) ---------------------------------------------------------------
+
+def _rings_of_interest(findings: Findings, flagged_only: bool) -> pd.DataFrame:
+    rings = findings.rings.rings
+    return rings[rings["flagged"].astype(bool)] if flagged_only else rings
+
+
+def records_by_ring(con, findings: Findings, flagged_only: bool = True) -> pd.DataFrame:
+    """Per ring and day: profile_reads, untied_reads and untied_records (records harvested)."""
+    rings = _rings_of_interest(findings, flagged_only)
+    m = findings.rings.members
+    m = m[m["ring_id"].isin(rings["ring_id"])]
+    cols = ["profile_reads", "untied_reads", "untied_records"]
+    if m.empty:
+        return pd.DataFrame(columns=["ring_id", "day"] + cols)
+    d = daily_activity(con, m["aid"].tolist(), findings.params.as_of)
+    d = d.merge(m[["aid", "ring_id"]], on="aid")
+    out = d.groupby(["ring_id", "day"])[cols].sum().reset_index()
+    out["day"] = pd.to_datetime(out["day"])
+    return out.astype({c: "int64" for c in cols})
+
+
+def users_exposed(con, findings: Findings, flagged_only: bool = True) -> pd.DataFrame:
+    """Distinct users whose profiles the rings read with no business tie, cumulated by day.
+
+    Columns ring_id ("all" for the union over the rings), day, new_users,
+    users (cumulative distinct users exposed up to and including that day).
+    Call after the findings' own aggregation (it uses its tie tables).
+    """
+    rings = _rings_of_interest(findings, flagged_only)
+    m = findings.rings.members
+    m = m[m["ring_id"].isin(rings["ring_id"])]
+    cols = ["ring_id", "day", "new_users", "users"]
+    if m.empty:
+        return pd.DataFrame(columns=cols)
+    bound = as_of_bound(findings.params.as_of)
+    cut = f"e.ts < TIMESTAMP '{bound.isoformat(sep=' ')}'" if bound else "TRUE"
+    daily_activity(con, [], findings.params.as_of)   # makes sure the tie tables exist
+    con.execute("CREATE OR REPLACE TEMP TABLE sel_ring AS "
+                "SELECT unnest(?::INTEGER[]) AS aid, unnest(?::VARCHAR[]) AS ring_id",
+                [m["aid"].astype(int).tolist(), m["ring_id"].astype(str).tolist()])
+    first = con.execute(f"""
+        SELECT s.ring_id, e.tid, min(CAST(e.ts AS DATE)) AS day
+        FROM ev e JOIN sel_ring s ON s.aid = e.aid
+        JOIN profile_pairs pp ON pp.aid = e.aid AND pp.tid = e.tid
+        WHERE e.et = {ET['view_profile']} AND NOT pp.tied AND {cut}
+        GROUP BY s.ring_id, e.tid
+    """).df()
+    con.execute("DROP TABLE IF EXISTS sel_ring")
+    if first.empty:
+        return pd.DataFrame(columns=cols)
+    allr = first.groupby("tid")["day"].min().reset_index().assign(ring_id="all")
+    parts = []
+    for rid, grp in pd.concat([first, allr]).groupby("ring_id", sort=True):
+        c = grp.groupby("day").size().rename("new_users").sort_index()
+        parts.append(pd.DataFrame({"ring_id": rid, "day": pd.to_datetime(c.index),
+                                   "new_users": c.to_numpy(),
+                                   "users": c.cumsum().to_numpy()}))
+    return pd.concat(parts, ignore_index=True)[cols]
+
+
+def partners_implicated(findings: Findings, users: dict[str, int] | None = None) -> pd.DataFrame:
+    """Partners linked to flagged rings: partner_id, name, partner_type, rings, n_rings,
+    staff_in_rings (its staff who are ring members), records_harvested and untied_users of
+    those rings (summed over its rings), first_seen, last_seen.
+
+    ``users`` (ring id → distinct users read with no tie, from :func:`users_exposed`)
+    replaces the rings' own ``untied_users``, a sum over their accounts."""
+    flagged = findings.flagged
+    cols = ["partner_id", "name", "partner_type", "rings", "n_rings", "staff_in_rings",
+            "records_harvested", "untied_users", "first_seen", "last_seen"]
+    rows = []
+    for r in flagged.itertuples(index=False):
+        for pid in filter(None, str(r.partner_ids or "").split(";")):
+            rows.append((pid, r.ring_id, r.records_harvested,
+                         (users or {}).get(r.ring_id, r.untied_users), r.first_seen,
+                         r.last_seen))
+    if not rows:
+        return pd.DataFrame(columns=cols)
+    df = pd.DataFrame(rows, columns=["partner_id", "ring_id", "records", "users", "first",
+                                     "last"])
+    m = findings.rings.members
+    staff = m[(m["account_type"] == "partner_staff") & m["ring_id"].isin(flagged["ring_id"])]
+    staff_n = staff.groupby("partner_id").size()
+    g = df.groupby("partner_id").agg(
+        rings=("ring_id", lambda s: ";".join(sorted(s))), n_rings=("ring_id", "size"),
+        records_harvested=("records", "sum"), untied_users=("users", "sum"),
+        first_seen=("first", "min"), last_seen=("last", "max"))
+    g["staff_in_rings"] = staff_n.reindex(g.index).fillna(0).astype("int64")
+    p = findings.aggregates.partners.set_index("partner_id")[["name", "partner_type"]]
+    g = g.join(p, how="left").reset_index()
+    return g[cols].sort_values(["records_harvested", "partner_id"], ascending=[False, True],
+                               kind="stable").reset_index(drop=True)
+
+
+def first_flagged(con, findings: Findings, *, step_days: int = 7,
+                  daily: pd.DataFrame | None = None, progress=None) -> pd.DataFrame:
+    """When each flagged ring started, and when weekly runs would first have flagged it.
+
+    The analysis is replayed on the same workspace at as-of dates every
+    ``step_days`` days, from the first day any flagged ring harvested up to the
+    run's own as-of date (or its last event). A ring counts as flagged on a date
+    when a ring flagged as of that date holds any of its accounts. The
+    workspace's aggregation is restored to the run's own as-of afterwards.
+
+    Columns: ring_id, started (first day with reads of users with no tie, or
+    first event), first_flagged (as-of date; NaT when never within the data),
+    days_to_flag.
+    """
+    flagged = findings.flagged
+    cols = ["ring_id", "started", "first_flagged", "days_to_flag"]
+    if flagged.empty:
+        return pd.DataFrame(columns=cols)
+    if daily is None:
+        daily = records_by_ring(con, findings, flagged_only=True)
+    harvest = daily[daily["untied_records"] > 0].groupby("ring_id")["day"].min()
+    started = pd.Series({r.ring_id: harvest.get(r.ring_id, pd.Timestamp(r.first_seen))
+                         for r in flagged.itertuples(index=False)})
+    started = pd.to_datetime(started).dt.normalize()
+    end = (pd.Timestamp(findings.params.as_of) if findings.params.as_of
+           else pd.Timestamp(findings.aggregates.last_event).normalize())
+    dates = []
+    d = started.min() + timedelta(days=step_days - 1)
+    while d < end:
+        dates.append(d)
+        d += timedelta(days=step_days)
+    dates.append(end)
+    members = findings.rings.members
+    want = {rid: set(members.loc[members["ring_id"] == rid, "account_id"])
+            for rid in flagged["ring_id"]}
+    found: dict[str, pd.Timestamp] = {}
+    # Replays run on the embedded engine, whatever engine the run itself used.
+    local = {"engine": "duckdb"} if hasattr(findings.params, "engine") else {}
+    bar = progress(total=len(dates)) if progress else None
+    try:
+        for d in dates:
+            if len(found) == len(want):
+                break
+            if d == end:
+                rids = [r for r in want if r not in found]
+                for r in rids:
+                    found[r] = d
+                break
+            f = analyse(con, replace(findings.params, as_of=d.date().isoformat(), **local))
+            fm = f.rings.members.merge(f.flagged[["ring_id"]], on="ring_id")
+            hit = set(fm["account_id"])
+            for rid, accts in want.items():
+                if rid not in found and accts & hit:
+                    found[rid] = d
+            if bar:
+                bar.update(1)
+    finally:
+        if bar:
+            bar.close()
+        aggregate(con, findings.params.as_of)   # restore the run's own tie tables
+    out = pd.DataFrame({"ring_id": list(want)})
+    out["started"] = out["ring_id"].map(started)
+    out["first_flagged"] = pd.to_datetime(out["ring_id"].map(found))
+    out["days_to_flag"] = (out["first_flagged"] - out["started"]).dt.days
+    return out[cols]
+
+
+# -- one case -----------------------------------------------------------------------------
+
+def split_reasons(reasons: str) -> list[str]:
+    """A ring's ``reasons`` as a list: split on "; " outside parentheses.
+
+    >>> split_reasons("read 5 (3× the baseline; median 0); linked to P1")
+    ['read 5 (3× the baseline; median 0)', 'linked to P1']
+    """
+    out, depth, cur = [], 0, []
+    for ch in str(reasons or ""):
+        depth += (ch == "(") - (ch == ")")
+        if ch == ";" and depth <= 0:
+            out.append("".join(cur).strip())
+            cur = []
+        else:
+            cur.append(ch)
+    out.append("".join(cur).strip())
+    return [x for x in out if x]
+
+
+@dataclass
+class RingCase:
+    """Everything notebook 04 shows about one ring (real ids: the investigator's evidence)."""
+
+    ring_id: str | None
+    ring: pd.Series | None = None
+    network: RingGraph | None = None
+    neighbourhood: RingGraph | None = None
+    daily: pd.DataFrame | None = None
+    evidence: pd.DataFrame | None = None
+    staff: pd.DataFrame | None = None
+
+    def headline(self) -> str:
+        """The ring in a few lines of plain text."""
+        if self.ring is None:
+            return "No candidate ring in this run: nothing to investigate."
+        r = self.ring
+        flag = "FLAGGED" if bool(r["flagged"]) else "not flagged"
+        why = "\n".join(f"  - {x}" for x in split_reasons(r["reasons"]))
+        return (f"{r['ring_id']} (rank {r['rank']}, score {r['score']:.2f}, {flag}): "
+                f"{r['n_accounts']} accounts, partners {r['partner_ids'] or 'none'}\n"
+                f"seen {r['first_seen']} to {r['last_seen']}\nwhy:\n{why}")
+
+    def figures(self, pseudonyms=None) -> dict:
+        """network, neighbourhood (2 hops), timeline and staff comparison figures."""
+        from . import charts
+
+        if self.ring_id is None:
+            e = charts.empty("No candidate ring in this run", "nothing to investigate")
+            return {"network": e, "neighbourhood": e, "timeline": e, "staff": e}
+        return {
+            "network": charts.ring_network(self.network, pseudonyms),
+            "neighbourhood": charts.ring_network(self.neighbourhood, pseudonyms),
+            "timeline": charts.ring_timeline(self.daily, self.ring_id),
+            "staff": charts.staff_comparison(self.staff, self.ring_id, pseudonyms),
+        }
+
+    def write(self, folder: str | Path) -> list[Path]:
+        """Write the evidence into ``folder/<ring_id>/``: evidence.csv, partner_staff.csv,
+        daily.csv and the figures as HTML (plotly.js embedded). Real ids: not for management."""
+        from .safe import write_csv
+
+        if self.ring_id is None:
+            return []
+        where = Path(folder) / self.ring_id
+        where.mkdir(parents=True, exist_ok=True)
+        paths = [write_csv(self.evidence, where / "evidence.csv"),
+                 write_csv(self.staff, where / "partner_staff.csv"),
+                 write_csv(self.daily, where / "daily.csv")]
+        for name, fig in self.figures().items():
+            path = where / f"{name}.html"
+            fig.write_html(str(path), include_plotlyjs=True, full_html=True)
+            paths.append(path)
+        return paths
+
+
+def case(export: Export, findings: Findings, ring: int | str | None = None, *,
+         max_accounts: int = 150) -> RingCase:
+    """Gather one ring's network, 2-hop neighbourhood, timeline, evidence and staff comparison.
+
+    ``ring`` is a rank, a ring id or None (the top flagged ring). A run without
+    candidate rings gives an empty case that still displays and writes nothing.
+    """
+    ring_id = resolve_ring(findings, ring)
+    if ring_id is None:
+        return RingCase(ring_id=None)
+    return RingCase(
+        ring_id=ring_id, ring=_ring_row(findings, ring_id),
+        network=ring_subgraph(findings, ring_id, hops=1),
+        neighbourhood=ring_subgraph(findings, ring_id, hops=2, max_accounts=max_accounts),
+        daily=ring_daily(export.con, findings, ring_id),
+        evidence=evidence_table(findings, ring_id),
+        staff=partner_staff(findings, ring_id))
+
+
+# -- interactive ---------------------------------------------------------------------------
+
+def ring_explorer(export: Export, findings: Findings, ring: int | str | None = None,
+                  render=None, *, draw_now: bool = False):
+    """An ipywidgets picker: choose a ring and 1 or 2 hops; ``render(ring_id, hops)`` draws it.
+
+    ``render`` defaults to the network, the timeline, the evidence table and the
+    staff comparison. Drawing starts when a ring is picked or "Show" is pressed
+    (or at once with ``draw_now``): headless runs (papermill) then stay fast,
+    since outputs captured in a widget travel back and forth as widget state.
+    Returns the widget (display it as the cell's last expression).
+    """
+    import ipywidgets as w
+    from IPython.display import display
+
+    from . import charts
+
+    choices = ring_choices(findings)
+    if not choices:
+        return w.HTML("<i>No candidate rings in this run.</i>")
+    start = resolve_ring(findings, ring)
+    pick = w.Dropdown(options=choices, value=start, description="Ring",
+                      layout=w.Layout(width="560px"))
+    hops = w.ToggleButtons(options=[("ring only", 1), ("2-hop neighbourhood", 2)], value=1,
+                           description="Show")
+    button = w.Button(description="Show", button_style="primary")
+    out = w.Output()
+
+    def default_render(ring_id: str, n_hops: int) -> None:
+        sub = ring_subgraph(findings, ring_id, hops=n_hops)
+        charts.ring_network(sub).show()
+        charts.ring_timeline(ring_daily(export.con, findings, ring_id), ring_id).show()
+        display(evidence_table(findings, ring_id))
+        charts.staff_comparison(partner_staff(findings, ring_id), ring_id).show()
+
+    draw = render or default_render
+
+    def update(_=None) -> None:
+        out.clear_output(wait=True)
+        with out:
+            draw(pick.value, hops.value)
+
+    pick.observe(update, names="value")
+    hops.observe(update, names="value")
+    button.on_click(update)
+    if draw_now:
+        update()
+    else:
+        with out:
+            display(w.HTML("<i>Pick a ring, or press Show, to draw its network, timeline and "
+                           "evidence here.</i>"))
+    return w.VBox([w.HBox([pick, hops, button]), out])

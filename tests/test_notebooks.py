@@ -1,0 +1,205 @@
+"""The five notebooks: committed clean, and run headless end to end on a synthetic export.
+
+One papermill run of all five notebooks (``python -m analysis report``, what
+``make report`` calls) on a 2,500-account synthetic export, shared by the
+tests below. The export is made hostile first: a partner linked to a ring gets
+an HTML payload as its name and type, and a ring member's account id becomes
+one. The tests check what the run produced: executed notebooks, investigator
+files with real ids, charts as HTML, PNG and PDF, and a report.html that draws
+in headless Chromium and carries no raw account id, device id or IP.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import time
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+import pytest
+
+from analysis import config
+from analysis.cli import main
+from analysis.notebooks import NOTEBOOKS, chromium, png_summary
+from analysis.pseudonym import leaks
+
+PARAMETERS = {"EXPORTS", "OUT", "AS_OF", "SEED", "RING"}
+EVIL_NAME = '<img src=x onerror="document.title=\'pwned\'">'
+EVIL_TYPE = "<script>alert('type')</script>"
+EVIL_ACCOUNT = "<script>alert('acct')</script>"
+CHARTS = ("rings_by_harm", "records_over_time", "users_exposed", "partners_implicated",
+          "detection_lag", "ring_ranking", "ring_network")
+
+
+# -- committed notebooks ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_notebook_is_committed_clean_and_thin(name):
+    nb = nbformat.read(config.NOTEBOOKS / f"{name}.ipynb", as_version=4)
+    nbformat.validate(nb)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    for cell in code:
+        assert cell.outputs == [], f"{name}: outputs stored"
+        assert cell.execution_count is None, f"{name}: execution count stored"
+        assert "../" not in cell.source and "..\\\\" not in cell.source
+        assert len(cell.source.splitlines()) <= 12, f"{name}: logic belongs in analysis/"
+    first = code[0]
+    assert "parameters" in first.metadata.get("tags", []), f"{name}: first code cell untagged"
+    assigned = set(re.findall(r"^(\w+)\s*=", first.source, flags=re.M))
+    assert assigned == PARAMETERS
+    imports = re.findall(r"^(?:from|import)\s+([\w.]+)", "\n".join(c.source for c in code),
+                         flags=re.M)
+    assert set(imports) <= {"analysis", "pandas", "tqdm.auto"}, imports
+    assert nb.metadata["kernelspec"]["name"] == "python3"
+
+
+def test_notebooks_are_numbered_in_pipeline_order():
+    found = sorted(p.stem for p in config.NOTEBOOKS.glob("*.ipynb"))
+    assert found == list(NOTEBOOKS)
+
+
+# -- one headless run of all five ---------------------------------------------------------------
+
+def _rewrite(path: Path, fn) -> None:
+    with open(path, newline="", encoding="utf-8") as fh:
+        rows = list(csv.reader(fh))
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(rows[0])
+        w.writerows(fn(r) for r in rows[1:])
+
+
+@pytest.fixture(scope="session")
+def report_run(tmp_path_factory):
+    from analysis.synth import generate
+
+    root = tmp_path_factory.mktemp("nbrun")
+    res = generate(root / "synth", seed=7, accounts=2500, days=60)
+    export = Path(res.export_dir)
+    truth = json.loads((root / "synth" / "truth.json").read_text())
+    labels = pd.read_csv(res.labels_path, dtype=str)
+    ring_partner = next(r["partner_id"] for r in truth["rings"] if r.get("partner_id"))
+    victim = labels["account_id"].iloc[0]
+    _rewrite(export / "partners.csv",
+             lambda r: [r[0], EVIL_NAME, EVIL_TYPE, r[3]] if r[0] == ring_partner else r)
+    _rewrite(export / "accounts.csv",
+             lambda r: [EVIL_ACCOUNT if c == victim else c for c in r])
+    _rewrite(export / "events.csv",
+             lambda r: [EVIL_ACCOUNT if c == victim else c for c in r])
+    out = root / "out"
+    t0 = time.perf_counter()
+    rc = main(["report", str(export), "--out", str(out), "--seed", "7", "--no-progress"])
+    seconds = time.perf_counter() - t0
+    assert rc == 0
+    return {"export": export, "out": out, "seconds": seconds, "partner": ring_partner}
+
+
+def _outputs(nb):
+    for cell in nb.cells:
+        for o in cell.get("outputs", []):
+            yield cell, o
+
+
+def test_all_five_notebooks_executed(report_run):
+    out = report_run["out"]
+    for name in NOTEBOOKS:
+        nb = nbformat.read(out / "notebooks" / f"{name}.ipynb", as_version=4)
+        code = [c for c in nb.cells if c.cell_type == "code"]
+        assert all(c.execution_count is not None for c in code), name
+        assert not any(o.output_type == "error" for _, o in _outputs(nb)), name
+        # papermill injected the run's parameters after the parameters cell
+        injected = code[1]
+        assert "injected-parameters" in injected.metadata.get("tags", [])
+        assert str(report_run["export"]) in injected.source
+        figures = sum("application/vnd.plotly.v1+json" in o.get("data", {})
+                      for _, o in _outputs(nb))
+        assert figures >= 2, f"{name}: {figures} figures"
+    assert report_run["seconds"] < 240
+
+
+def test_outputs_of_the_run(report_run):
+    out = report_run["out"]
+    for f in ("rings.csv", "ring_members.csv", "partners_review.csv", "report.html",
+              "rejects/accounts.csv", "rejects/partners.csv", "rejects/events.csv"):
+        assert (out / f).exists(), f
+    rings = pd.read_csv(out / "rings.csv")
+    assert rings["flagged"].any()
+    top = rings.loc[rings["flagged"], "ring_id"].iloc[0]
+    evidence = pd.read_csv(out / "investigation" / top / "evidence.csv", dtype=str)
+    members = pd.read_csv(out / "ring_members.csv", dtype=str)
+    # the investigator's evidence keeps the real ids
+    assert set(evidence["account_id"]) == set(members.loc[members["ring_id"] == top,
+                                                          "account_id"])
+    nb4 = nbformat.read(out / "notebooks" / "04_investigate_ring.ipynb", as_version=4)
+    html_out = "".join(o["data"].get("text/html", "") for _, o in _outputs(nb4)
+                       if "data" in o)
+    plain = [a for a in evidence["account_id"] if re.fullmatch(r"[\w.-]+", a)]
+    assert plain and all(a in html_out for a in plain)
+
+
+def test_charts_exported_as_html_png_pdf(report_run):
+    charts = report_run["out"] / "charts"
+    for name in CHARTS:
+        page = (charts / f"{name}.html").read_text(encoding="utf-8")
+        assert len(page) > 1_000_000 and "Plotly.newPlot" in page     # plotly.js embedded
+        assert not re.search(r"<script[^>]*\bsrc=", page)               # works offline
+        assert (charts / f"{name}.pdf").read_bytes()[:5] == b"%PDF-"
+        png = png_summary(charts / f"{name}.png")
+        assert png["width"] >= 800 and png["height"] >= 250
+        assert png["colours"] > 20 and png["top_share"] < 0.97, (name, png["colours"])
+
+
+def test_report_renders_in_chromium(report_run, tmp_path):
+    page = report_run["out"] / "report.html"
+    shot = tmp_path / "report.png"
+    res = chromium(page, dump_dom=True, window=(1200, 3000))
+    assert res.errors == [], res.errors
+    assert res.dom.count('class="main-svg"') >= len(CHARTS)
+    assert res.dom.count('class="point"') + res.dom.count('class="trace') > 10
+    chromium(page, screenshot=shot, window=(1200, 3000))
+    png = png_summary(shot)
+    assert png["colours"] > 50 and png["top_share"] < 0.97
+    # the charts' colours were painted (vermillion bars and markers)
+    assert png["palette"].get("#D55E00", 0) > 500
+
+
+def test_no_raw_identifiers_for_management(report_run):
+    export, out = report_run["export"], report_run["out"]
+    acc = pd.read_csv(export / "accounts.csv", dtype=str, keep_default_na=False)
+    ev = pd.read_csv(export / "events.csv", dtype=str, keep_default_na=False,
+                     usecols=["device_id", "ip"])
+    ids = {x for x in set(acc["account_id"]) | set(ev["device_id"]) | set(ev["ip"]) if x}
+    assert len(ids) > 2000
+    pages = [out / "report.html"] + sorted((out / "charts").glob("*.html"))
+    for page in pages:
+        assert leaks(page.read_text(encoding="utf-8"), ids) == set(), page.name
+    # rings can still be told apart: pseudonyms carry the ring number
+    assert re.search(r"R1-A\d\d", (out / "charts" / "ring_network.html").read_text())
+
+
+def test_hostile_values_show_as_text(report_run):
+    out = report_run["out"]
+    payloads = (EVIL_NAME, EVIL_TYPE, EVIL_ACCOUNT)
+    for page in [out / "report.html"] + sorted((out / "charts").glob("*.html")):
+        body = page.read_text(encoding="utf-8")
+        for p in payloads:
+            assert p not in body, (page.name, p)
+    for name in NOTEBOOKS:
+        nb = nbformat.read(out / "notebooks" / f"{name}.ipynb", as_version=4)
+        for _, o in _outputs(nb):
+            data = o.get("data", {})
+            rich = data.get("text/html", "") + json.dumps(
+                data.get("application/vnd.plotly.v1+json", {}))
+            for p in payloads:
+                assert p not in rich, (name, p)
+    # the hostile account was caught in a ring: the investigator's file names it ...
+    members = pd.read_csv(out / "ring_members.csv", dtype=str, keep_default_na=False)
+    assert EVIL_ACCOUNT in set(members["account_id"])
+    # ... and the partner's hostile name reached the report as text (escaped)
+    report = (out / "report.html").read_text(encoding="utf-8")
+    assert "&lt;img src=x onerror=" in report
+    dom = chromium(out / "report.html", dump_dom=True, window=(1200, 1500)).dom
+    assert "<title>Data-harvesting rings: findings</title>" in dom and '<img src="x"' not in dom

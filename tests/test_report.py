@@ -1,0 +1,145 @@
+"""report.html and the charts: pseudonymised, hostile values shown as text, and they draw.
+
+The hostile export is the tiny ring export of conftest with its partner, partner
+type, a ring member and a device renamed to HTML payloads: values written by the
+very people under investigation.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import json
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from analysis import charts, investigate, notebooks, report
+from analysis.cli import main
+from analysis.pseudonym import leaks
+
+EVIL_PARTNER = 'P1<script>alert("partner")</script>'
+EVIL_NAME = '<img src=x onerror="document.title=\'pwned-name\'">'
+EVIL_TYPE = "<script>document.title='pwned-type'</script>"
+EVIL_ACCOUNT = "<img src=y onerror=alert(3)>k1"
+EVIL_DEVICE = "<b>emu</b>-1"
+PAYLOADS = [EVIL_PARTNER, EVIL_NAME, EVIL_TYPE, EVIL_ACCOUNT, EVIL_DEVICE]
+
+
+def _rewrite(path: Path, fn) -> None:
+    with open(path, newline="", encoding="utf-8") as fh:
+        rows = list(csv.reader(fh))
+    rows = [rows[0]] + [fn(r) for r in rows[1:]]
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        csv.writer(fh).writerows(rows)
+
+
+def make_hostile(export: Path) -> Path:
+    sub = {"P1": EVIL_PARTNER, "k1": EVIL_ACCOUNT, "emu-1": EVIL_DEVICE}
+    _rewrite(export / "partners.csv",
+             lambda r: [EVIL_PARTNER, EVIL_NAME, EVIL_TYPE, r[3]] if r[0] == "P1" else r)
+    _rewrite(export / "accounts.csv", lambda r: [sub.get(c, c) for c in r])
+    _rewrite(export / "events.csv", lambda r: [sub.get(c, c) for c in r])
+    return export
+
+
+def raw_ids(export: Path) -> set[str]:
+    acc = pd.read_csv(export / "accounts.csv", dtype=str, keep_default_na=False)
+    ev = pd.read_csv(export / "events.csv", dtype=str, keep_default_na=False)
+    return {x for x in set(acc["account_id"]) | set(ev["device_id"]) | set(ev["ip"]) if x}
+
+
+@pytest.fixture
+def hostile_run(ring_export, tmp_path):
+    export = make_hostile(ring_export)
+    exp, findings = investigate.open_findings(export)
+    mgmt = report.management(exp, findings)
+    out = tmp_path / "out"
+    written = notebooks.export_charts(mgmt.figures, out / "charts", formats=())
+    page = report.write_report(findings, exp, out / "report.html",
+                               figures=list(mgmt.figures.values()), lines=mgmt.lines,
+                               pseudonyms=mgmt.pseudonyms)
+    return export, findings, mgmt, page, written
+
+
+def test_hostile_export_still_finds_the_ring(hostile_run):
+    _, findings, _, _, _ = hostile_run
+    flagged = findings.flagged
+    assert len(flagged) == 1
+    assert EVIL_PARTNER in flagged["partner_ids"].iloc[0]
+    members = findings.rings.members
+    assert EVIL_ACCOUNT in set(members["account_id"])
+
+
+def test_hostile_values_are_text_in_report_and_charts(hostile_run):
+    _, _, mgmt, page, written = hostile_run
+    text = page.read_text(encoding="utf-8")
+    for path in [page] + written:
+        body = path.read_text(encoding="utf-8")
+        for payload in PAYLOADS:
+            assert payload not in body, (path.name, payload)
+        assert "<img src=" not in body and "onerror=\"document" not in body
+    # the partner (a firm) is named, escaped; the account and device are not named at all
+    assert html.escape(EVIL_PARTNER) in text
+    assert "Ring 1" in text
+    for fig in mgmt.figures.values():
+        blob = json.dumps(fig.to_plotly_json(), default=str)
+        for payload in PAYLOADS:
+            assert payload not in blob
+
+
+def test_no_raw_ids_for_management(hostile_run):
+    export, _, _, page, written = hostile_run
+    ids = raw_ids(export)
+    for path in [page] + written:
+        assert leaks(path.read_text(encoding="utf-8"), ids) == set(), path.name
+    net = (page.parent / "charts" / "ring_network.html").read_text(encoding="utf-8")
+    assert re.search(r"R1-A0\d", net) and "R1-D0" in net and "R1-IP01" in net
+
+
+def test_hostile_report_renders_as_text_in_chromium(hostile_run):
+    _, _, mgmt, page, _ = hostile_run
+    res = notebooks.chromium(page, dump_dom=True, window=(1200, 2000))
+    assert res.errors == [], res.errors
+    dom = res.dom
+    assert "<title>Data-harvesting rings: findings</title>" in dom      # no onerror ran
+    assert "pwned" not in re.sub(r"&[^;]+;", "", dom.split("<body")[0])
+    assert '<img src="x"' not in dom and '<img src="y"' not in dom
+    assert dom.count('class="main-svg"') >= len(mgmt.figures)
+    # plotly drew the escaped partner id as text (in the partners chart)
+    assert "P1&lt;script&gt;alert" in dom
+
+
+def test_pipeline_report_keeps_working_and_has_no_raw_ids(ring_export, tmp_path):
+    out = tmp_path / "run"
+    assert main(["run", str(ring_export), "--out", str(out)]) == 0
+    text = (out / "report.html").read_text(encoding="utf-8")
+    assert "ring-001" in text and "Ring 1" in text
+    assert leaks(text, raw_ids(ring_export)) == set()
+    # the investigator's file keeps the real ids
+    assert {"k1", "k2", "k3", "s1"} <= set(pd.read_csv(out / "ring_members.csv")["account_id"])
+
+
+def test_a_run_without_rings_still_reports(ring_export, tmp_path):
+    # As of the 11th the ring has not started: nothing to flag.
+    exp, findings = investigate.open_findings(ring_export, as_of="2020-01-11")
+    assert findings.flagged.empty
+    mgmt = report.management(exp, findings)
+    page = report.write_report(findings, exp, tmp_path / "report.html",
+                               figures=list(mgmt.figures.values()), lines=mgmt.lines)
+    assert "No ring is flagged." in page.read_text(encoding="utf-8")
+    assert mgmt.figures["rings_by_harm"].layout.title.text.startswith("No ring")
+    case = investigate.case(exp, findings, None)
+    assert set(case.figures()) == {"network", "neighbourhood", "timeline", "staff"}
+    assert case.write(tmp_path / "inv") == []
+
+
+def test_empty_findings_still_chart(tmp_path):
+    figs = [charts.harm_ranking(pd.DataFrame(columns=["ring_id", "flagged", "records_harvested"])),
+            charts.records_over_time(pd.DataFrame()), charts.users_exposed(pd.DataFrame()),
+            charts.partners_implicated(pd.DataFrame()), charts.detection_lag(pd.DataFrame())]
+    for fig in figs:
+        assert fig.layout.title.text
+        assert fig.layout.annotations
