@@ -429,8 +429,8 @@ def first_flagged(con, findings: Findings, *, step_days: int = 7,
     when a ring flagged as of that date holds any of its accounts. The
     workspace's aggregation is restored to the run's own as-of afterwards.
 
-    Columns: ring_id, started (first day with reads of users with no tie, or
-    first event), first_flagged (as-of date; NaT when never within the data),
+    Columns: ring_id, started (first day by which the ring had read 1 % of its
+    untied records, or its first event), first_flagged (as-of date; NaT when never within the data),
     days_to_flag.
     """
     flagged = findings.flagged
@@ -439,7 +439,12 @@ def first_flagged(con, findings: Findings, *, step_days: int = 7,
         return pd.DataFrame(columns=cols)
     if daily is None:
         daily = records_by_ring(con, findings, flagged_only=True)
-    harvest = daily[daily["untied_records"] > 0].groupby("ring_id")["day"].min()
+    # The harvest starts when the ring's untied records pass 1 % of its total: a
+    # member's stray untied read weeks before the crawl is not its start.
+    d = daily.sort_values(["ring_id", "day"])
+    cum = d.groupby("ring_id")["untied_records"].cumsum()
+    tot = d.groupby("ring_id")["untied_records"].transform("sum")
+    harvest = d[(tot > 0) & (cum >= 0.01 * tot)].groupby("ring_id")["day"].min()
     started = pd.Series({r.ring_id: harvest.get(r.ring_id, pd.Timestamp(r.first_seen))
                          for r in flagged.itertuples(index=False)})
     started = pd.to_datetime(started).dt.normalize()
