@@ -4,6 +4,7 @@ The package follows the pipeline, one module per step::
 
     contract  → load       export → validated tables (DuckDB workspace)
     aggregate              events → per-account activity and entity links
+                           (one SQL plan; DuckDB, or Spark through ``spark``)
     graph                  accounts, devices, IPs, partners → entity graph
     communities            Louvain and kin
     signals                behaviour against the population baseline

@@ -1,8 +1,11 @@
 """Validated events → per-account activity and entity links (the heavy stage).
 
 Everything here is SQL over the workspace's compact ``ev`` table, so it scales
-with DuckDB, not with pandas: the results are one row per account and one row
-per (account, device) and (account, IP) link.
+with the SQL engine, not with pandas: the results are one row per account and
+one row per (account, device) and (account, IP) link. The SQL is written once,
+as :func:`plan`, in DuckDB's dialect; :func:`aggregate` runs it in DuckDB and
+:mod:`analysis.spark` runs the same plan on Apache Spark after transpiling it
+with sqlglot (``--engine spark``).
 
 A profile read is **tied** when the user read has ordered (up to the as-of
 moment) from a merchant tied to the reader: the reader itself when it is a
@@ -24,7 +27,8 @@ import pandas as pd
 
 from .contract import EVENT_TYPES
 
-__all__ = ["Aggregates", "aggregate", "as_of_bound", "daily_activity", "event_bounds"]
+__all__ = ["Aggregates", "SCHEMAS", "Step", "aggregate", "as_of_bound", "assemble", "conform",
+           "daily_activity", "event_bounds", "plan", "run_duckdb"]
 
 log = logging.getLogger(__name__)
 
@@ -79,138 +83,253 @@ def _cut(bound: datetime | None) -> str:
     return f"ts < TIMESTAMP '{bound.isoformat(sep=' ')}'" if bound else "TRUE"
 
 
-def aggregate(con: duckdb.DuckDBPyConnection, as_of: date | str | None = None) -> Aggregates:
-    """Aggregate the workspace's events up to ``as_of`` (end of that day, UTC)."""
-    bound = as_of_bound(as_of)
-    cut = _cut(bound)
+@dataclass(frozen=True)
+class Step:
+    """One statement of the heavy stage, written once for every engine.
+
+    ``sql`` is a single ``SELECT`` in DuckDB's dialect, restricted to what Spark
+    SQL can run after :mod:`sqlglot` transpiles it (see
+    :func:`analysis.spark.to_spark_sql`). ``kind`` says what an engine does
+    with it: ``view`` and ``table`` name an intermediate relation later steps
+    read (a table is materialised, a view is not); ``result`` comes back to
+    pandas (account-level tables only: never the events).
+    """
+
+    name: str
+    kind: str
+    sql: str
+
+
+def plan(as_of: date | str | None = None) -> list[Step]:
+    """The heavy stage as an ordered list of statements over ``ev``, ``accounts``, ``partners``.
+
+    Both engines run exactly this list: DuckDB as temp views/tables
+    (:func:`aggregate`), Spark as temp views of the transpiled SQL
+    (:func:`analysis.spark.aggregate_spark`).
+
+    >>> [s.name for s in plan() if s.kind == "result"]
+    ['accounts', 'device_links', 'ip_links', 'coupons', 'partners', 'bounds']
+    """
+    cut = _cut(as_of_bound(as_of))
     o, p, c, cc = ET["order"], ET["view_profile"], ET["view_comments"], ET["coupon_claim"]
-    con.execute(f"CREATE OR REPLACE TEMP VIEW e AS SELECT * FROM ev WHERE {cut}")
-    con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE bought AS
-        SELECT DISTINCT aid AS buyer, tid AS merchant FROM e WHERE et = {o} AND tid IS NOT NULL;
-        CREATE OR REPLACE TEMP TABLE bought_partner AS
-        SELECT DISTINCT b.buyer, m.partner_id FROM bought b
-        JOIN accounts m ON m.aid = b.merchant WHERE m.partner_id IS NOT NULL;
-    """)
-    # Reads of profiles: per (reader, user) pair, tied or not.
-    con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE profile_pairs AS
-        SELECT r.aid, r.tid, r.n, r.rec,
-               (bp.buyer IS NOT NULL OR b.buyer IS NOT NULL) AS tied
-        FROM (SELECT aid, tid, count(*) AS n, sum(rec) AS rec FROM e
-              WHERE et = {p} GROUP BY aid, tid) r
-        JOIN accounts ra ON ra.aid = r.aid
-        LEFT JOIN bought_partner bp ON bp.buyer = r.tid AND bp.partner_id = ra.partner_id
-        LEFT JOIN bought b ON b.buyer = r.tid AND b.merchant = r.aid
-    """)
-    # Comments of a merchant are tied for the merchant itself, its partner's staff, and
-    # shoppers who looked at its items or ordered from it.
-    con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE shopped AS
-        SELECT DISTINCT aid, tid FROM e WHERE et IN ({o}, {ET['view_item']}) AND tid IS NOT NULL;
-        CREATE OR REPLACE TEMP TABLE comment_pairs AS
-        SELECT r.aid, r.tid, r.n, r.rec,
-               (r.tid = r.aid OR (ra.partner_id IS NOT NULL AND m.partner_id = ra.partner_id)
-                OR s.aid IS NOT NULL) AS tied
-        FROM (SELECT aid, tid, count(*) AS n, sum(rec) AS rec FROM e
-              WHERE et = {c} GROUP BY aid, tid) r
-        JOIN accounts ra ON ra.aid = r.aid
-        LEFT JOIN accounts m ON m.aid = r.tid
-        LEFT JOIN shopped s ON s.aid = r.aid AND s.tid = r.tid
-    """)
-    con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE timing AS
-        WITH g AS (
-            SELECT aid, epoch(ts - lag(ts) OVER (PARTITION BY aid ORDER BY ts)) AS gap FROM e
-        )
-        SELECT aid, count(gap) AS n_gaps,
-               avg(gap) AS gap_mean, stddev_pop(gap) AS gap_sd,
-               quantile_cont(gap, 0.5) AS gap_median
-        FROM g WHERE gap IS NOT NULL AND gap < 86400 GROUP BY aid;
-        CREATE OR REPLACE TEMP TABLE hours AS
-        WITH h AS (SELECT aid, hour(ts) AS hr, count(*) AS n FROM e GROUP BY aid, hour(ts)),
-        t AS (SELECT aid, sum(n) AS tot FROM h GROUP BY aid)
-        SELECT h.aid, count(*) AS hours_active,
-               -sum((h.n / t.tot) * ln(h.n / t.tot)) / ln(24) AS hour_entropy,
-               max(h.n) / t.tot AS peak_hour_share
-        FROM h JOIN t USING (aid) GROUP BY h.aid, t.tot;
-    """)
-    accounts = con.execute(f"""
-        WITH act AS (
-            SELECT aid, count(*) AS n_events, count(DISTINCT CAST(ts AS DATE)) AS active_days,
-                   min(ts) AS first_seen, max(ts) AS last_seen,
-                   count(*) FILTER (WHERE et IN {READ_CODES}) AS reads,
-                   coalesce(sum(rec) FILTER (WHERE et IN {READ_CODES}), 0) AS records_read,
-                   count(*) FILTER (WHERE et = {o}) AS orders,
-                   count(*) FILTER (WHERE et = {cc}) AS coupon_claims,
-                   count(*) FILTER (WHERE et = {ET['search']}) AS searches,
-                   count(*) FILTER (WHERE et = {ET['login']}) AS logins,
-                   count(DISTINCT did) AS n_devices, count(DISTINCT iid) AS n_ips
-            FROM e GROUP BY aid),
-        prof AS (
-            SELECT aid, sum(n) AS profile_reads, sum(rec) AS profile_records,
-                   count(*) AS users_read,
-                   coalesce(sum(n) FILTER (WHERE NOT tied), 0) AS untied_reads,
-                   coalesce(sum(rec) FILTER (WHERE NOT tied), 0) AS untied_profile_records,
-                   count(*) FILTER (WHERE NOT tied) AS untied_users
-            FROM profile_pairs GROUP BY aid),
-        com AS (
-            SELECT aid, sum(n) AS comment_reads, sum(rec) AS comment_records,
-                   count(*) AS merchants_read,
-                   coalesce(sum(rec) FILTER (WHERE NOT tied), 0) AS untied_comment_records,
-                   count(*) FILTER (WHERE NOT tied) AS untied_merchants
-            FROM comment_pairs GROUP BY aid),
-        noorder AS (
-            SELECT q.aid, count(*) AS coupon_no_order FROM e q
-            LEFT JOIN bought b ON b.buyer = q.aid AND b.merchant = q.tid
-            WHERE q.et = {cc} AND b.buyer IS NULL GROUP BY q.aid)
-        SELECT a.aid, a.account_id, a.account_type, a.partner_id, a.created_at,
-               coalesce(act.n_events, 0) AS n_events, coalesce(act.active_days, 0) AS active_days,
-               act.first_seen, act.last_seen,
-               coalesce(act.reads, 0) AS reads, coalesce(act.records_read, 0) AS records_read,
-               coalesce(act.orders, 0) AS orders, coalesce(act.coupon_claims, 0) AS coupon_claims,
-               coalesce(noorder.coupon_no_order, 0) AS coupon_no_order,
-               coalesce(act.searches, 0) AS searches, coalesce(act.logins, 0) AS logins,
-               coalesce(act.n_devices, 0) AS n_devices, coalesce(act.n_ips, 0) AS n_ips,
-               coalesce(prof.profile_reads, 0) AS profile_reads,
-               coalesce(prof.profile_records, 0) AS profile_records,
-               coalesce(prof.users_read, 0) AS users_read,
-               coalesce(prof.untied_reads, 0) AS untied_reads,
-               coalesce(prof.untied_users, 0) AS untied_users,
-               coalesce(com.comment_reads, 0) AS comment_reads,
-               coalesce(com.comment_records, 0) AS comment_records,
-               coalesce(com.merchants_read, 0) AS merchants_read,
-               coalesce(com.untied_merchants, 0) AS untied_merchants,
-               coalesce(prof.untied_profile_records, 0)
-                 + coalesce(com.untied_comment_records, 0) AS untied_records,
-               coalesce(timing.n_gaps, 0) AS n_gaps, timing.gap_mean, timing.gap_sd,
-               timing.gap_median,
-               coalesce(hours.hours_active, 0) AS hours_active, hours.hour_entropy,
-               hours.peak_hour_share
-        FROM accounts a
-        LEFT JOIN act USING (aid) LEFT JOIN prof USING (aid) LEFT JOIN com USING (aid)
-        LEFT JOIN noorder USING (aid) LEFT JOIN timing USING (aid) LEFT JOIN hours USING (aid)
-        ORDER BY a.aid
-    """).df()
-    device_links = con.execute("""
-        SELECT aid, did, count(*) AS n, min(ts) AS first_seen, max(ts) AS last_seen
-        FROM e WHERE did IS NOT NULL GROUP BY aid, did ORDER BY aid, did
-    """).df()
-    ip_links = con.execute("""
-        SELECT aid, iid, count(*) AS n, min(ts) AS first_seen, max(ts) AS last_seen
-        FROM e WHERE iid IS NOT NULL GROUP BY aid, iid ORDER BY aid, iid
-    """).df()
-    coupons = con.execute(f"""
-        SELECT q.aid, m.partner_id, count(*) AS claims FROM e q
-        JOIN accounts m ON m.aid = q.tid
-        WHERE q.et = {cc} AND m.partner_id IS NOT NULL
-        GROUP BY q.aid, m.partner_id ORDER BY q.aid, m.partner_id
-    """).df()
-    partners = con.execute("SELECT * FROM partners ORDER BY partner_id").df()
-    lo, hi = con.execute("SELECT min(ts), max(ts) FROM e").fetchone()
-    return Aggregates(accounts=accounts, device_links=device_links, ip_links=ip_links,
-                      coupons=coupons, partners=partners, as_of=bound, first_event=lo,
-                      last_event=hi)
+    steps = [
+        Step("e", "view", f"SELECT * FROM ev WHERE {cut}"),
+        Step("bought", "table", f"""
+            SELECT DISTINCT aid AS buyer, tid AS merchant FROM e WHERE et = {o} AND tid IS NOT NULL
+        """),
+        Step("bought_partner", "table", """
+            SELECT DISTINCT b.buyer, m.partner_id FROM bought b
+            JOIN accounts m ON m.aid = b.merchant WHERE m.partner_id IS NOT NULL
+        """),
+        # Reads of profiles: per (reader, user) pair, tied or not.
+        Step("profile_pairs", "table", f"""
+            SELECT r.aid, r.tid, r.n, r.rec,
+                   (bp.buyer IS NOT NULL OR b.buyer IS NOT NULL) AS tied
+            FROM (SELECT aid, tid, count(*) AS n, sum(rec) AS rec FROM e
+                  WHERE et = {p} GROUP BY aid, tid) r
+            JOIN accounts ra ON ra.aid = r.aid
+            LEFT JOIN bought_partner bp ON bp.buyer = r.tid AND bp.partner_id = ra.partner_id
+            LEFT JOIN bought b ON b.buyer = r.tid AND b.merchant = r.aid
+        """),
+        # Comments of a merchant are tied for the merchant itself, its partner's staff, and
+        # shoppers who looked at its items or ordered from it.
+        Step("shopped", "table", f"""
+            SELECT DISTINCT aid, tid FROM e
+            WHERE et IN ({o}, {ET['view_item']}) AND tid IS NOT NULL
+        """),
+        Step("comment_pairs", "table", f"""
+            SELECT r.aid, r.tid, r.n, r.rec,
+                   (r.tid = r.aid OR (ra.partner_id IS NOT NULL AND m.partner_id = ra.partner_id)
+                    OR s.aid IS NOT NULL) AS tied
+            FROM (SELECT aid, tid, count(*) AS n, sum(rec) AS rec FROM e
+                  WHERE et = {c} GROUP BY aid, tid) r
+            JOIN accounts ra ON ra.aid = r.aid
+            LEFT JOIN accounts m ON m.aid = r.tid
+            LEFT JOIN shopped s ON s.aid = r.aid AND s.tid = r.tid
+        """),
+        # Gaps between an account's events in seconds: a difference of epoch microseconds
+        # (portable; DuckDB's epoch(interval) has no Spark twin). median = quantile_cont 0.5.
+        Step("timing", "table", """
+            WITH g AS (
+                SELECT aid, (epoch_us(ts) - epoch_us(lag(ts) OVER (PARTITION BY aid ORDER BY ts)))
+                            / 1000000 AS gap
+                FROM e
+            )
+            SELECT aid, count(gap) AS n_gaps,
+                   avg(gap) AS gap_mean, stddev_pop(gap) AS gap_sd,
+                   median(gap) AS gap_median
+            FROM g WHERE gap IS NOT NULL AND gap < 86400 GROUP BY aid
+        """),
+        Step("hours", "table", """
+            WITH h AS (SELECT aid, hour(ts) AS hr, count(*) AS n FROM e GROUP BY aid, hour(ts)),
+            t AS (SELECT aid, sum(n) AS tot FROM h GROUP BY aid)
+            SELECT h.aid, count(*) AS hours_active,
+                   -sum((h.n / t.tot) * ln(h.n / t.tot)) / ln(24) AS hour_entropy,
+                   max(h.n) / t.tot AS peak_hour_share
+            FROM h JOIN t ON t.aid = h.aid GROUP BY h.aid, t.tot
+        """),
+        Step("accounts", "result", f"""
+            WITH act AS (
+                SELECT aid, count(*) AS n_events, count(DISTINCT CAST(ts AS DATE)) AS active_days,
+                       min(ts) AS first_seen, max(ts) AS last_seen,
+                       count(*) FILTER (WHERE et IN {READ_CODES}) AS reads,
+                       coalesce(sum(rec) FILTER (WHERE et IN {READ_CODES}), 0) AS records_read,
+                       count(*) FILTER (WHERE et = {o}) AS orders,
+                       count(*) FILTER (WHERE et = {cc}) AS coupon_claims,
+                       count(*) FILTER (WHERE et = {ET['search']}) AS searches,
+                       count(*) FILTER (WHERE et = {ET['login']}) AS logins,
+                       count(DISTINCT did) AS n_devices, count(DISTINCT iid) AS n_ips
+                FROM e GROUP BY aid),
+            prof AS (
+                SELECT aid, sum(n) AS profile_reads, sum(rec) AS profile_records,
+                       count(*) AS users_read,
+                       coalesce(sum(n) FILTER (WHERE NOT tied), 0) AS untied_reads,
+                       coalesce(sum(rec) FILTER (WHERE NOT tied), 0) AS untied_profile_records,
+                       count(*) FILTER (WHERE NOT tied) AS untied_users
+                FROM profile_pairs GROUP BY aid),
+            com AS (
+                SELECT aid, sum(n) AS comment_reads, sum(rec) AS comment_records,
+                       count(*) AS merchants_read,
+                       coalesce(sum(rec) FILTER (WHERE NOT tied), 0) AS untied_comment_records,
+                       count(*) FILTER (WHERE NOT tied) AS untied_merchants
+                FROM comment_pairs GROUP BY aid),
+            noorder AS (
+                SELECT q.aid, count(*) AS coupon_no_order FROM e q
+                LEFT JOIN bought b ON b.buyer = q.aid AND b.merchant = q.tid
+                WHERE q.et = {cc} AND b.buyer IS NULL GROUP BY q.aid)
+            SELECT a.aid, a.account_id, a.account_type, a.partner_id, a.created_at,
+                   coalesce(act.n_events, 0) AS n_events,
+                   coalesce(act.active_days, 0) AS active_days,
+                   act.first_seen, act.last_seen,
+                   coalesce(act.reads, 0) AS reads, coalesce(act.records_read, 0) AS records_read,
+                   coalesce(act.orders, 0) AS orders,
+                   coalesce(act.coupon_claims, 0) AS coupon_claims,
+                   coalesce(noorder.coupon_no_order, 0) AS coupon_no_order,
+                   coalesce(act.searches, 0) AS searches, coalesce(act.logins, 0) AS logins,
+                   coalesce(act.n_devices, 0) AS n_devices, coalesce(act.n_ips, 0) AS n_ips,
+                   coalesce(prof.profile_reads, 0) AS profile_reads,
+                   coalesce(prof.profile_records, 0) AS profile_records,
+                   coalesce(prof.users_read, 0) AS users_read,
+                   coalesce(prof.untied_reads, 0) AS untied_reads,
+                   coalesce(prof.untied_users, 0) AS untied_users,
+                   coalesce(com.comment_reads, 0) AS comment_reads,
+                   coalesce(com.comment_records, 0) AS comment_records,
+                   coalesce(com.merchants_read, 0) AS merchants_read,
+                   coalesce(com.untied_merchants, 0) AS untied_merchants,
+                   coalesce(prof.untied_profile_records, 0)
+                     + coalesce(com.untied_comment_records, 0) AS untied_records,
+                   coalesce(timing.n_gaps, 0) AS n_gaps, timing.gap_mean, timing.gap_sd,
+                   timing.gap_median,
+                   coalesce(hours.hours_active, 0) AS hours_active, hours.hour_entropy,
+                   hours.peak_hour_share
+            FROM accounts a
+            LEFT JOIN act ON act.aid = a.aid LEFT JOIN prof ON prof.aid = a.aid
+            LEFT JOIN com ON com.aid = a.aid LEFT JOIN noorder ON noorder.aid = a.aid
+            LEFT JOIN timing ON timing.aid = a.aid LEFT JOIN hours ON hours.aid = a.aid
+            ORDER BY a.aid
+        """),
+        Step("device_links", "result", """
+            SELECT aid, did, count(*) AS n, min(ts) AS first_seen, max(ts) AS last_seen
+            FROM e WHERE did IS NOT NULL GROUP BY aid, did ORDER BY aid, did
+        """),
+        Step("ip_links", "result", """
+            SELECT aid, iid, count(*) AS n, min(ts) AS first_seen, max(ts) AS last_seen
+            FROM e WHERE iid IS NOT NULL GROUP BY aid, iid ORDER BY aid, iid
+        """),
+        Step("coupons", "result", f"""
+            SELECT q.aid, m.partner_id, count(*) AS claims FROM e q
+            JOIN accounts m ON m.aid = q.tid
+            WHERE q.et = {cc} AND m.partner_id IS NOT NULL
+            GROUP BY q.aid, m.partner_id ORDER BY q.aid, m.partner_id
+        """),
+        Step("partners", "result", """
+            SELECT partner_id, name, partner_type, onboarded_at FROM partners ORDER BY partner_id
+        """),
+        Step("bounds", "result", "SELECT min(ts) AS first_event, max(ts) AS last_event FROM e"),
+    ]
+    return [Step(s.name, s.kind, "\n".join(line.strip() for line in s.sql.strip().splitlines()))
+            for s in steps]
+
+
+_TIE_STEPS = ("e", "bought", "bought_partner", "profile_pairs", "shopped", "comment_pairs")
+_STR = pd.Series(["x"]).dtype   # the installed pandas' string dtype (object before pandas 3)
+_TS = "datetime64[us]"
+_I32, _I64, _F64 = "int32", "int64", "float64"
+#: Column types of the result tables, the same whichever engine computed them (DuckDB's
+#: own types: sums of INTEGER come back as HUGEINT → float64, counts as BIGINT).
+SCHEMAS: dict[str, dict[str, object]] = {
+    "accounts": {
+        "aid": _I32, "account_id": _STR, "account_type": _STR, "partner_id": _STR,
+        "created_at": _TS, "n_events": _I64, "active_days": _I64, "first_seen": _TS,
+        "last_seen": _TS, "reads": _I64, "records_read": _F64, "orders": _I64,
+        "coupon_claims": _I64, "coupon_no_order": _I64, "searches": _I64, "logins": _I64,
+        "n_devices": _I64, "n_ips": _I64, "profile_reads": _F64, "profile_records": _F64,
+        "users_read": _I64, "untied_reads": _F64, "untied_users": _I64, "comment_reads": _F64,
+        "comment_records": _F64, "merchants_read": _I64, "untied_merchants": _I64,
+        "untied_records": _F64, "n_gaps": _I64, "gap_mean": _F64, "gap_sd": _F64,
+        "gap_median": _F64, "hours_active": _I64, "hour_entropy": _F64,
+        "peak_hour_share": _F64,
+    },
+    "device_links": {"aid": _I32, "did": _I32, "n": _I64, "first_seen": _TS, "last_seen": _TS},
+    "ip_links": {"aid": _I32, "iid": _I32, "n": _I64, "first_seen": _TS, "last_seen": _TS},
+    "coupons": {"aid": _I32, "partner_id": _STR, "claims": _I64},
+    "partners": {"partner_id": _STR, "name": _STR, "partner_type": _STR, "onboarded_at": _TS},
+}
+
+
+def conform(name: str, df: pd.DataFrame) -> pd.DataFrame:
+    """Give result table ``name`` its declared columns and types (a no-op for DuckDB's own)."""
+    schema = SCHEMAS[name]
+    if list(df.columns) != list(schema):
+        raise ValueError(f"aggregate {name}: columns {list(df.columns)} != {list(schema)}")
+    out = {}
+    for col, dtype in schema.items():
+        s = df[col]
+        if dtype is _STR and len(s) == 0:
+            s = s.astype(object)        # what DuckDB gives for an empty text column
+        elif s.dtype != dtype:
+            if dtype == _TS:
+                s = pd.to_datetime(s).astype(_TS)
+            else:
+                s = s.astype(dtype)
+        out[col] = s
+    return pd.DataFrame(out, index=pd.RangeIndex(len(df)))
+
+
+def assemble(results: dict[str, pd.DataFrame], bound: datetime | None) -> Aggregates:
+    """Build :class:`Aggregates` from the ``result`` steps of :func:`plan` (any engine)."""
+    def ts(v):
+        return None if v is None or pd.isna(v) else pd.Timestamp(v).to_pydatetime()
+
+    b = results["bounds"]
+    lo, hi = (ts(b["first_event"].iloc[0]), ts(b["last_event"].iloc[0])) if len(b) else (None,
+                                                                                         None)
+    t = {k: conform(k, results[k]) for k in SCHEMAS}
+    return Aggregates(accounts=t["accounts"], device_links=t["device_links"],
+                      ip_links=t["ip_links"], coupons=t["coupons"], partners=t["partners"],
+                      as_of=bound, first_event=lo, last_event=hi)
+
+
+def run_duckdb(con: duckdb.DuckDBPyConnection, steps: list[Step]) -> dict[str, pd.DataFrame]:
+    """Run ``steps`` in DuckDB: views and temp tables, results as DataFrames."""
+    results = {}
+    for s in steps:
+        if s.kind == "view":
+            con.execute(f"CREATE OR REPLACE TEMP VIEW {s.name} AS {s.sql}")
+        elif s.kind == "table":
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {s.name} AS {s.sql}")
+        else:
+            results[s.name] = con.execute(s.sql).df()
+    return results
+
+
+def aggregate(con: duckdb.DuckDBPyConnection, as_of: date | str | None = None) -> Aggregates:
+    """Aggregate the workspace's events up to ``as_of`` (end of that day, UTC), in DuckDB.
+
+    Runs :func:`plan`; leaves the tie tables (``profile_pairs``, ``comment_pairs``, …)
+    in the workspace for :func:`daily_activity`.
+    """
+    return assemble(run_duckdb(con, plan(as_of)), as_of_bound(as_of))
 
 
 def daily_activity(con: duckdb.DuckDBPyConnection, aids: list[int] | None = None,
@@ -218,9 +337,14 @@ def daily_activity(con: duckdb.DuckDBPyConnection, aids: list[int] | None = None
     """Per account and day: events, profile reads, records read and untied reads.
 
     Restricted to ``aids`` when given (the members of the rings of interest).
-    Call after :func:`aggregate` (it uses the tie tables that step built).
+    Uses the tie tables :func:`aggregate` left in the workspace; when there are none
+    (the heavy stage ran on Spark) it builds them here first.
     """
     cut = _cut(as_of_bound(as_of))
+    have = con.execute("SELECT count(*) FROM duckdb_tables() WHERE temporary AND table_name IN "
+                       "('profile_pairs', 'comment_pairs')").fetchone()[0]
+    if have < 2:
+        run_duckdb(con, [s for s in plan(as_of) if s.name in _TIE_STEPS])
     where = ""
     if aids is not None:
         con.execute("CREATE OR REPLACE TEMP TABLE sel AS SELECT unnest(?::INTEGER[]) AS aid",

@@ -59,6 +59,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="devices/IPs shared by more accounts are hubs, left out of the graph")
     r.add_argument("--max-reject-rate", type=_rate, default=0.05,
                    help="fail (exit 2) when more of a table's rows are rejected (default 5%%)")
+    r.add_argument("--engine", choices=["duckdb", "spark"], default="duckdb",
+                   help="engine of the heavy stage (events → per-account aggregates): embedded "
+                        "DuckDB, or Apache Spark (needs Java 17+)")
+    r.add_argument("--spark-master", default=None, metavar="URL",
+                   help="Spark master for --engine spark (default local[2]; under spark-submit, "
+                        "the master it was given)")
+    r.add_argument("--spark-staging", default=None, metavar="DIR",
+                   help="folder where the validated tables are staged as Parquet for Spark "
+                        "(default: the run's workspace; on a cluster a shared mount)")
     r.add_argument("--no-progress", action="store_true")
 
     s = sub.add_parser("synth", help="write a synthetic export with planted rings")
@@ -121,9 +130,12 @@ def _cmd_run(a) -> int:
 
         def progress(total):
             return tqdm(total=total, desc="ringscope", unit="step", file=sys.stderr)
+    if a.engine != "spark" and (a.spark_master or a.spark_staging):
+        raise ValueError("--spark-master and --spark-staging need --engine spark")
     params = RunParams(as_of=a.as_of, seed=a.seed, communities=a.communities,
                        resolution=a.resolution, hub_degree=a.hub_degree,
-                       max_reject_rate=a.max_reject_rate)
+                       max_reject_rate=a.max_reject_rate, engine=a.engine,
+                       spark_master=a.spark_master, spark_staging=a.spark_staging)
     export, findings = run(a.exports_dir, a.out, params, progress=progress)
     rings = findings.rings.rings
     n_flag = int(rings["flagged"].astype(bool).sum()) if len(rings) else 0
@@ -187,6 +199,11 @@ def main(argv: list[str] | None = None) -> int:
         print("error: interrupted; previous outputs left as they were", file=sys.stderr)
         return 130
     except Exception as exc:  # noqa: BLE001 - the user gets one line, never a traceback
+        from .spark import SparkUnavailable
+
+        if isinstance(exc, SparkUnavailable):   # no Java 17+ or no pyspark: say so plainly
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_FAIL
         msg = " ".join(str(exc).split())[:300]
         print(f"error: unexpected {type(exc).__name__}: {msg} (re-run with -v for the log)",
               file=sys.stderr)

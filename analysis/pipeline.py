@@ -36,7 +36,9 @@ __all__ = ["RunParams", "Findings", "analyse", "run", "write_findings"]
 log = logging.getLogger(__name__)
 
 PACKAGES = ("duckdb", "pandas", "numpy", "networkx", "python-louvain", "igraph", "plotly",
-            "kaleido", "pyarrow")
+            "kaleido", "pyarrow", "pyspark", "sqlglot")
+#: Engines for the heavy stage (events → per-account aggregates); the rest runs in pandas.
+ENGINES = ("duckdb", "spark")
 
 
 @dataclass
@@ -51,6 +53,13 @@ class RunParams:
     max_reject_rate: float = 0.05
     memory_limit: str = "3GB"
     ring: RingParams = field(default_factory=RingParams)
+    #: ``duckdb`` (embedded) or ``spark`` for the heavy stage; both run :func:`aggregate.plan`.
+    engine: str = "duckdb"
+    #: Spark master URL; None = ``local[2]``, or what ``spark-submit`` was given.
+    spark_master: str | None = None
+    #: Where DuckDB stages the validated tables as Parquet for Spark; None = the run's
+    #: workspace folder. On a cluster: a shared mount every executor sees at the same path.
+    spark_staging: str | None = None
 
 
 @dataclass
@@ -84,12 +93,31 @@ class _Timer:
         log.info("step %s: %.2fs", name, self.timings[name])
 
 
-def analyse(con, params: RunParams, timings: dict[str, float] | None = None) -> Findings:
-    """Run aggregate → graph → communities → signals → rings on a loaded workspace."""
+def analyse(con, params: RunParams, timings: dict[str, float] | None = None, *,
+            spark=None) -> Findings:
+    """Run aggregate → graph → communities → signals → rings on a loaded workspace.
+
+    The aggregate step runs on ``params.engine``. For Spark, ``spark`` is a
+    :class:`analysis.spark.SparkAggregator` already staged from ``con``; without
+    one, one is made (and its staged files removed) for this call.
+    """
     timings = {} if timings is None else timings
     timer = _Timer(timings)
-    with timer.step("aggregate"):
-        agg = aggregate(con, params.as_of)
+    if params.engine not in ENGINES:
+        raise ValueError(f"unknown engine {params.engine!r} (expected one of {', '.join(ENGINES)})")
+    own = None
+    if params.engine == "spark" and spark is None:
+        from .spark import SparkAggregator
+
+        spark = own = SparkAggregator(con, params.spark_staging, master=params.spark_master,
+                                      driver_memory=params.memory_limit, timings=timings)
+    try:
+        with timer.step("aggregate"):
+            agg = (spark.aggregate(params.as_of) if params.engine == "spark"
+                   else aggregate(con, params.as_of))
+    finally:
+        if own is not None:
+            own.close()
     with timer.step("graph"):
         devices = con.execute("SELECT device_id FROM devices ORDER BY did").df()["device_id"]
         ips = con.execute("SELECT ip FROM ips ORDER BY iid").df()["ip"]
@@ -152,7 +180,7 @@ def run(export_dir: Path | str, out_dir: Path | str, params: RunParams | None = 
     timings: dict[str, float] = {}
     timer = _Timer(timings)
     t_start = time.perf_counter()
-    con = None
+    con = spark = None
     try:
         con = open_workspace(tmp / "workspace.duckdb", memory_limit=params.memory_limit)
         steps = ["read_validate", "analyse", "report"]
@@ -162,7 +190,13 @@ def run(export_dir: Path | str, out_dir: Path | str, params: RunParams | None = 
                                  max_reject_rate=params.max_reject_rate)
         if bar:
             bar.update(1)
-        findings = analyse(con, params, timings)
+        if params.engine == "spark":
+            from .spark import SparkAggregator
+
+            spark = SparkAggregator(con, params.spark_staging or (tmp / "workspace.spark"),
+                                    master=params.spark_master,
+                                    driver_memory=params.memory_limit, timings=timings)
+        findings = analyse(con, params, timings, spark=spark)
         if bar:
             bar.update(1)
         with timer.step("report"):
@@ -180,6 +214,8 @@ def run(export_dir: Path | str, out_dir: Path | str, params: RunParams | None = 
             "parameters": {**{k: v for k, v in asdict(params).items() if k != "ring"},
                            "ring": asdict(params.ring)},
             "communities_engine": params.communities,
+            "engine": params.engine,
+            **({"spark": {"master": spark.master, "version": spark.version}} if spark else {}),
             "versions": _versions(),
             "inputs": export.fingerprints,
             "tables": {k: v.as_dict() for k, v in export.counts.items()},
@@ -212,6 +248,8 @@ def run(export_dir: Path | str, out_dir: Path | str, params: RunParams | None = 
         os.replace(tmp, out_dir)
         shutil.rmtree(old, ignore_errors=True)
     finally:
+        if spark is not None:
+            spark.close()
         if con is not None:
             con.close()
         shutil.rmtree(tmp, ignore_errors=True)

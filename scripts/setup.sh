@@ -16,6 +16,22 @@ if ! command -v chromium >/dev/null 2>&1; then
     fi
 fi
 
+# Java 17+ runs Apache Spark (--engine spark and tests/test_spark.py).
+java_major() {
+    local j="${JAVA_HOME:+$JAVA_HOME/bin/}java"
+    command -v "$j" >/dev/null 2>&1 || { echo 0; return; }
+    "$j" -version 2>&1 | sed -nE 's/.*version "(1\.)?([0-9]+).*/\2/p' | head -n1
+}
+if [ "$(java_major)" -lt 17 ] 2>/dev/null || [ -z "$(java_major)" ]; then
+    if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+        echo "setup: installing Java 17 (openjdk-17-jre-headless) for the Spark engine"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless >/dev/null
+    else
+        echo "setup: Java 17+ not found; install it (e.g. 'sudo apt-get install openjdk-17-jre-headless') for --engine spark" >&2
+    fi
+fi
+
 if [ ! -x "$VENV/bin/python" ]; then
     "$PYTHON" -m venv "$VENV"
 fi
