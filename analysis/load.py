@@ -194,9 +194,10 @@ def _stage(con: duckdb.DuckDBPyConnection, path: Path, spec: TableSpec) -> tuple
     Returns the staging table name and the number of structurally broken CSV
     lines (quarantined separately in ``raw_<name>_broken``).
     """
-    raw = f"raw_{spec.name}"
-    broken = f"{raw}_broken"
-    con.execute(f"DROP TABLE IF EXISTS {raw}; DROP TABLE IF EXISTS {broken}")
+    view = f"raw_{spec.name}"
+    raw = f"{view}_t"
+    broken = f"{view}_broken"
+    _drop_staging(con, spec.name)
     qpath = _sql_str(str(path))
     if path.name.lower().endswith(".parquet"):
         try:
@@ -218,19 +219,19 @@ def _stage(con: duckdb.DuckDBPyConnection, path: Path, spec: TableSpec) -> tuple
                 raise ExportError(path, f"column '{col}' has type {typ}, expected "
                                         f"{' or '.join(sorted(set(allowed)))[:120]}")
             expr = _ident(src)
-            if typ.startswith("TIMESTAMP") or typ == "DATE":
-                expr = f"strftime(CAST({expr} AS TIMESTAMP), '%Y-%m-%dT%H:%M:%S.%fZ')"
+            if typ.startswith("TIMESTAMP"):
+                expr = f"CAST({expr} AS TIMESTAMP)"  # in UTC; no offset means UTC
             selects.append(f"CAST({expr} AS VARCHAR) AS {col}")
         try:
             con.execute(
                 f"CREATE TABLE {raw} AS SELECT file_row_number + 1 AS source_row, "
-                f"{', '.join(selects)} FROM read_parquet('{qpath}', file_row_number = true) "
-                f"ORDER BY file_row_number"
+                f"{', '.join(selects)} FROM read_parquet('{qpath}', file_row_number = true)"
             )
         except duckdb.Error as exc:
             raise ExportError(path, f"unreadable Parquet file ({_first_line(exc)})") from None
         con.execute(f"CREATE TABLE {broken} (source_row BIGINT, raw_line VARCHAR, reason VARCHAR)")
-        return raw, 0
+        con.execute(f"CREATE VIEW {view} AS SELECT * FROM {raw}")
+        return view, 0
 
     header = _read_csv_header(path)
     positions = _map_columns(path, header, spec)
@@ -249,8 +250,7 @@ def _stage(con: duckdb.DuckDBPyConnection, path: Path, spec: TableSpec) -> tuple
             f"max_line_size = {MAX_LINE_BYTES}, compression = 'auto')"
         )
         # rowid follows insertion order, which DuckDB keeps in file order.
-        con.execute(f"ALTER TABLE {raw} ADD COLUMN source_row BIGINT")
-        con.execute(f"UPDATE {raw} SET source_row = rowid + 1")
+        con.execute(f"CREATE VIEW {view} AS SELECT rowid + 1 AS source_row, * FROM {raw}")
         con.execute(
             f"CREATE TABLE {broken} AS SELECT min(line) AS source_row, "
             f"any_value(csv_line) AS raw_line, "
@@ -260,7 +260,12 @@ def _stage(con: duckdb.DuckDBPyConnection, path: Path, spec: TableSpec) -> tuple
     except duckdb.Error as exc:
         raise ExportError(path, f"unreadable file ({_first_line(exc)})") from None
     n_broken = con.execute(f"SELECT count(*) FROM {broken}").fetchone()[0]
-    return raw, int(n_broken)
+    return view, int(n_broken)
+
+
+def _drop_staging(con: duckdb.DuckDBPyConnection, name: str) -> None:
+    con.execute(f"DROP VIEW IF EXISTS raw_{name}; DROP TABLE IF EXISTS raw_{name}_t; "
+                f"DROP TABLE IF EXISTS raw_{name}_broken")
 
 
 def _first_line(exc: BaseException) -> str:
@@ -350,26 +355,35 @@ def _validate_accounts(con: duckdb.DuckDBPyConnection) -> None:
 
 def _validate_events(con: duckdb.DuckDBPyConnection) -> None:
     ets = ", ".join(f"'{t}'" for t in EVENT_TYPES)
-    rec = "TRY_CAST(nullif(trim(records), '') AS DOUBLE)"
+    # Each value is parsed once (timestamp parsing with offsets is the costly part).
     con.execute(f"""
         CREATE OR REPLACE TABLE chk_events AS
-        SELECT r.source_row, {_ts_expr('r.ts')} AS t, a.aid,
+        WITH p AS (
+            SELECT r.source_row, {_ts_expr('r.ts')} AS t,
+                   nullif(trim(r.account_id), '') AS acc,
+                   lower(trim(r.event_type)) AS event_type,
+                   nullif(trim(r.records), '') AS rec_s,
+                   TRY_CAST(nullif(trim(r.records), '') AS DOUBLE) AS recd,
+                   r.device_id, r.ip, r.target_id
+            FROM raw_events r)
+        SELECT p.source_row, p.t, a.aid,
           CASE
-            WHEN {_ts_bad('r.ts')} THEN 'bad ts timestamp'
-            WHEN nullif(trim(r.account_id), '') IS NULL THEN 'empty account_id'
-            WHEN r.event_type IS NULL OR lower(trim(r.event_type)) NOT IN ({ets})
-              THEN 'unknown event_type'
-            WHEN nullif(trim(r.records), '') IS NOT NULL AND ({rec} IS NULL
-                 OR NOT isfinite({rec}) OR {rec} < 0 OR {rec} <> floor({rec}) OR {rec} > 2e9)
+            WHEN p.t IS NULL OR NOT isfinite(p.t) OR p.t < TIMESTAMP '{_TS_MIN}'
+                 OR p.t >= TIMESTAMP '{_TS_MAX}' THEN 'bad ts timestamp'
+            WHEN p.acc IS NULL THEN 'empty account_id'
+            WHEN p.event_type IS NULL OR p.event_type NOT IN ({ets}) THEN 'unknown event_type'
+            WHEN p.rec_s IS NOT NULL AND (p.recd IS NULL OR NOT isfinite(p.recd) OR p.recd < 0
+                 OR p.recd <> floor(p.recd) OR p.recd > 2e9)
               THEN 'records is not an integer >= 0'
             WHEN a.aid IS NULL THEN 'account_id not in accounts'
           END AS reason,
-          nullif(trim(r.device_id), '') AS device_id,
-          nullif(trim(r.ip), '') AS ip,
-          lower(trim(r.event_type)) AS event_type,
-          nullif(trim(r.target_id), '') AS target_id,
-          coalesce({rec}, 1)::INTEGER AS rec
-        FROM raw_events r LEFT JOIN accounts a ON a.account_id = trim(r.account_id)
+          nullif(trim(p.device_id), '') AS device_id,
+          nullif(trim(p.ip), '') AS ip,
+          p.event_type,
+          nullif(trim(p.target_id), '') AS target_id,
+          CASE WHEN p.recd IS NULL OR NOT isfinite(p.recd) OR p.recd > 2e9 THEN 1
+               ELSE p.recd END::INTEGER AS rec
+        FROM p LEFT JOIN accounts a ON a.account_id = p.acc
     """)
     con.execute("""
         CREATE OR REPLACE TABLE devices AS
@@ -466,6 +480,6 @@ def load_export(export_dir: Path | str, con: duckdb.DuckDBPyConnection, rejects_
                 f"see rejects/{name}.csv",
             )
     for name in ("partners", "accounts", "events"):
-        con.execute(f"DROP TABLE IF EXISTS raw_{name}; DROP TABLE IF EXISTS raw_{name}_broken")
+        _drop_staging(con, name)
     con.execute("DROP TABLE IF EXISTS chk_events")
     return export
