@@ -357,7 +357,7 @@ def _validate_events(con: duckdb.DuckDBPyConnection) -> None:
     ets = ", ".join(f"'{t}'" for t in EVENT_TYPES)
     # Each value is parsed once (timestamp parsing with offsets is the costly part).
     con.execute(f"""
-        CREATE OR REPLACE TABLE chk_events AS
+        CREATE OR REPLACE TEMP VIEW events_checked AS
         WITH p AS (
             SELECT r.source_row, {_ts_expr('r.ts')} AS t,
                    nullif(trim(r.account_id), '') AS acc,
@@ -385,22 +385,27 @@ def _validate_events(con: duckdb.DuckDBPyConnection) -> None:
                ELSE p.recd END::INTEGER AS rec
         FROM p LEFT JOIN accounts a ON a.account_id = p.acc
     """)
+    # Only the rejects are kept as a table; accepted rows go straight into ``ev``.
+    con.execute("""
+        CREATE OR REPLACE TABLE chk_events AS
+        SELECT source_row, reason FROM events_checked WHERE reason IS NOT NULL
+    """)
+    # Dictionaries over every staged row (a rejected row's device only adds an unused key).
     con.execute("""
         CREATE OR REPLACE TABLE devices AS
         SELECT (row_number() OVER (ORDER BY device_id) - 1)::INTEGER AS did, device_id
-        FROM (SELECT DISTINCT device_id FROM chk_events
-              WHERE reason IS NULL AND device_id IS NOT NULL);
+        FROM (SELECT DISTINCT nullif(trim(device_id), '') AS device_id FROM raw_events)
+        WHERE device_id IS NOT NULL;
         CREATE OR REPLACE TABLE ips AS
         SELECT (row_number() OVER (ORDER BY ip) - 1)::INTEGER AS iid, ip
-        FROM (SELECT DISTINCT ip FROM chk_events WHERE reason IS NULL AND ip IS NOT NULL);
+        FROM (SELECT DISTINCT nullif(trim(ip), '') AS ip FROM raw_events) WHERE ip IS NOT NULL;
         CREATE OR REPLACE TABLE targets AS
         SELECT aid AS tid, account_id AS target_id FROM accounts
         UNION ALL
         SELECT ((SELECT count(*) FROM accounts) + row_number() OVER (ORDER BY target_id) - 1)::INTEGER,
                target_id
-        FROM (SELECT DISTINCT target_id FROM chk_events
-              WHERE reason IS NULL AND target_id IS NOT NULL
-                AND target_id NOT IN (SELECT account_id FROM accounts));
+        FROM (SELECT DISTINCT nullif(trim(target_id), '') AS target_id FROM raw_events)
+        WHERE target_id IS NOT NULL AND target_id NOT IN (SELECT account_id FROM accounts);
     """)
     codes = " ".join(f"WHEN '{t}' THEN {i}" for i, t in enumerate(EVENT_TYPES))
     con.execute(f"""
@@ -408,12 +413,13 @@ def _validate_events(con: duckdb.DuckDBPyConnection) -> None:
         SELECT c.aid, c.t AS ts, d.did, i.iid,
                (CASE c.event_type {codes} END)::UTINYINT AS et,
                g.tid, c.rec
-        FROM chk_events c
+        FROM events_checked c
         LEFT JOIN devices d ON d.device_id = c.device_id
         LEFT JOIN ips i ON i.ip = c.ip
         LEFT JOIN targets g ON g.target_id = c.target_id
         WHERE c.reason IS NULL
     """)
+    con.execute("DROP VIEW events_checked")
 
 
 _VALIDATORS = {
