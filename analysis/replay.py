@@ -84,6 +84,7 @@ def replay(export_dir: Path | str, labels_path: Path | str, *, truth: Path | str
             dates.append(day)
             day += timedelta(days=step_days)
         dates.append(hi.date())
+        weekly_dates = set(dates)
         for start in starts.values():
             dates.append((start + timedelta(days=14)).date())
         runs, first_flag = [], {}
@@ -93,7 +94,7 @@ def replay(export_dir: Path | str, labels_path: Path | str, *, truth: Path | str
             findings = analyse(con, p)
             hit, false_alerts = alerts_for(findings, labels)
             flagged_at[as_of] = hit
-            weekly = as_of in set(dates[: len(dates) - len(starts)])
+            weekly = as_of in weekly_dates
             runs.append({"as_of": as_of.isoformat(), "weekly": weekly,
                          "flagged_rings": int(findings.rings.rings["flagged"].astype(bool).sum())
                          if len(findings.rings.rings) else 0,

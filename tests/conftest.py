@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 
@@ -16,6 +18,17 @@ def write_table(path: Path, header: list[str], rows: list[list[object]]) -> Path
         w.writerow(header)
         w.writerows(rows)
     return path
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """A CSV table as text, empty cells as empty strings."""
+    return pd.read_csv(path, dtype=str, keep_default_na=False)
+
+
+def digest(folder: Path) -> dict[str, str]:
+    """SHA-256 of every file below ``folder``, by relative path."""
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 ACCOUNTS_H = ["account_id", "account_type", "created_at", "partner_id"]

@@ -55,8 +55,8 @@ def test_quarantine_reasons_and_accounting(tmp_path):
     assert rej["source_row"].tolist() == ["2", "3", "4", "5", "6", "7"]
     assert rej["records"].tolist()[4] == "'-2"  # neutralised, still readable
     acc = pd.read_csv(tmp_path / "rejects" / "accounts.csv", dtype=str, keep_default_na=False)
-    # m1's order is rejected with m1 itself? No: m1 is rejected for its partner, so the
-    # order targeting it stays (targets need not be accounts).
+    # m1 is rejected for its unknown partner; the order targeting it stays, because
+    # targets need not be accounts.
     assert sorted(acc["reason"]) == ["duplicate account_id (first row kept)",
                                      "partner_id not in partners"]
 

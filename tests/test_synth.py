@@ -2,26 +2,16 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
-from pathlib import Path
 
 import duckdb
 import pandas as pd
 import pytest
+from conftest import digest, read_table
 
 from analysis.synth import EVENT_TYPES, SCENARIOS, SynthResult, generate
 
 SMALL = {"accounts": 2000, "days": 60}
-
-
-def _read(path: Path) -> pd.DataFrame:
-    return pd.read_csv(path, dtype=str, keep_default_na=False)
-
-
-def _digest(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +21,7 @@ def small(tmp_path_factory) -> SynthResult:
 
 @pytest.fixture(scope="module")
 def tables(small) -> dict[str, pd.DataFrame]:
-    return {name: _read(small.export_dir / f"{name}.csv")
+    return {name: read_table(small.export_dir / f"{name}.csv")
             for name in ("accounts", "partners", "events")}
 
 
@@ -47,7 +37,7 @@ def test_files_and_layout(small):
 
 
 def test_every_scenario_planted(small, tables):
-    labels = _read(small.labels_path)
+    labels = read_table(small.labels_path)
     assert list(labels.columns) == ["account_id", "ring_id", "scenario"]
     assert set(labels["scenario"]) == set(SCENARIOS)
     assert labels.groupby("ring_id")["scenario"].nunique().eq(1).all()
@@ -65,7 +55,7 @@ def test_every_scenario_planted(small, tables):
 
 def test_truth(small, tables):
     truth = json.loads(small.truth_path.read_text())
-    labels = _read(small.labels_path)
+    labels = read_table(small.labels_path)
     rings = {r["ring_id"]: r for r in truth["rings"]}
     assert set(rings) == set(labels["ring_id"])
     start = pd.Timestamp(truth["window_start"])
@@ -134,9 +124,9 @@ def test_contract(tables):
 
 def test_deterministic(tmp_path, small):
     again = generate(tmp_path / "again", seed=11, **SMALL)
-    assert _digest(again.export_dir.parent) == _digest(small.export_dir.parent)
+    assert digest(again.export_dir.parent) == digest(small.export_dir.parent)
     other = generate(tmp_path / "other", seed=12, **SMALL)
-    a, b = _digest(other.export_dir.parent), _digest(small.export_dir.parent)
+    a, b = digest(other.export_dir.parent), digest(small.export_dir.parent)
     assert a["export/events.csv"] != b["export/events.csv"]
     assert a["labels.csv"] != b["labels.csv"]
 
@@ -169,7 +159,7 @@ def test_other_formats(tmp_path, fmt):
 
 def test_scenario_subset(tmp_path):
     res = generate(tmp_path / "out", seed=5, scenarios=["external", "insider_staff"], **SMALL)
-    labels = _read(res.labels_path)
+    labels = read_table(res.labels_path)
     assert set(labels["scenario"]) == {"external", "insider_staff"}
     truth = json.loads(res.truth_path.read_text())
     assert [r["ring_id"] for r in truth["rings"]] == ["R1", "R2"]

@@ -2,27 +2,17 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
-from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import digest, read_table
 
 from analysis.load import load_export, open_workspace
 from analysis.synth import EVENT_TYPES, SynthResult
 from analysis.synth_holdout import HOLDOUT_SCENARIOS, LOOKALIKE_KINDS, generate_holdout
 
 SMALL = {"accounts": 3000, "days": 45}
-
-
-def _read(path: Path) -> pd.DataFrame:
-    return pd.read_csv(path, dtype=str, keep_default_na=False)
-
-
-def _digest(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +22,7 @@ def small(tmp_path_factory) -> SynthResult:
 
 @pytest.fixture(scope="module")
 def tables(small) -> dict[str, pd.DataFrame]:
-    return {name: _read(small.export_dir / f"{name}.csv")
+    return {name: read_table(small.export_dir / f"{name}.csv")
             for name in ("accounts", "partners", "events")}
 
 
@@ -83,7 +73,7 @@ def test_contract(tables, small, tmp_path):
 
 
 def test_labels_and_truth(small, tables):
-    labels = _read(small.labels_path)
+    labels = read_table(small.labels_path)
     truth = json.loads(small.truth_path.read_text())
     assert list(labels.columns) == ["account_id", "ring_id", "scenario"]
     assert not labels["account_id"].duplicated().any()
@@ -113,8 +103,8 @@ def test_labels_and_truth(small, tables):
 
 def test_deterministic(tmp_path, small):
     again = generate_holdout(tmp_path / "again", seed=3, **SMALL)
-    assert _digest(again.export_dir.parent) == _digest(small.export_dir.parent)
+    assert digest(again.export_dir.parent) == digest(small.export_dir.parent)
     other = generate_holdout(tmp_path / "other", seed=4, **SMALL)
-    a, b = _digest(other.export_dir.parent), _digest(small.export_dir.parent)
+    a, b = digest(other.export_dir.parent), digest(small.export_dir.parent)
     assert a["export/events.csv"] != b["export/events.csv"]
     assert a["labels.csv"] != b["labels.csv"]
