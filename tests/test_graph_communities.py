@@ -86,3 +86,52 @@ def test_communities_partition_and_repeat(edges, seed, engine):
         assert len({comp[n] for n in grp.index}) == 1
     # Same seed, same partition.
     assert part.equals(detect_communities(g, engine=engine, seed=seed))
+
+
+def modularity(g: EntityGraph, part: pd.Series) -> float:
+    import networkx as nx
+    nxg = to_networkx(g)
+    groups = [set(grp.index) for _, grp in part.groupby(part)]
+    return nx.community.modularity(nxg, groups, weight="weight")
+
+
+def islands_and_a_mainland(n_islands: int, clique: int, n_cliques: int) -> EntityGraph:
+    """Many households (an island of two accounts on one phone) and one connected mainland:
+    ``n_cliques`` groups of ``clique`` accounts, each group on its own device, chained
+    by single accounts that also use the next group's device."""
+    links = []
+    for k in range(n_islands):
+        links += [(2 * k, k, 3), (2 * k + 1, k, 3)]
+    a, d = 2 * n_islands, n_islands
+    for c in range(n_cliques):
+        links += [(a + i, d + c, 20) for i in range(clique)]
+        if c:
+            links.append((a, d + c - 1, 1))      # the bridge to the previous group
+        a += clique
+    agg = agg_with_links(links, a)
+    return build_graph(agg, pd.Series([f"d{k}" for k in range(d + n_cliques)]),
+                       pd.Series([], dtype=str))
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_small_components_settled_and_the_rest_split_as_on_the_whole_graph(engine):
+    import igraph as ig
+
+    from analysis.graph import to_igraph
+
+    g = islands_and_a_mainland(n_islands=300, clique=6, n_cliques=12)
+    part = detect_communities(g, engine=engine, seed=3)
+    n_acc = 600 + 12 * 6                         # device k is node n_acc + k
+    # Every household is one community of its own.
+    for k in range(300):
+        assert part[2 * k] == part[2 * k + 1] == part[n_acc + k]
+    assert part[:600].nunique() == 300
+    # The mainland is split into its groups, not kept whole: the engine ran on it.
+    assert part[600:n_acc].nunique() >= 3
+    # The partition is as good as the engine's on the whole graph (same objective).
+    gi = to_igraph(g)
+    ig.set_random_number_generator(__import__("random").Random(3))
+    whole = gi.community_multilevel(weights="weight")
+    ids = g.nodes["node"].to_numpy()
+    ref = pd.Series([whole.membership[i] for i in ids], index=ids)
+    assert modularity(g, part) == pytest.approx(modularity(g, ref), abs=2e-3)
