@@ -26,6 +26,7 @@ import logging
 import re
 import time
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -188,16 +189,19 @@ _ALLOWED = {
 _ID_TYPES = _TEXT_TYPES + _INT_TYPES
 
 
-def _stage(con: duckdb.DuckDBPyConnection, path: Path, spec: TableSpec) -> tuple[str, int]:
-    """Stage a table file as ``raw_<name>`` (all VARCHAR, plus ``source_row``).
+def _source(con: duckdb.DuckDBPyConnection, path: Path, spec: TableSpec, *,
+            typed: bool = False, scan: str = "stage") -> str:
+    """A ``SELECT`` that reads the table file with the contract's column names.
 
-    Returns the staging table name and the number of structurally broken CSV
-    lines (quarantined separately in ``raw_<name>_broken``).
+    Text values come as read (VARCHAR). With ``typed``, a Parquet file's
+    timestamp and number columns keep their types (no round trip through text);
+    the events scans parse text themselves. ``scan`` says how a CSV is read:
+    ``stage`` keeps structurally broken lines in DuckDB's ``reject_errors``
+    (the first scan of a file), ``again`` skips the same lines silently, and
+    ``numbered`` also numbers the rows (``source_row``) in file order.
+    Raises :class:`ExportError` for an unreadable file, a missing column or a
+    Parquet column of an impossible type.
     """
-    view = f"raw_{spec.name}"
-    raw = f"{view}_t"
-    broken = f"{view}_broken"
-    _drop_staging(con, spec.name)
     qpath = _sql_str(str(path))
     if path.name.lower().endswith(".parquet"):
         try:
@@ -219,19 +223,14 @@ def _stage(con: duckdb.DuckDBPyConnection, path: Path, spec: TableSpec) -> tuple
                 raise ExportError(path, f"column '{col}' has type {typ}, expected "
                                         f"{' or '.join(sorted(set(allowed)))[:120]}")
             expr = _ident(src)
-            if typ.startswith("TIMESTAMP"):
+            if typ.startswith("TIMESTAMP") or typ == "DATE":
                 expr = f"CAST({expr} AS TIMESTAMP)"  # in UTC; no offset means UTC
-            selects.append(f"CAST({expr} AS VARCHAR) AS {col}")
-        try:
-            con.execute(
-                f"CREATE TABLE {raw} AS SELECT file_row_number + 1 AS source_row, "
-                f"{', '.join(selects)} FROM read_parquet('{qpath}', file_row_number = true)"
-            )
-        except duckdb.Error as exc:
-            raise ExportError(path, f"unreadable Parquet file ({_first_line(exc)})") from None
-        con.execute(f"CREATE TABLE {broken} (source_row BIGINT, raw_line VARCHAR, reason VARCHAR)")
-        con.execute(f"CREATE VIEW {view} AS SELECT * FROM {raw}")
-        return view, 0
+            if not (typed and col in _ALLOWED and typ not in _TEXT_TYPES):
+                expr = f"CAST({expr} AS VARCHAR)"
+            selects.append(f"{expr} AS {col}")
+        number = "file_row_number + 1 AS source_row, " if scan in ("stage", "numbered") else ""
+        return (f"SELECT {number}{', '.join(selects)} "
+                f"FROM read_parquet('{qpath}', file_row_number = true)")
 
     header = _read_csv_header(path)
     positions = _map_columns(path, header, spec)
@@ -241,24 +240,55 @@ def _stage(con: duckdb.DuckDBPyConnection, path: Path, spec: TableSpec) -> tuple
         (f"c{positions[c]} AS {c}" if c in positions else f"NULL::VARCHAR AS {c}")
         for c in spec.columns
     ]
-    try:
+    errors = "store_rejects = true" if scan == "stage" else "ignore_errors = true"
+    reader = (f"read_csv('{qpath}', columns = {col_struct}, header = true, "
+              f"auto_detect = false, delim = ',', quote = '\"', escape = '\"', "
+              f"strict_mode = false, {errors}, max_line_size = {MAX_LINE_BYTES}, "
+              f"compression = 'auto')")
+    if scan == "numbered":
+        # An empty OVER () numbers rows in the order the reader gives them: file order.
+        return (f"SELECT row_number() OVER () AS source_row, {', '.join(selects)} "
+                f"FROM {reader}")
+    return f"SELECT {', '.join(selects)} FROM {reader}"
+
+
+def _broken_lines(con: duckdb.DuckDBPyConnection, table: str) -> None:
+    """Keep the CSV lines the last ``stage`` scan could not parse, one row per line."""
+    con.execute(
+        f"CREATE OR REPLACE TABLE {table} AS SELECT min(line) AS source_row, "
+        f"any_value(csv_line) AS raw_line, "
+        f"'unparseable CSV line ' || string_agg(DISTINCT lower(error_type), '; ') AS reason "
+        f"FROM reject_errors GROUP BY line ORDER BY line"
+    )
+
+
+def _stage(con: duckdb.DuckDBPyConnection, path: Path, spec: TableSpec) -> tuple[str, int]:
+    """Stage a small table file as ``raw_<name>`` (all VARCHAR, plus ``source_row``).
+
+    Returns the staging view's name and the number of structurally broken CSV
+    lines (quarantined separately in ``raw_<name>_broken``).
+    """
+    view = f"raw_{spec.name}"
+    raw = f"{view}_t"
+    broken = f"{view}_broken"
+    _drop_staging(con, spec.name)
+    is_csv = not path.name.lower().endswith(".parquet")
+    if is_csv:
         con.execute("DROP TABLE IF EXISTS reject_errors; DROP TABLE IF EXISTS reject_scans")
-        con.execute(
-            f"CREATE TABLE {raw} AS SELECT {', '.join(selects)} FROM read_csv('{qpath}', "
-            f"columns = {col_struct}, header = true, auto_detect = false, delim = ',', "
-            f"quote = '\"', escape = '\"', strict_mode = false, store_rejects = true, "
-            f"max_line_size = {MAX_LINE_BYTES}, compression = 'auto')"
-        )
-        # rowid follows insertion order, which DuckDB keeps in file order.
-        con.execute(f"CREATE VIEW {view} AS SELECT rowid + 1 AS source_row, * FROM {raw}")
-        con.execute(
-            f"CREATE TABLE {broken} AS SELECT min(line) AS source_row, "
-            f"any_value(csv_line) AS raw_line, "
-            f"'unparseable CSV line ' || string_agg(DISTINCT lower(error_type), '; ') AS reason "
-            f"FROM reject_errors GROUP BY line ORDER BY line"
-        )
+    source = _source(con, path, spec)
+    try:
+        con.execute(f"CREATE TABLE {raw} AS {source}")
+        if is_csv:
+            # rowid follows insertion order, which DuckDB keeps in file order.
+            con.execute(f"CREATE VIEW {view} AS SELECT rowid + 1 AS source_row, * FROM {raw}")
+            _broken_lines(con, broken)
+        else:
+            con.execute(f"CREATE TABLE {broken} "
+                        f"(source_row BIGINT, raw_line VARCHAR, reason VARCHAR)")
+            con.execute(f"CREATE VIEW {view} AS SELECT * FROM {raw}")
     except duckdb.Error as exc:
-        raise ExportError(path, f"unreadable file ({_first_line(exc)})") from None
+        kind = "unreadable file" if is_csv else "unreadable Parquet file"
+        raise ExportError(path, f"{kind} ({_first_line(exc)})") from None
     n_broken = con.execute(f"SELECT count(*) FROM {broken}").fetchone()[0]
     return view, int(n_broken)
 
@@ -353,93 +383,194 @@ def _validate_accounts(con: duckdb.DuckDBPyConnection) -> None:
     """)
 
 
-def _validate_events(con: duckdb.DuckDBPyConnection) -> None:
-    ets = ", ".join(f"'{t}'" for t in EVENT_TYPES)
-    # Each value is parsed once (timestamp parsing with offsets is the costly part).
+#: Why an events row is quarantined, by the code the events scan gives it (checked in order).
+EVENT_REASONS = ("bad ts timestamp", "empty account_id", "unknown event_type",
+                 "records is not an integer >= 0", "account_id not in accounts")
+#: Grouping-set numbers of the distinct raw values collected by the first events scan.
+_KEY_COLUMNS = ("account_id", "device_id", "ip", "target_id", "event_type")
+
+
+def _events_keys(con: duckdb.DuckDBPyConnection, source: str) -> int:
+    """First scan: every distinct raw key value, then dictionaries and raw → id maps.
+
+    Trimming, lower-casing and looking up happen once per distinct value here,
+    not once per event; the second scan joins the raw values to these maps.
+    Returns the number of rows the scan read.
+    """
+    cols = ", ".join(_KEY_COLUMNS)
+    sets = ", ".join(f"({c})" for c in _KEY_COLUMNS)
     con.execute(f"""
-        CREATE OR REPLACE TEMP VIEW events_checked AS
-        WITH p AS (
-            SELECT r.source_row, {_ts_expr('r.ts')} AS t,
-                   nullif(trim(r.account_id), '') AS acc,
-                   lower(trim(r.event_type)) AS event_type,
-                   nullif(trim(r.records), '') AS rec_s,
-                   TRY_CAST(nullif(trim(r.records), '') AS DOUBLE) AS recd,
-                   r.device_id, r.ip, r.target_id
-            FROM raw_events r)
-        SELECT p.source_row, p.t, a.aid,
-          CASE
-            WHEN p.t IS NULL OR NOT isfinite(p.t) OR p.t < TIMESTAMP '{_TS_MIN}'
-                 OR p.t >= TIMESTAMP '{_TS_MAX}' THEN 'bad ts timestamp'
-            WHEN p.acc IS NULL THEN 'empty account_id'
-            WHEN p.event_type IS NULL OR p.event_type NOT IN ({ets}) THEN 'unknown event_type'
-            WHEN p.rec_s IS NOT NULL AND (p.recd IS NULL OR NOT isfinite(p.recd) OR p.recd < 0
-                 OR p.recd <> floor(p.recd) OR p.recd > 2e9)
-              THEN 'records is not an integer >= 0'
-            WHEN a.aid IS NULL THEN 'account_id not in accounts'
-          END AS reason,
-          nullif(trim(p.device_id), '') AS device_id,
-          nullif(trim(p.ip), '') AS ip,
-          p.event_type,
-          nullif(trim(p.target_id), '') AS target_id,
-          CASE WHEN p.recd IS NULL OR NOT isfinite(p.recd) OR p.recd > 2e9 THEN 1
-               ELSE p.recd END::INTEGER AS rec
-        FROM p LEFT JOIN accounts a ON a.account_id = p.acc
+        CREATE OR REPLACE TEMP TABLE ev_keys AS
+        SELECT {', '.join(f"grouping({c}) = 0 AS is_{c}" for c in _KEY_COLUMNS)},
+               coalesce({cols}) AS raw, count(*) AS n
+        FROM ({source}) GROUP BY GROUPING SETS ({sets})
     """)
-    # Only the rejects are kept as a table; accepted rows go straight into ``ev``.
+    n_rows = con.execute("SELECT coalesce(sum(n), 0) FROM ev_keys WHERE is_account_id").fetchone()[0]
     con.execute("""
-        CREATE OR REPLACE TABLE chk_events AS
-        SELECT source_row, reason FROM events_checked WHERE reason IS NOT NULL
-    """)
-    # Dictionaries over every staged row (a rejected row's device only adds an unused key).
-    con.execute("""
+        CREATE OR REPLACE TEMP TABLE ev_keys_t AS
+        SELECT *, nullif(trim(raw), '') AS k FROM ev_keys WHERE raw IS NOT NULL;
         CREATE OR REPLACE TABLE devices AS
-        SELECT (row_number() OVER (ORDER BY device_id) - 1)::INTEGER AS did, device_id
-        FROM (SELECT DISTINCT nullif(trim(device_id), '') AS device_id FROM raw_events)
-        WHERE device_id IS NOT NULL;
+        SELECT (row_number() OVER (ORDER BY k) - 1)::INTEGER AS did, k AS device_id
+        FROM (SELECT DISTINCT k FROM ev_keys_t WHERE is_device_id AND k IS NOT NULL);
         CREATE OR REPLACE TABLE ips AS
-        SELECT (row_number() OVER (ORDER BY ip) - 1)::INTEGER AS iid, ip
-        FROM (SELECT DISTINCT nullif(trim(ip), '') AS ip FROM raw_events) WHERE ip IS NOT NULL;
+        SELECT (row_number() OVER (ORDER BY k) - 1)::INTEGER AS iid, k AS ip
+        FROM (SELECT DISTINCT k FROM ev_keys_t WHERE is_ip AND k IS NOT NULL);
         CREATE OR REPLACE TABLE targets AS
         SELECT aid AS tid, account_id AS target_id FROM accounts
         UNION ALL
-        SELECT ((SELECT count(*) FROM accounts) + row_number() OVER (ORDER BY target_id) - 1)::INTEGER,
-               target_id
-        FROM (SELECT DISTINCT nullif(trim(target_id), '') AS target_id FROM raw_events)
-        WHERE target_id IS NOT NULL AND target_id NOT IN (SELECT account_id FROM accounts);
+        SELECT ((SELECT count(*) FROM accounts) + row_number() OVER (ORDER BY k) - 1)::INTEGER, k
+        FROM (SELECT DISTINCT k FROM ev_keys_t WHERE is_target_id AND k IS NOT NULL)
+        WHERE k NOT IN (SELECT account_id FROM accounts);
     """)
     codes = " ".join(f"WHEN '{t}' THEN {i}" for i, t in enumerate(EVENT_TYPES))
     con.execute(f"""
-        CREATE OR REPLACE TABLE ev AS
-        SELECT c.aid, c.t AS ts, d.did, i.iid,
-               (CASE c.event_type {codes} END)::UTINYINT AS et,
-               g.tid, c.rec
-        FROM events_checked c
-        LEFT JOIN devices d ON d.device_id = c.device_id
-        LEFT JOIN ips i ON i.ip = c.ip
-        LEFT JOIN targets g ON g.target_id = c.target_id
-        WHERE c.reason IS NULL
+        CREATE OR REPLACE TEMP TABLE map_account AS
+        SELECT t.raw, t.k IS NULL AS empty, a.aid FROM ev_keys_t t
+        LEFT JOIN accounts a ON a.account_id = t.k WHERE t.is_account_id;
+        CREATE OR REPLACE TEMP TABLE map_device AS
+        SELECT t.raw, d.did FROM ev_keys_t t JOIN devices d ON d.device_id = t.k
+        WHERE t.is_device_id;
+        CREATE OR REPLACE TEMP TABLE map_ip AS
+        SELECT t.raw, i.iid FROM ev_keys_t t JOIN ips i ON i.ip = t.k WHERE t.is_ip;
+        CREATE OR REPLACE TEMP TABLE map_target AS
+        SELECT t.raw, g.tid FROM ev_keys_t t JOIN targets g ON g.target_id = t.k
+        WHERE t.is_target_id;
+        CREATE OR REPLACE TEMP TABLE map_event_type AS
+        SELECT raw, (CASE lower(k) {codes} END)::UTINYINT AS et FROM ev_keys_t
+        WHERE is_event_type;
+        DROP TABLE ev_keys; DROP TABLE ev_keys_t;
     """)
-    con.execute("DROP VIEW events_checked")
+    return int(n_rows)
+
+
+def _checked_events(source: str, *, text_ts: bool, text_records: bool) -> str:
+    """Second scan: each event's ids and values, and the code of what is wrong with it.
+
+    ``bad`` is NULL for a valid row, else the 1-based index into
+    :data:`EVENT_REASONS`. ``source`` is a :func:`_source` query; its own
+    columns (and ``source_row`` when it numbers rows) pass through as ``r.*``.
+    """
+    if text_ts:
+        # The common UTC form is parsed by a fixed format; anything else (offsets,
+        # spaces, fractions, dates alone) by the general TIMESTAMPTZ cast.
+        t = ("coalesce(try_strptime(r.ts, '%Y-%m-%dT%H:%M:%SZ'), "
+             "TRY_CAST(TRY_CAST(trim(r.ts) AS TIMESTAMPTZ) AS TIMESTAMP))")
+    else:
+        t = "r.ts"
+    if text_records:
+        recd = "coalesce(TRY_CAST(r.records AS DOUBLE), TRY_CAST(trim(r.records) AS DOUBLE))"
+        blank = "(records IS NULL OR trim(records) = '')"
+    else:
+        recd, blank = "CAST(r.records AS DOUBLE)", "records IS NULL"
+    return f"""
+        WITH p AS (
+            SELECT r.*, {t} AS t, {recd} AS recd, ma.empty, ma.aid, md.did, mi.iid, mt.tid,
+                   me.et
+            FROM ({source}) r
+            LEFT JOIN map_account ma ON ma.raw = r.account_id
+            LEFT JOIN map_device md ON md.raw = r.device_id
+            LEFT JOIN map_ip mi ON mi.raw = r.ip
+            LEFT JOIN map_target mt ON mt.raw = r.target_id
+            LEFT JOIN map_event_type me ON me.raw = r.event_type)
+        SELECT p.*,
+          CASE
+            WHEN t IS NULL OR NOT isfinite(t) OR t < TIMESTAMP '{_TS_MIN}'
+                 OR t >= TIMESTAMP '{_TS_MAX}' THEN 1
+            WHEN empty IS NOT FALSE THEN 2
+            WHEN et IS NULL THEN 3
+            WHEN recd IS NULL AND NOT {blank} THEN 4
+            WHEN recd IS NOT NULL AND (NOT isfinite(recd) OR recd < 0 OR recd <> floor(recd)
+                 OR recd > 2e9) THEN 4
+            WHEN aid IS NULL THEN 5
+          END::UTINYINT AS bad,
+          CASE WHEN recd IS NULL OR NOT isfinite(recd) OR recd > 2e9 THEN 1
+               ELSE recd END::INTEGER AS rec
+        FROM p"""
+
+
+def _load_events(con: duckdb.DuckDBPyConnection, path: Path, spec: TableSpec,
+                 rejects_dir: Path) -> tuple[TableCount, dict[str, int]]:
+    """Read and validate the events file without staging its text.
+
+    Two scans of the file: the first collects distinct raw keys (dictionaries,
+    raw → id maps), the second writes the compact ``ev`` table. Only when rows
+    were rejected does a third, numbered scan collect them with their reasons.
+    """
+    is_csv = not path.name.lower().endswith(".parquet")
+    if is_csv:
+        con.execute("DROP TABLE IF EXISTS reject_errors; DROP TABLE IF EXISTS reject_scans")
+    first = _source(con, path, spec, typed=True, scan="stage")
+    try:
+        types = {r[0]: str(r[1]).upper() for r in con.execute(f"DESCRIBE {first}").fetchall()}
+        text = {"text_ts": types["ts"] == "VARCHAR",
+                "text_records": types["records"] == "VARCHAR"}
+        n_read = _events_keys(con, first)
+        if is_csv:
+            _broken_lines(con, "ev_broken")
+        else:
+            con.execute("CREATE OR REPLACE TABLE ev_broken "
+                        "(source_row BIGINT, raw_line VARCHAR, reason VARCHAR)")
+        # The maps are small and exact in size; the file's size is only estimated. Keep
+        # the written join order so every join builds its hash table on the map.
+        con.execute("SET disabled_optimizers = 'join_order,build_side_probe_side'")
+        try:
+            con.execute(f"""
+                CREATE OR REPLACE TEMP TABLE ev AS
+                SELECT aid, t AS ts, did, iid, et, tid, rec
+                FROM ({_checked_events(_source(con, path, spec, typed=True, scan='again'),
+                                       **text)})
+                WHERE bad IS NULL
+            """)
+        finally:
+            con.execute("RESET disabled_optimizers")
+        accepted = con.execute("SELECT count(*) FROM ev").fetchone()[0]
+        if accepted < n_read:
+            numbered = _source(con, path, spec, typed=True, scan="numbered")
+            reasons = " ".join(f"WHEN {i} THEN '{r}'" for i, r in enumerate(EVENT_REASONS, 1))
+            con.execute(f"""
+                CREATE OR REPLACE TEMP TABLE chk_events AS
+                SELECT source_row, {', '.join(f'CAST({c} AS VARCHAR) AS {c}' for c in spec.columns)},
+                       CASE bad {reasons} END AS reason
+                FROM ({_checked_events(numbered, **text)}) WHERE bad IS NOT NULL
+            """)
+        else:
+            con.execute(f"""CREATE OR REPLACE TEMP TABLE chk_events AS SELECT
+                NULL::BIGINT AS source_row, {', '.join(f'NULL::VARCHAR AS {c}' for c in spec.columns)},
+                NULL::VARCHAR AS reason WHERE false""")
+    except duckdb.Error as exc:
+        raise ExportError(path, f"unreadable file ({_first_line(exc)})") from None
+    n_rej = _write_rejects(con, spec, "chk_events", "ev_broken", rejects_dir)
+    n_broken = con.execute("SELECT count(*) FROM ev_broken").fetchone()[0]
+    n_rows = n_read + int(n_broken)
+    reasons = dict(con.execute(
+        "SELECT reason, count(*) FROM rej GROUP BY reason ORDER BY reason").fetchall())
+    for t in ("chk_events", "ev_broken", "map_account", "map_device", "map_ip", "map_target",
+              "map_event_type"):
+        con.execute(f"DROP TABLE IF EXISTS {t}")
+    return TableCount(rows=n_rows, accepted=n_rows - n_rej, rejected=n_rej), reasons
 
 
 _VALIDATORS = {
     "partners": _validate_partners,
     "accounts": _validate_accounts,
-    "events": _validate_events,
 }
 
 
-def _write_rejects(con: duckdb.DuckDBPyConnection, spec: TableSpec, rejects_dir: Path) -> int:
-    """Write quarantined rows of one table, as read, with ``source_row`` and ``reason``."""
-    chk = f"chk_{spec.name}"
+def _write_rejects(con: duckdb.DuckDBPyConnection, spec: TableSpec, rows: str, broken: str,
+                   rejects_dir: Path) -> int:
+    """Write quarantined rows of one table, as read, with ``source_row`` and ``reason``.
+
+    ``rows`` holds the rejected rows (``source_row``, the contract's columns as
+    read, ``reason``); ``broken`` the CSV lines that could not be parsed.
+    Leaves them in the temp table ``rej``.
+    """
     cols = ", ".join(f"{neutralise_sql('r.' + c)} AS {c}" for c in spec.columns)
     empty = ", ".join(f"NULL AS {c}" for c in spec.columns)
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE rej AS
-        SELECT r.source_row, {cols}, NULL::VARCHAR AS raw_line, c.reason
-        FROM {chk} c JOIN raw_{spec.name} r USING (source_row) WHERE c.reason IS NOT NULL
+        SELECT r.source_row, {cols}, NULL::VARCHAR AS raw_line, r.reason FROM {rows} r
         UNION ALL
-        SELECT source_row, {empty}, {neutralise_sql('raw_line')}, reason FROM raw_{spec.name}_broken
+        SELECT source_row, {empty}, {neutralise_sql('raw_line')}, reason FROM {broken}
     """)
     n = con.execute("SELECT count(*) FROM rej").fetchone()[0]
     rejects_dir.mkdir(parents=True, exist_ok=True)
@@ -460,21 +591,38 @@ def load_export(export_dir: Path | str, con: duckdb.DuckDBPyConnection, rejects_
     export_dir = Path(export_dir)
     files = {name: find_table(export_dir, name) for name in ("partners", "accounts", "events")}
     export = Export(con=con, export_dir=export_dir, files=files, counts={})
+    # Fingerprints are hashed in a thread while DuckDB reads (hashlib lets go of the GIL).
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        prints = {name: pool.submit(_fingerprint, path) for name, path in files.items()}
+        _load_tables(export, rejects_dir, max_reject_rate)
+        export.fingerprints = {name: f.result() for name, f in prints.items()}
+    return export
+
+
+def _load_tables(export: Export, rejects_dir: Path, max_reject_rate: float) -> None:
+    con = export.con
     for name in ("partners", "accounts", "events"):
-        spec, path = TABLES[name], files[name]
+        spec, path = TABLES[name], export.files[name]
         t0 = time.perf_counter()
-        export.fingerprints[name] = _fingerprint(path)
-        _, n_broken = _stage(con, path, spec)
-        try:
-            _VALIDATORS[name](con)
-        except duckdb.Error as exc:
-            raise ExportError(path, f"cannot validate table ({_first_line(exc)})") from None
-        n_rows = con.execute(f"SELECT count(*) FROM raw_{name}").fetchone()[0] + n_broken
-        n_rej = _write_rejects(con, spec, rejects_dir)
-        count = TableCount(rows=int(n_rows), accepted=int(n_rows) - n_rej, rejected=n_rej)
+        if name == "events":
+            count, reasons = _load_events(con, path, spec, rejects_dir)
+        else:
+            _, n_broken = _stage(con, path, spec)
+            try:
+                _VALIDATORS[name](con)
+            except duckdb.Error as exc:
+                raise ExportError(path, f"cannot validate table ({_first_line(exc)})") from None
+            n_rows = con.execute(f"SELECT count(*) FROM raw_{name}").fetchone()[0] + n_broken
+            n_rej = _write_rejects(
+                con, spec, f"(SELECT source_row, {', '.join(spec.columns)}, reason "
+                           f"FROM chk_{name} WHERE reason IS NOT NULL)",
+                f"raw_{name}_broken", rejects_dir)
+            count = TableCount(rows=int(n_rows), accepted=int(n_rows) - n_rej, rejected=n_rej)
+            reasons = dict(con.execute(
+                "SELECT reason, count(*) FROM rej GROUP BY reason ORDER BY reason").fetchall())
+            _drop_staging(con, name)
         export.counts[name] = count
-        export.reject_reasons[name] = dict(con.execute(
-            "SELECT reason, count(*) FROM rej GROUP BY reason ORDER BY reason").fetchall())
+        export.reject_reasons[name] = reasons
         export.timings[f"load_{name}"] = round(time.perf_counter() - t0, 3)
         log.info("%s: %d rows, %d accepted, %d rejected", name, count.rows, count.accepted,
                  count.rejected)
@@ -485,7 +633,3 @@ def load_export(export_dir: Path | str, con: duckdb.DuckDBPyConnection, rejects_
                 f"({count.rejected / count.rows:.1%} > --max-reject-rate {max_reject_rate:.1%}); "
                 f"see rejects/{name}.csv",
             )
-    for name in ("partners", "accounts", "events"):
-        _drop_staging(con, name)
-    con.execute("DROP TABLE IF EXISTS chk_events")
-    return export
