@@ -121,12 +121,14 @@ def _components(members: np.ndarray, links: pd.DataFrame, params: RingParams) ->
     return np.asarray(g.connected_components().membership)[: len(members)]
 
 
-def _burst(created: pd.Series, pop: np.ndarray, days: int) -> tuple[int, float]:
+def _burst(created: np.ndarray, pop: np.ndarray, days: int) -> tuple[int, float]:
     """Largest number of ``created`` within ``days``, and its ratio to the population rate.
 
+    ``created`` holds the ring's creation times (``datetime64``, NaT for unknown);
     ``pop`` is every account's creation time, sorted (``datetime64[s]``).
     """
-    c = np.sort(created.dropna().to_numpy(dtype="datetime64[s]"))
+    created = np.asarray(created).astype("datetime64[s]")
+    c = np.sort(created[~np.isnat(created)])
     if len(c) < 2:
         return len(c), 0.0
     window = np.timedelta64(days * 86400, "s")
@@ -172,50 +174,66 @@ def find_rings(sig: pd.DataFrame, base: Baselines, graph: EntityGraph, communiti
     has_h = piece.groupby("group")["harvester"].transform("any")
     piece = piece[has_h.to_numpy()]
 
-    rows, member_rows = [], []
+    rows, member_idx, member_group, member_score = [], [], [], []
     pop_created = np.sort(sig["created_at"].dropna().to_numpy(dtype="datetime64[s]"))
     partners = agg.partners.set_index("partner_id") if len(agg.partners) else pd.DataFrame()
-    # Split once what each ring needs, so the loop below touches only its own rows.
+    # Plain arrays, split once per ring: the loop below touches only its own rows and
+    # pays no per-ring pandas overhead (thousands of candidate rings at 1M accounts).
+    cols = {c: sig[c].to_numpy() for c in _EVIDENCE_COLUMNS}
     group_of = piece.set_index("aid")["group"]
     entity_size = links.groupby("entity")["aid"].size()
-    mlinks = links[links["aid"].isin(group_of.index)].copy()
-    mlinks["group"] = mlinks["aid"].map(group_of).to_numpy()
-    mlinks["size"] = entity_size.reindex(mlinks["entity"]).to_numpy()
+    mlinks = links[links["aid"].isin(group_of.index)]
+    links_by_group = _split(mlinks["aid"].map(group_of).to_numpy(),
+                            entity=mlinks["entity"].to_numpy(),
+                            device=(mlinks["kind"] == "device").to_numpy(),
+                            size=entity_size.reindex(mlinks["entity"]).to_numpy())
     staff = sig[(sig["account_type"] == "partner_staff") & sig["partner_id"].notna()]
     staff_links = links[links["aid"].isin(staff["aid"])].merge(
         staff[["aid", "partner_id"]], on="aid")
-    coupons = agg.coupons[agg.coupons["aid"].isin(group_of.index)].copy() \
+    staff_partners: dict[int, set[str]] = {}
+    for e, p in zip(staff_links["entity"].tolist(), staff_links["partner_id"].tolist()):
+        staff_partners.setdefault(e, set()).add(p)
+    coupons = agg.coupons[agg.coupons["aid"].isin(group_of.index)] \
         if len(agg.coupons) else agg.coupons
-    if len(coupons):
-        coupons["group"] = coupons["aid"].map(group_of).to_numpy()
-    links_by_group = dict(tuple(mlinks.groupby("group", sort=False)))
-    coupons_by_group = dict(tuple(coupons.groupby("group", sort=False))) if len(coupons) else {}
-    empty_links, empty_coupons = mlinks.iloc[0:0], coupons.iloc[0:0] if len(coupons) else coupons
-    for group, grp in piece.groupby("group", sort=True):
-        m = sig.iloc[grp["aid"].to_numpy()]
-        h = m[harvester[m.index.to_numpy()]]
-        together = int(grp.groupby("comp")["aid"].transform("size").ge(2).sum())
-        ring = _ring_evidence(m, h, base, params, pop_created, partners,
-                              coupons_by_group.get(group, empty_coupons),
-                              links_by_group.get(group, empty_links), staff_links, together)
+    coupons_by_group = _split(coupons["aid"].map(group_of).to_numpy(),
+                              partner_id=coupons["partner_id"].to_numpy(object),
+                              claims=coupons["claims"].to_numpy()) if len(coupons) else {}
+    no_coupons = {"partner_id": np.array([], dtype=object), "claims": np.array([], dtype=int)}
+    piece = piece.sort_values(["group", "aid"], kind="stable")
+    by_group = _split(piece["group"].to_numpy(), aid=piece["aid"].to_numpy(),
+                      comp=piece["comp"].to_numpy())
+    for group in sorted(by_group):
+        idx = by_group[group]["aid"]
+        hidx = idx[harvester[idx]]
+        _, comp_inv, comp_n = np.unique(by_group[group]["comp"], return_inverse=True,
+                                        return_counts=True)
+        together = int((comp_n[comp_inv] >= 2).sum())
+        ring = _ring_evidence(cols, idx, hidx, base, params, pop_created, partners,
+                              coupons_by_group.get(group, no_coupons),
+                              links_by_group.get(group), staff_partners, together)
         ring["group"] = group
         rows.append(ring)
-        acct_score = (np.log10(1 + m["harvest_ratio"].to_numpy())
-                      + 0.5 * (m["device_share_ratio"].to_numpy() >= params.support_factor)
-                      + 0.5 * (m["coupon_ratio"].to_numpy() >= params.support_factor)
-                      + 0.5 * (m["pacing_ratio"].to_numpy() >= 1)
-                      + 0.5 * (m["round_clock_ratio"].to_numpy() >= 1))
-        member_rows.append(pd.DataFrame({
-            "group": group, "aid": m["aid"].to_numpy(), "account_id": m["account_id"].to_numpy(),
-            "account_type": m["account_type"].to_numpy(), "partner_id": m["partner_id"].to_numpy(),
-            "account_score": np.round(acct_score, 3)}))
+        acct_score = (np.log10(1 + cols["harvest_ratio"][idx])
+                      + 0.5 * (cols["device_share_ratio"][idx] >= params.support_factor)
+                      + 0.5 * (cols["coupon_ratio"][idx] >= params.support_factor)
+                      + 0.5 * (cols["pacing_ratio"][idx] >= 1)
+                      + 0.5 * (cols["round_clock_ratio"][idx] >= 1))
+        member_idx.append(idx)
+        member_group.append(np.full(len(idx), group))
+        member_score.append(np.round(acct_score, 3))
+    at = np.concatenate(member_idx)
+    members_df = pd.DataFrame({
+        "group": np.concatenate(member_group), "aid": sig["aid"].to_numpy()[at],
+        "account_id": sig["account_id"].to_numpy()[at],
+        "account_type": sig["account_type"].to_numpy()[at],
+        "partner_id": sig["partner_id"].to_numpy()[at],
+        "account_score": np.concatenate(member_score)})
     rings = pd.DataFrame(rows)
     rings = rings.sort_values(["score", "n_accounts", "group"], ascending=[False, False, True],
                               kind="stable").reset_index(drop=True)
     rings["rank"] = np.arange(1, len(rings) + 1)
     rings["ring_id"] = [f"ring-{r:03d}" for r in rings["rank"]]
     ring_of = dict(zip(rings["group"], rings["ring_id"]))
-    members_df = pd.concat(member_rows, ignore_index=True)
     members_df["ring_id"] = members_df["group"].map(ring_of)
     members_df = members_df.sort_values(["ring_id", "account_score", "account_id"],
                                         ascending=[True, False, True], kind="stable")
@@ -225,43 +243,87 @@ def find_rings(sig: pd.DataFrame, base: Baselines, graph: EntityGraph, communiti
     return Rings(rings=rings, members=members_df, params=params)
 
 
-def _ring_evidence(m: pd.DataFrame, h: pd.DataFrame, base: Baselines, params: RingParams,
-                   pop_created: np.ndarray, partners: pd.DataFrame, coupons: pd.DataFrame,
-                   mine: pd.DataFrame, staff_links: pd.DataFrame, together: int) -> dict:
+#: Account signals the ring evidence reads (as arrays, see :func:`find_rings`).
+_EVIDENCE_COLUMNS = ("untied_users", "untied_records", "untied_reads", "profile_reads",
+                     "account_type", "partner_id", "device_share", "device_share_ratio",
+                     "pacing", "pacing_ratio", "round_clock_ratio", "hours_active",
+                     "created_at", "coupon_no_order", "coupon_ratio", "first_seen", "last_seen",
+                     "harvest_ratio")
+
+
+def _split(keys: np.ndarray, **arrays: np.ndarray) -> dict[object, dict[str, np.ndarray]]:
+    """Split arrays by ``keys``: {key: {name: the key's rows of each array}}, in row order."""
+    if len(keys) == 0:
+        return {}
+    order = np.argsort(keys, kind="stable")
+    k = keys[order]
+    cuts = np.flatnonzero(k[1:] != k[:-1]) + 1
+    starts = np.concatenate([[0], cuts])
+    ends = np.concatenate([cuts, [len(k)]])
+    return {k[a]: {n: v[order[a:b]] for n, v in arrays.items()} for a, b in zip(starts, ends)}
+
+
+def _mode(values: np.ndarray) -> str:
+    """The most frequent value; the first in sorted order among equals (as pandas' mode)."""
+    uniq, counts = np.unique(values.astype(str), return_counts=True)
+    return str(uniq[np.argmax(counts)])
+
+
+def _extreme(values: np.ndarray, fn) -> pd.Timestamp:
+    v = values[~pd.isna(values)]
+    return pd.Timestamp(fn(v)) if len(v) else pd.NaT
+
+
+def _ring_evidence(c: dict[str, np.ndarray], idx: np.ndarray, hidx: np.ndarray,
+                   base: Baselines, params: RingParams, pop_created: np.ndarray,
+                   partners: pd.DataFrame, coupons: dict[str, np.ndarray],
+                   mine: dict[str, np.ndarray] | None, staff_partners: dict[int, set[str]],
+                   together: int) -> dict:
     """Measure one ring against the population and say why in plain words.
 
-    ``mine`` holds the ring's own device/IP links with each entity's ``size``;
-    ``staff_links`` the links of every partner staff account.
+    ``c`` holds the account signals as arrays; ``idx`` are the ring's rows in
+    them and ``hidx`` its harvesters'. ``mine`` holds the ring's own device/IP
+    links (entity, device or not, the entity's size in accounts);
+    ``staff_partners`` maps an entity to the partners whose staff use it.
     """
+    def m(col):
+        return c[col][idx]
+
+    def h(col):
+        return c[col][hidx]
+
     reasons: list[str] = []
     support = strong = 0
     bu, br = base.value["untied_users"], base.value["untied_records"]
-    users, records = int(m["untied_users"].sum()), int(m["untied_records"].sum())
-    reads = int(m["untied_reads"].sum())
+    users, records = int(m("untied_users").sum()), int(m("untied_records").sum())
+    reads = int(m("untied_reads").sum())
     harm_ratio = max(users / bu, records / br)
     if users:
+        top = _mode(h("account_type"))
         reasons.append(
             f"read {reads:,} profiles of {users:,} users with no order from its merchants "
             f"({_fmt(users / bu)}× the 95th-percentile account; the median "
-            f"{h['account_type'].mode().iloc[0].replace('_', ' ')} read "
-            f"{_fmt(base.median_by_type['untied_users'].get(h['account_type'].mode().iloc[0], 0))})")
+            f"{top.replace('_', ' ')} read "
+            f"{_fmt(base.median_by_type['untied_users'].get(top, 0))})")
     if records and records / br >= params.harvest_factor:
         reasons.append(f"harvested {records:,} user records from profiles and comments with no "
                        f"business tie ({_fmt(records / br)}× the 95th-percentile account)")
-    pr = m["profile_reads"].sum()
-    if pr and (m["partner_id"].notna().any()):
-        share = m["untied_reads"].sum() / pr
+    pr = m("profile_reads").sum()
+    has_partner = pd.notna(m("partner_id"))
+    if pr and has_partner.any():
+        share = m("untied_reads").sum() / pr
         reasons.append(f"{share:.0%} of its {int(pr):,} profile reads had no business tie")
     # Partner linkage: staff in the ring, or staff sharing its devices/IPs.
-    partner_ids = sorted(set(m["partner_id"].dropna()))
+    partner_ids = sorted(set(m("partner_id")[has_partner]))
     # Only through devices, or IPs the ring dominates: a busy NAT says nothing.
-    n_in = mine.groupby("entity")["aid"].size()
-    size = mine.groupby("entity")["size"].first()
-    own = n_in.index[(n_in / size.reindex(n_in.index)) >= params.dominated_share]
-    ents = set(own) | set(mine.loc[mine["kind"] == "device", "entity"])
-    near_staff = staff_links[staff_links["entity"].isin(ents)]
-    linked = sorted(set(near_staff["partner_id"]) - set(partner_ids))
-    staff = int((m["account_type"] == "partner_staff").sum())
+    ents: set[int] = set()
+    if mine is not None:
+        uniq, first, n_in = np.unique(mine["entity"], return_index=True, return_counts=True)
+        own = uniq[n_in / mine["size"][first] >= params.dominated_share]
+        ents = set(own.tolist()) | set(mine["entity"][mine["device"]].tolist())
+    near = set().union(*(staff_partners.get(e, ()) for e in ents)) if ents else set()
+    linked = sorted(near - set(partner_ids))
+    staff = int((m("account_type") == "partner_staff").sum())
     if staff or linked:
         support += 1
         strong += 1
@@ -277,42 +339,42 @@ def _ring_evidence(m: pd.DataFrame, h: pd.DataFrame, base: Baselines, params: Ri
     if together >= 2:
         support += 1
         strong += 1
-        dev_max = int(m["device_share"].max())
-        if (m["device_share_ratio"] >= params.support_factor).any():
+        dev_max = int(np.nanmax(m("device_share")))
+        if (m("device_share_ratio") >= params.support_factor).any():
             reasons.append(f"{together} accounts operate together; one device is shared by "
                            f"{dev_max} accounts ({_fmt(dev_max / base.value['device_share'])}× "
                            f"the 95th percentile)")
         else:
             reasons.append(f"{together} accounts operate together on devices or IPs used "
                            f"mostly by the ring")
-    paced = h[h["pacing_ratio"] >= 1]
-    if len(paced):
+    paced = h("pacing_ratio") >= 1
+    if paced.any():
         support += 1
-        cv = float((1 / paced["pacing"]).median())
-        reasons.append(f"machine-paced: {len(paced)} harvesting account(s) act at regular "
+        cv = float(np.nanmedian(1 / h("pacing")[paced]))
+        reasons.append(f"machine-paced: {int(paced.sum())} harvesting account(s) act at regular "
                        f"intervals (gap variation {cv:.2f}, steadier than 95% of accounts)")
-    clock = h[h["round_clock_ratio"] >= 1]
-    if len(clock):
+    clock = h("round_clock_ratio") >= 1
+    if clock.any():
         support += 1
-        reasons.append(f"round the clock: {len(clock)} harvesting account(s) active in up to "
-                       f"{int(clock['hours_active'].max())} of 24 hours of the day")
-    count, burst_ratio = _burst(m["created_at"], pop_created, params.burst_days)
+        reasons.append(f"round the clock: {int(clock.sum())} harvesting account(s) active in up to "
+                       f"{int(h('hours_active')[clock].max())} of 24 hours of the day")
+    count, burst_ratio = _burst(m("created_at"), pop_created, params.burst_days)
     if count >= 3 and burst_ratio >= params.support_factor:
         support += 1
         reasons.append(f"new-account burst: {count} of its accounts were created within "
                        f"{params.burst_days} days ({_fmt(burst_ratio)}× the platform's rate)")
     claims = 0
-    if partner_ids and len(coupons):
-        claims = int(coupons.loc[coupons["partner_id"].isin(partner_ids), "claims"].sum())
-    no_order = int(m["coupon_no_order"].sum())
-    if claims or (m["coupon_ratio"] >= params.support_factor).any():
-        if claims >= base.value["coupon_no_order"] * params.support_factor or \
-                (m["coupon_ratio"] >= params.support_factor).any():
+    if partner_ids and len(coupons["claims"]):
+        claims = int(coupons["claims"][np.isin(coupons["partner_id"], partner_ids)].sum())
+    no_order = int(m("coupon_no_order").sum())
+    coupon_signal = bool((m("coupon_ratio") >= params.support_factor).any())
+    if claims or coupon_signal:
+        if claims >= base.value["coupon_no_order"] * params.support_factor or coupon_signal:
             support += 1
             reasons.append(f"claimed {claims:,} coupons at its partner's merchants; "
                            f"{no_order:,} claims at merchants it never ordered from")
     f = params.harvest_factor
-    flagged = bool(len(h)) and ((harm_ratio >= f ** 2 and strong >= 1) or harm_ratio >= f ** 3)
+    flagged = bool(len(hidx)) and ((harm_ratio >= f ** 2 and strong >= 1) or harm_ratio >= f ** 3)
     score = np.log10(1 + harm_ratio) + 0.5 * support
     if not flagged:
         if harm_ratio < f ** 2:
@@ -322,12 +384,12 @@ def _ring_evidence(m: pd.DataFrame, h: pd.DataFrame, base: Baselines, params: Ri
             reasons.append(f"not flagged: a lone account with no partner link, under the "
                            f"{f ** 3:g}× harm that flags a lone crawler")
     return {
-        "score": round(float(score), 3), "flagged": flagged, "n_accounts": int(len(m)),
-        "partner_ids": ";".join(partner_ids), "first_seen": m["first_seen"].min(),
-        "last_seen": m["last_seen"].max(), "profiles_read": int(m["profile_reads"].sum()),
+        "score": round(float(score), 3), "flagged": flagged, "n_accounts": int(len(idx)),
+        "partner_ids": ";".join(partner_ids), "first_seen": _extreme(m("first_seen"), np.min),
+        "last_seen": _extreme(m("last_seen"), np.max), "profiles_read": int(m("profile_reads").sum()),
         "records_harvested": records, "reasons": "; ".join(reasons),
         "harm_ratio": round(float(harm_ratio), 3), "support_signals": support,
-        "untied_users": users, "harvesters": int(len(h)),
+        "untied_users": users, "harvesters": int(len(hidx)),
     }
 
 
