@@ -515,7 +515,7 @@ def _load_events(con: duckdb.DuckDBPyConnection, path: Path, spec: TableSpec,
         con.execute("SET disabled_optimizers = 'join_order,build_side_probe_side'")
         try:
             con.execute(f"""
-                CREATE OR REPLACE TEMP TABLE ev AS
+                CREATE OR REPLACE TABLE ev AS
                 SELECT aid, t AS ts, did, iid, et, tid, rec
                 FROM ({_checked_events(_source(con, path, spec, typed=True, scan='again'),
                                        **text)})
