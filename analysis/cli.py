@@ -129,7 +129,9 @@ def _cmd_run(a) -> int:
         from tqdm import tqdm
 
         def progress(total):
-            return tqdm(total=total, desc="ringscope", unit="step", file=sys.stderr)
+            # Steps differ in length by 100x: show elapsed time, not a rate or an ETA.
+            return tqdm(total=total, desc="ringscope", file=sys.stderr,
+                        bar_format="{desc}: {bar} {n_fmt}/{total_fmt} steps [{elapsed}]")
     if a.engine != "spark" and (a.spark_master or a.spark_staging):
         raise ValueError("--spark-master and --spark-staging need --engine spark")
     params = RunParams(as_of=a.as_of, seed=a.seed, communities=a.communities,

@@ -25,7 +25,7 @@ import pandas as pd
 from . import config
 from .aggregate import ET, aggregate, as_of_bound, daily_activity
 from .load import Export, load_export, open_workspace
-from .pipeline import Findings, RunParams, analyse
+from .pipeline import STEPS, Findings, RunParams, StepTimer, analyse
 
 __all__ = ["RingGraph", "open_findings", "resolve_ring", "ring_choices", "ring_members",
            "ring_subgraph", "evidence_table", "ring_daily", "partner_staff", "records_by_ring",
@@ -37,7 +37,8 @@ log = logging.getLogger(__name__)
 
 def open_findings(exports: str | Path | None = None, as_of: str | None = None, seed: int = 7,
                   *, rejects_dir: str | Path | None = None, workspace: str | Path | None = None,
-                  params: RunParams | None = None) -> tuple[Export, Findings]:
+                  params: RunParams | None = None, progress: bool = True
+                  ) -> tuple[Export, Findings]:
     """Load and validate an export into a fresh workspace, then analyse it.
 
     Parameters
@@ -48,6 +49,7 @@ def open_findings(exports: str | Path | None = None, as_of: str | None = None, s
     rejects_dir : where quarantined rows go (default: a temporary folder)
     workspace : a DuckDB file for big exports (default: in memory)
     params : full run parameters (``as_of`` and ``seed`` override theirs)
+    progress : show a progress bar, one tick per step (a widget in JupyterLab)
 
     Returns
     -------
@@ -60,9 +62,18 @@ def open_findings(exports: str | Path | None = None, as_of: str | None = None, s
     if rejects_dir is None:
         rejects_dir = Path(tempfile.mkdtemp(prefix="ringscope-rejects-"))
     con = open_workspace(workspace, memory_limit=params.memory_limit)
-    export = load_export(config.export_dir(exports), con, Path(rejects_dir),
-                         max_reject_rate=params.max_reject_rate)
-    findings = analyse(con, params)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(STEPS) - 1, desc="ringscope")   # no report step here
+    try:
+        export = load_export(config.export_dir(exports), con, Path(rejects_dir),
+                             max_reject_rate=params.max_reject_rate, timer=StepTimer({}, bar))
+        findings = analyse(con, params, bar=bar)
+    finally:
+        if bar is not None:
+            bar.close()
     return export, findings
 
 

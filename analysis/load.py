@@ -581,12 +581,13 @@ def _write_rejects(con: duckdb.DuckDBPyConnection, spec: TableSpec, rows: str, b
 
 
 def load_export(export_dir: Path | str, con: duckdb.DuckDBPyConnection, rejects_dir: Path,
-                *, max_reject_rate: float = 0.05) -> Export:
+                *, max_reject_rate: float = 0.05, timer=None) -> Export:
     """Read and validate an export into ``con``; write quarantined rows to ``rejects_dir``.
 
     Raises :class:`ExportError` when the export cannot be used: a missing or
     doubled table, a missing column, an unreadable file, a Parquet column of an
     impossible type, or more than ``max_reject_rate`` of a table's rows rejected.
+    ``timer``, if given, is told when each table starts and is done (for progress).
     """
     export_dir = Path(export_dir)
     files = {name: find_table(export_dir, name) for name in ("partners", "accounts", "events")}
@@ -594,15 +595,17 @@ def load_export(export_dir: Path | str, con: duckdb.DuckDBPyConnection, rejects_
     # Fingerprints are hashed in a thread while DuckDB reads (hashlib lets go of the GIL).
     with ThreadPoolExecutor(max_workers=1) as pool:
         prints = {name: pool.submit(_fingerprint, path) for name, path in files.items()}
-        _load_tables(export, rejects_dir, max_reject_rate)
+        _load_tables(export, rejects_dir, max_reject_rate, timer)
         export.fingerprints = {name: f.result() for name, f in prints.items()}
     return export
 
 
-def _load_tables(export: Export, rejects_dir: Path, max_reject_rate: float) -> None:
+def _load_tables(export: Export, rejects_dir: Path, max_reject_rate: float, timer) -> None:
     con = export.con
     for name in ("partners", "accounts", "events"):
         spec, path = TABLES[name], export.files[name]
+        if timer is not None:
+            timer.starting(name)
         t0 = time.perf_counter()
         if name == "events":
             count, reasons = _load_events(con, path, spec, rejects_dir)
@@ -633,3 +636,5 @@ def _load_tables(export: Export, rejects_dir: Path, max_reject_rate: float) -> N
                 f"({count.rejected / count.rows:.1%} > --max-reject-rate {max_reject_rate:.1%}); "
                 f"see rejects/{name}.csv",
             )
+        if timer is not None:
+            timer.done(name)

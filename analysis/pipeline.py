@@ -81,28 +81,47 @@ class Findings:
         return self.rings.rings[self.rings.rings["flagged"].astype(bool)]
 
 
-class _Timer:
-    def __init__(self, timings: dict[str, float]):
+#: The steps a run goes through, in order: what a progress bar counts.
+STEPS = ("partners", "accounts", "events", "aggregate", "graph", "communities", "signals",
+         "rings", "report")
+
+
+class StepTimer:
+    """Times named steps into ``timings``; shows them on ``bar`` (a tqdm-like bar) if given."""
+
+    def __init__(self, timings: dict[str, float], bar=None):
         self.timings = timings
+        self.bar = bar
+
+    def starting(self, name: str) -> None:
+        if self.bar is not None:
+            self.bar.set_description_str(f"ringscope {name}")
+
+    def done(self, name: str) -> None:
+        if self.bar is not None and name in STEPS:
+            self.bar.update(1)
 
     @contextmanager
     def step(self, name: str):
+        self.starting(name)
         t0 = time.perf_counter()
         yield
         self.timings[name] = round(self.timings.get(name, 0.0) + time.perf_counter() - t0, 3)
         log.info("step %s: %.2fs", name, self.timings[name])
+        self.done(name)
 
 
 def analyse(con, params: RunParams, timings: dict[str, float] | None = None, *,
-            spark=None) -> Findings:
+            spark=None, bar=None) -> Findings:
     """Run aggregate → graph → communities → signals → rings on a loaded workspace.
 
     The aggregate step runs on ``params.engine``. For Spark, ``spark`` is a
     :class:`analysis.spark.SparkAggregator` already staged from ``con``; without
-    one, one is made (and its staged files removed) for this call.
+    one, one is made (and its staged files removed) for this call. ``bar`` is a
+    tqdm-like progress bar advanced once per step of :data:`STEPS`.
     """
     timings = {} if timings is None else timings
-    timer = _Timer(timings)
+    timer = StepTimer(timings, bar)
     if params.engine not in ENGINES:
         raise ValueError(f"unknown engine {params.engine!r} (expected one of {', '.join(ENGINES)})")
     own = None
@@ -178,27 +197,22 @@ def run(export_dir: Path | str, out_dir: Path | str, params: RunParams | None = 
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     timings: dict[str, float] = {}
-    timer = _Timer(timings)
+    bar = progress(total=len(STEPS)) if progress else None
+    timer = StepTimer(timings, bar)
     t_start = time.perf_counter()
     con = spark = None
     try:
         con = open_workspace(tmp / "workspace.duckdb", memory_limit=params.memory_limit)
-        steps = ["read_validate", "analyse", "report"]
-        bar = progress(total=len(steps)) if progress else None
         with timer.step("read_validate"):
             export = load_export(export_dir, con, tmp / "rejects",
-                                 max_reject_rate=params.max_reject_rate)
-        if bar:
-            bar.update(1)
+                                 max_reject_rate=params.max_reject_rate, timer=timer)
         if params.engine == "spark":
             from .spark import SparkAggregator
 
             spark = SparkAggregator(con, params.spark_staging or (tmp / "workspace.spark"),
                                     master=params.spark_master,
                                     driver_memory=params.memory_limit, timings=timings)
-        findings = analyse(con, params, timings, spark=spark)
-        if bar:
-            bar.update(1)
+        findings = analyse(con, params, timings, spark=spark, bar=bar)
         with timer.step("report"):
             write_findings(findings, tmp)
             n_after = 0
@@ -207,7 +221,6 @@ def run(export_dir: Path | str, out_dir: Path | str, params: RunParams | None = 
                                       [findings.aggregates.as_of]).fetchone()[0]
             write_report(findings, export, tmp / "report.html")
         if bar:
-            bar.update(1)
             bar.close()
         record = {
             "tool": "ringscope",

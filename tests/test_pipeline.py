@@ -73,3 +73,31 @@ def test_same_seed_same_bytes(ring_export, tmp_path):
     main(["run", str(ring_export), "--out", str(b), "--seed", "5"])
     for name in ("rings.csv", "ring_members.csv", "partners_review.csv", "rejects/events.csv"):
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
+
+
+class RecordingBar:
+    """A stand-in for tqdm that records what a run shows."""
+
+    def __init__(self, total):
+        self.total, self.n, self.shown, self.closed = total, 0, [], False
+
+    def set_description_str(self, text):
+        self.shown.append(text)
+
+    def update(self, k):
+        self.n += k
+
+    def close(self):
+        self.closed = True
+
+
+def test_progress_names_every_step_in_order(ring_export, tmp_path):
+    from analysis.pipeline import STEPS, run
+
+    bars = []
+    run(ring_export, tmp_path / "out", progress=lambda total: bars.append(RecordingBar(total))
+        or bars[-1])
+    (bar,) = bars
+    assert bar.total == len(STEPS) == bar.n and bar.closed
+    shown = [s.removeprefix("ringscope ") for s in bar.shown if s != "ringscope read_validate"]
+    assert shown == list(STEPS)
