@@ -390,12 +390,16 @@ EVENT_REASONS = ("bad ts timestamp", "empty account_id", "unknown event_type",
 _KEY_COLUMNS = ("account_id", "device_id", "ip", "target_id", "event_type")
 
 
-def _events_keys(con: duckdb.DuckDBPyConnection, source: str) -> int:
+def _events_keys(con: duckdb.DuckDBPyConnection, source: str) -> tuple[int, set[str]]:
     """First scan: every distinct raw key value, then dictionaries and raw → id maps.
 
     Trimming, lower-casing and looking up happen once per distinct value here,
     not once per event; the second scan joins the raw values to these maps.
-    Returns the number of rows the scan read.
+    Returns the number of rows the scan read, and the key columns whose
+    distinct raw values have distinct 64-bit hashes (also distinct from a
+    missing value's): for those the second scan joins on the hash, a cheaper
+    key than the string, and still exact, because every raw value it meets
+    is one of these.
     """
     cols = ", ".join(_KEY_COLUMNS)
     sets = ", ".join(f"({c})" for c in _KEY_COLUMNS)
@@ -438,18 +442,39 @@ def _events_keys(con: duckdb.DuckDBPyConnection, source: str) -> int:
         CREATE OR REPLACE TEMP TABLE map_event_type AS
         SELECT raw, (CASE lower(k) {codes} END)::UTINYINT AS et FROM ev_keys_t
         WHERE is_event_type;
-        DROP TABLE ev_keys; DROP TABLE ev_keys_t;
     """)
-    return int(n_rows)
+    hashed = set()
+    for col in _KEY_COLUMNS:
+        unique = con.execute(f"""
+            SELECT count(DISTINCT hash(raw)) = count(*)
+                   AND coalesce(bool_and(hash(raw) <> hash(NULL::VARCHAR)), TRUE)
+            FROM ev_keys_t WHERE is_{col}""").fetchone()[0]
+        if unique:
+            hashed.add(col)
+    for name in _MAPS.values():
+        con.execute(f"ALTER TABLE {name} ADD COLUMN h UBIGINT; UPDATE {name} SET h = hash(raw)")
+    con.execute("DROP TABLE ev_keys; DROP TABLE ev_keys_t")
+    return int(n_rows), hashed
 
 
-def _checked_events(source: str, *, text_ts: bool, text_records: bool) -> str:
+#: The raw → id map of each key column, and its alias in :func:`_checked_events`.
+_MAPS = {"account_id": "map_account", "device_id": "map_device", "ip": "map_ip",
+         "target_id": "map_target", "event_type": "map_event_type"}
+_ALIAS = {"account_id": "ma", "device_id": "md", "ip": "mi", "target_id": "mt",
+          "event_type": "me"}
+
+
+def _checked_events(source: str, *, text_ts: bool, text_records: bool,
+                    hashed: set[str] = frozenset()) -> str:
     """Second scan: each event's ids and values, and the code of what is wrong with it.
 
     ``bad`` is NULL for a valid row, else the 1-based index into
     :data:`EVENT_REASONS`. ``source`` is a :func:`_source` query; its own
     columns (and ``source_row`` when it numbers rows) pass through as ``r.*``.
+    Key columns in ``hashed`` join their map on the hash (see :func:`_events_keys`).
     """
+    on = {c: (f"{_ALIAS[c]}.h = hash(r.{c})" if c in hashed else f"{_ALIAS[c]}.raw = r.{c}")
+          for c in _KEY_COLUMNS}
     if text_ts:
         # The common UTC form is parsed by a fixed format; anything else (offsets,
         # spaces, fractions, dates alone) by the general TIMESTAMPTZ cast.
@@ -467,11 +492,11 @@ def _checked_events(source: str, *, text_ts: bool, text_records: bool) -> str:
             SELECT r.*, {t} AS t, {recd} AS recd, ma.empty, ma.aid, md.did, mi.iid, mt.tid,
                    me.et
             FROM ({source}) r
-            LEFT JOIN map_account ma ON ma.raw = r.account_id
-            LEFT JOIN map_device md ON md.raw = r.device_id
-            LEFT JOIN map_ip mi ON mi.raw = r.ip
-            LEFT JOIN map_target mt ON mt.raw = r.target_id
-            LEFT JOIN map_event_type me ON me.raw = r.event_type)
+            LEFT JOIN map_account ma ON {on['account_id']}
+            LEFT JOIN map_device md ON {on['device_id']}
+            LEFT JOIN map_ip mi ON {on['ip']}
+            LEFT JOIN map_target mt ON {on['target_id']}
+            LEFT JOIN map_event_type me ON {on['event_type']})
         SELECT p.*,
           CASE
             WHEN t IS NULL OR NOT isfinite(t) OR t < TIMESTAMP '{_TS_MIN}'
@@ -502,9 +527,10 @@ def _load_events(con: duckdb.DuckDBPyConnection, path: Path, spec: TableSpec,
     first = _source(con, path, spec, typed=True, scan="stage")
     try:
         types = {r[0]: str(r[1]).upper() for r in con.execute(f"DESCRIBE {first}").fetchall()}
-        text = {"text_ts": types["ts"] == "VARCHAR",
-                "text_records": types["records"] == "VARCHAR"}
-        n_read = _events_keys(con, first)
+        # How the scans read the rows: text or typed values, hash or string keys.
+        how = {"text_ts": types["ts"] == "VARCHAR",
+               "text_records": types["records"] == "VARCHAR"}
+        n_read, how["hashed"] = _events_keys(con, first)
         if is_csv:
             _broken_lines(con, "ev_broken")
         else:
@@ -518,7 +544,7 @@ def _load_events(con: duckdb.DuckDBPyConnection, path: Path, spec: TableSpec,
                 CREATE OR REPLACE TABLE ev AS
                 SELECT aid, t AS ts, did, iid, et, tid, rec
                 FROM ({_checked_events(_source(con, path, spec, typed=True, scan='again'),
-                                       **text)})
+                                       **how)})
                 WHERE bad IS NULL
             """)
         finally:
@@ -531,7 +557,7 @@ def _load_events(con: duckdb.DuckDBPyConnection, path: Path, spec: TableSpec,
                 CREATE OR REPLACE TEMP TABLE chk_events AS
                 SELECT source_row, {', '.join(f'CAST({c} AS VARCHAR) AS {c}' for c in spec.columns)},
                        CASE bad {reasons} END AS reason
-                FROM ({_checked_events(numbered, **text)}) WHERE bad IS NOT NULL
+                FROM ({_checked_events(numbered, **how)}) WHERE bad IS NOT NULL
             """)
         else:
             con.execute(f"""CREATE OR REPLACE TEMP TABLE chk_events AS SELECT
