@@ -50,6 +50,9 @@ __all__ = ["ENGINES", "detect_communities"]
 log = logging.getLogger(__name__)
 
 ENGINES = ("igraph", "leiden", "louvain")
+#: Also accepted by :func:`detect_communities`: networkx's own Louvain, for the benchmark's
+#: engine comparison (as slow as python-louvain; not offered on the command line).
+_ALL_ENGINES = ENGINES + ("networkx",)
 
 
 def _relabel(labels: np.ndarray) -> np.ndarray:
@@ -102,13 +105,20 @@ def _settle_components(graph: EntityGraph, resolution: float):
 def _run_engine(engine: str, n: int, u: np.ndarray, v: np.ndarray, w: np.ndarray,
                 resolution: float, seed: int) -> np.ndarray:
     """Community numbers for nodes ``0..n-1`` of the graph with edges ``(u, v, w)``."""
-    if engine == "louvain":
-        import community as community_louvain
+    if engine in ("louvain", "networkx"):
         import networkx as nx
 
         g = nx.Graph()
         g.add_nodes_from(range(n))
         g.add_weighted_edges_from(zip(u.tolist(), v.tolist(), w.tolist()))
+        if engine == "networkx":
+            labels = np.empty(n, dtype=np.int64)
+            for i, c in enumerate(nx.community.louvain_communities(
+                    g, weight="weight", resolution=resolution, seed=seed)):
+                labels[list(c)] = i
+            return labels
+        import community as community_louvain
+
         part = community_louvain.best_partition(g, weight="weight", resolution=resolution,
                                                 random_state=seed)
         return np.array([part[i] for i in range(n)], dtype=np.int64)
@@ -130,8 +140,12 @@ def _run_engine(engine: str, n: int, u: np.ndarray, v: np.ndarray, w: np.ndarray
 
 
 def detect_communities(graph: EntityGraph, *, engine: str = "igraph", resolution: float = 1.0,
-                       seed: int = 0) -> pd.Series:
+                       seed: int = 0, settle: bool = True) -> pd.Series:
     """Partition the graph's nodes into communities.
+
+    ``settle`` labels components too small to split directly (see the module
+    doc); without it the engine gets the whole graph (for the benchmark's
+    comparison; the partition is the same up to the engine's randomness).
 
     Returns a Series indexed by node id (every node of ``graph.nodes``) holding
     a community number. Numbers are canonical: community 0 holds the smallest
@@ -152,12 +166,19 @@ def detect_communities(graph: EntityGraph, *, engine: str = "igraph", resolution
     >>> detect_communities(g, engine="igraph", seed=1).tolist()
     [0, 0, 0, 1, 1, 1]
     """
-    if engine not in ENGINES:
+    if engine not in _ALL_ENGINES:
         raise ValueError(f"unknown community engine {engine!r}; choose one of {', '.join(ENGINES)}")
     node_ids = graph.nodes["node"].to_numpy()
     if len(node_ids) == 0:
         return pd.Series([], dtype=np.int64)
-    labels, sub_nodes, su, sv, sw = _settle_components(graph, resolution)
+    if settle:
+        labels, sub_nodes, su, sv, sw = _settle_components(graph, resolution)
+    else:   # the whole graph to the engine (the benchmark's comparison)
+        n = int(node_ids.max()) + 1
+        labels = np.zeros(n, dtype=np.int64)
+        sub_nodes = np.arange(n)
+        su, sv = graph.edges["u"].to_numpy(np.int64), graph.edges["v"].to_numpy(np.int64)
+        sw = graph.edges["weight"].to_numpy(float)   # (the two extra nodes stay isolated)
     if len(sub_nodes):
         inner = _run_engine(engine, len(sub_nodes) + 2, su, sv, sw, resolution, seed)
         labels[sub_nodes] = labels.max() + 1 + inner[:len(sub_nodes)]

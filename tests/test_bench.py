@@ -89,3 +89,14 @@ def test_render_states_failures_plainly():
     assert "**FAIL** — growth ≤ linear" in text
     assert "not measured — 1M accounts from CSV" in text
     assert "did not finish in 30 min" in text
+
+
+def test_engines_child_times_every_engine_both_ways(ring_export: Path, tmp_path: Path):
+    res = bench.run_child("engines", ring_export, tmp_path / "e.json",
+                          run_out=tmp_path / "ws", timeout=300)
+    assert res["status"] == "ok", res.get("error")
+    keys = {f"{e} · {m}" for e in bench.ENGINES for m in bench.ENGINE_MODES}
+    assert set(res["engines"]) == keys
+    for e in res["engines"].values():
+        assert set(e["flagged_accounts"]) == {"s1", "k1", "k2", "k3"}
+        assert e["time_s"] > 0 and 0 < e["modularity"] <= 1
