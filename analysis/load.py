@@ -1,10 +1,14 @@
 """Export → validated tables.
 
-The export's three tables are staged into a DuckDB workspace, checked row by
-row against the contract (:mod:`analysis.contract`), and split into accepted
-rows and quarantined rows with a reason. The big ``events`` table is never
-loaded into pandas: it lives in DuckDB as a compact typed table ``ev`` with
-integer keys, which every later step aggregates with SQL.
+The export's three tables are checked row by row against the contract
+(:mod:`analysis.contract`) in a DuckDB workspace and split into accepted rows
+and quarantined rows with a reason. The small ``partners`` and ``accounts``
+tables are staged as text and checked there. The big ``events`` table is never
+staged as text and never loaded into pandas: the file is read in two scans,
+the first collecting each key column's distinct raw values (trimmed, checked
+and numbered once per value, not once per event), the second writing the
+compact typed table ``ev`` with integer keys, which every later step
+aggregates with SQL. A third, numbered scan runs only when rows were rejected.
 
 Tables in the workspace after :func:`load_export`:
 
