@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import sys
 from pathlib import Path
 
@@ -36,6 +37,14 @@ def _rate(value: str) -> float:
     if not 0 <= v <= 1:
         raise argparse.ArgumentTypeError(f"rate must be between 0 and 1: {value!r}")
     return v
+
+
+def _memory(value: str) -> str:
+    """A DuckDB memory size such as ``3GB``, ``800MB`` or ``1.5GiB``."""
+    if not re.fullmatch(r"\s*\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*", value,
+                        flags=re.IGNORECASE):
+        raise argparse.ArgumentTypeError(f"not a memory size (e.g. 3GB, 800MB): {value!r}")
+    return value.strip()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--spark-staging", default=None, metavar="DIR",
                    help="folder where the validated tables are staged as Parquet for Spark "
                         "(default: the run's workspace; on a cluster a shared mount)")
+    r.add_argument("--memory-limit", type=_memory, default="3GB", metavar="SIZE",
+                   help="DuckDB's memory limit, e.g. 3GB or 800MB (default 3GB); tables "
+                        "and sorts beyond it spill to the run's workspace folder")
     r.add_argument("--no-progress", action="store_true")
 
     s = sub.add_parser("synth", help="write a synthetic export with planted rings")
@@ -137,7 +149,8 @@ def _cmd_run(a) -> int:
     params = RunParams(as_of=a.as_of, seed=a.seed, communities=a.communities,
                        resolution=a.resolution, hub_degree=a.hub_degree,
                        max_reject_rate=a.max_reject_rate, engine=a.engine,
-                       spark_master=a.spark_master, spark_staging=a.spark_staging)
+                       spark_master=a.spark_master, spark_staging=a.spark_staging,
+                       memory_limit=a.memory_limit)
     export, findings = run(a.exports_dir, a.out, params, progress=progress)
     rings = findings.rings.rings
     n_flag = int(rings["flagged"].astype(bool).sum()) if len(rings) else 0
@@ -191,6 +204,10 @@ def main(argv: list[str] | None = None) -> int:
         msg = " ".join(str(exc).split())[:300]
         print(f"error: {msg}", file=sys.stderr)
         return EXIT_UNUSABLE
+    except MemoryError:
+        print("error: out of memory; raise --memory-limit if the machine has more, or run "
+              "the heavy stage on Spark (--engine spark)", file=sys.stderr)
+        return EXIT_FAIL
     except BrokenPipeError:
         # The reader went away (e.g. `| head`); not an error of the run.
         import os
@@ -201,7 +218,16 @@ def main(argv: list[str] | None = None) -> int:
         print("error: interrupted; previous outputs left as they were", file=sys.stderr)
         return 130
     except Exception as exc:  # noqa: BLE001 - the user gets one line, never a traceback
+        import duckdb
+
         from .spark import SparkUnavailable
+
+        if isinstance(exc, duckdb.OutOfMemoryException):
+            limit = getattr(a, "memory_limit", "3GB")
+            print(f"error: DuckDB ran out of memory within --memory-limit {limit} (spilling to "
+                  f"disk was not enough); raise --memory-limit, or run the heavy stage on "
+                  f"Spark (--engine spark)", file=sys.stderr)
+            return EXIT_FAIL
 
         if isinstance(exc, SparkUnavailable):   # no Java 17+ or no pyspark: say so plainly
             print(f"error: {exc}", file=sys.stderr)

@@ -78,17 +78,27 @@ class Export:
 
 
 def open_workspace(path: Path | str | None = None, *, memory_limit: str = "3GB",
-                   threads: int | None = None) -> duckdb.DuckDBPyConnection:
-    """Open a DuckDB workspace (a file when ``path`` is given, so big tables can spill)."""
+                   threads: int | None = None,
+                   spill_dir: Path | str | None = None) -> duckdb.DuckDBPyConnection:
+    """Open a DuckDB workspace: in memory, or a file when ``path`` is given.
+
+    Either way DuckDB keeps within ``memory_limit`` by spilling what does not fit
+    (tables included) to ``spill_dir``: by default ``<path>.tmp`` beside a file,
+    and DuckDB's own ``.tmp`` in the working folder for an in-memory workspace.
+    A run keeps its workspace in memory with a spill folder of its own: nothing
+    reads the workspace after the run, so writing its tables to a file is wasted.
+    """
     con = duckdb.connect(str(path) if path else ":memory:")
     con.execute("SET TimeZone = 'UTC'")
     con.execute(f"SET memory_limit = '{memory_limit}'")
     con.execute("SET preserve_insertion_order = true")
+    con.execute("SET enable_progress_bar = false")   # progress is the caller's own bar
     if threads:
         con.execute(f"SET threads = {int(threads)}")
-    if path:
-        tmp = Path(path).with_suffix(".tmp")
-        con.execute(f"SET temp_directory = '{_sql_str(str(tmp))}'")
+    if spill_dir is None and path:
+        spill_dir = Path(path).with_suffix(".tmp")
+    if spill_dir is not None:
+        con.execute(f"SET temp_directory = '{_sql_str(str(spill_dir))}'")
     return con
 
 
@@ -211,7 +221,7 @@ def _source(con: duckdb.DuckDBPyConnection, path: Path, spec: TableSpec, *,
         try:
             schema = con.execute(f"DESCRIBE SELECT * FROM read_parquet('{qpath}')").fetchall()
         except duckdb.Error as exc:
-            raise ExportError(path, f"unreadable Parquet file ({_first_line(exc)})") from None
+            raise _file_error(path, "unreadable Parquet file", exc) from None
         names = [r[0] for r in schema]
         types = {r[0]: str(r[1]).upper() for r in schema}
         positions = _map_columns(path, names, spec)
@@ -292,7 +302,7 @@ def _stage(con: duckdb.DuckDBPyConnection, path: Path, spec: TableSpec) -> tuple
             con.execute(f"CREATE VIEW {view} AS SELECT * FROM {raw}")
     except duckdb.Error as exc:
         kind = "unreadable file" if is_csv else "unreadable Parquet file"
-        raise ExportError(path, f"{kind} ({_first_line(exc)})") from None
+        raise _file_error(path, kind, exc) from None
     n_broken = con.execute(f"SELECT count(*) FROM {broken}").fetchone()[0]
     return view, int(n_broken)
 
@@ -300,6 +310,17 @@ def _stage(con: duckdb.DuckDBPyConnection, path: Path, spec: TableSpec) -> tuple
 def _drop_staging(con: duckdb.DuckDBPyConnection, name: str) -> None:
     con.execute(f"DROP VIEW IF EXISTS raw_{name}; DROP TABLE IF EXISTS raw_{name}_t; "
                 f"DROP TABLE IF EXISTS raw_{name}_broken")
+
+
+def _file_error(path: Path, what: str, exc: duckdb.Error) -> Exception:
+    """An :class:`ExportError` for ``path``, unless DuckDB ran out of memory.
+
+    Running out of memory says nothing about the file, so that error is passed
+    on as it is (the CLI tells the user to raise ``--memory-limit``).
+    """
+    if isinstance(exc, duckdb.OutOfMemoryException):
+        return exc
+    return ExportError(path, f"{what} ({_first_line(exc)})")
 
 
 def _first_line(exc: BaseException) -> str:
@@ -568,7 +589,7 @@ def _load_events(con: duckdb.DuckDBPyConnection, path: Path, spec: TableSpec,
                 NULL::BIGINT AS source_row, {', '.join(f'NULL::VARCHAR AS {c}' for c in spec.columns)},
                 NULL::VARCHAR AS reason WHERE false""")
     except duckdb.Error as exc:
-        raise ExportError(path, f"unreadable file ({_first_line(exc)})") from None
+        raise _file_error(path, "unreadable file", exc) from None
     n_rej = _write_rejects(con, spec, "chk_events", "ev_broken", rejects_dir)
     n_broken = con.execute("SELECT count(*) FROM ev_broken").fetchone()[0]
     n_rows = n_read + int(n_broken)
@@ -644,7 +665,7 @@ def _load_tables(export: Export, rejects_dir: Path, max_reject_rate: float, time
             try:
                 _VALIDATORS[name](con)
             except duckdb.Error as exc:
-                raise ExportError(path, f"cannot validate table ({_first_line(exc)})") from None
+                raise _file_error(path, "cannot validate table", exc) from None
             n_rows = con.execute(f"SELECT count(*) FROM raw_{name}").fetchone()[0] + n_broken
             n_rej = _write_rejects(
                 con, spec, f"(SELECT source_row, {', '.join(spec.columns)}, reason "

@@ -202,7 +202,7 @@ def run(export_dir: Path | str, out_dir: Path | str, params: RunParams | None = 
     t_start = time.perf_counter()
     con = spark = None
     try:
-        con = open_workspace(tmp / "workspace.duckdb", memory_limit=params.memory_limit)
+        con = open_workspace(memory_limit=params.memory_limit, spill_dir=tmp / "workspace.tmp")
         with timer.step("read_validate"):
             export = load_export(export_dir, con, tmp / "rejects",
                                  max_reject_rate=params.max_reject_rate, timer=timer)

@@ -101,3 +101,18 @@ def test_progress_names_every_step_in_order(ring_export, tmp_path):
     assert bar.total == len(STEPS) == bar.n and bar.closed
     shown = [s.removeprefix("ringscope ") for s in bar.shown if s != "ringscope read_validate"]
     assert shown == list(STEPS)
+
+
+def test_memory_limit_is_used_and_running_out_says_what_to_do(ring_export, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["run", str(ring_export), "--out", str(out), "--memory-limit", "500MB"]) == 0
+    assert json.loads((out / "run.json").read_text())["parameters"]["memory_limit"] == "500MB"
+    before = (out / "rings.csv").read_bytes()
+    capsys.readouterr()
+    # Too little memory for DuckDB to work at all: one line that names the way out, and the
+    # earlier outputs stay as they were.
+    assert main(["run", str(ring_export), "--out", str(out), "--memory-limit", "1MB"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: DuckDB ran out of memory") and "--memory-limit" in err
+    assert "\n" not in err and "Traceback" not in err
+    assert (out / "rings.csv").read_bytes() == before
