@@ -240,6 +240,8 @@ def run(export_dir: Path | str, out_dir: Path | str, params: RunParams | None = 
                       "hubs": int(len(findings.graph.hubs))},
             "baselines": {k: (round(float(v), 4) if math.isfinite(v) else None)
                           for k, v in findings.baselines.value.items()},
+            # Harm baselines taken below a separate top group: that group's share of accounts.
+            "baselines_set_aside": findings.baselines.set_aside,
             "rings": int(len(findings.rings.rings)),
             "flagged_rings": int(len(findings.flagged)),
             "timings_s": {**export.timings, **timings,

@@ -302,12 +302,12 @@ def _ring_evidence(c: dict[str, np.ndarray], idx: np.ndarray, hidx: np.ndarray,
         top = _mode(h("account_type"))
         reasons.append(
             f"read {reads:,} profiles of {users:,} users with no order from its merchants "
-            f"({_fmt(users / bu)}× the 95th-percentile account; the median "
+            f"({_fmt(users / bu)}× {base.describe('untied_users')}; the median "
             f"{top.replace('_', ' ')} read "
             f"{_fmt(base.median_by_type['untied_users'].get(top, 0))})")
     if records and records / br >= params.harvest_factor:
         reasons.append(f"harvested {records:,} user records from profiles and comments with no "
-                       f"business tie ({_fmt(records / br)}× the 95th-percentile account)")
+                       f"business tie ({_fmt(records / br)}× {base.describe('untied_records')})")
     pr = m("profile_reads").sum()
     has_partner = pd.notna(m("partner_id"))
     if pr and has_partner.any():

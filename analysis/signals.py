@@ -7,6 +7,15 @@ percentile) of the same measure over all active accounts, and a signal's
 means "ten times what 95 % of this platform's accounts do", whatever the
 platform's size or habits.
 
+A quantile only describes the population while the harvesters are fewer than
+the share above it (5 %). In a small export a ring can be more: the 95th
+percentile of reads of strangers then lands inside the ring and every member
+looks ordinary. So for the two harm measures the baseline is guarded: when
+the top accounts split off as a separate group (5 % to ``MAX_UPPER_SHARE`` of
+them, nine in ten ``SEPARATION`` times or more above the 95th percentile of the
+rest), the baseline is that of the rest (:func:`bulk_baseline`). A long honest
+tail is no such group, and without one the guard changes nothing.
+
 Signals
 -------
 harm (what a harvest leaves behind)
@@ -31,9 +40,18 @@ import pandas as pd
 from .aggregate import Aggregates
 from .graph import EntityGraph
 
-__all__ = ["Baselines", "account_signals", "BASELINE_QUANTILE", "MIN_GAPS"]
+__all__ = ["Baselines", "account_signals", "bulk_baseline", "BASELINE_QUANTILE", "MIN_GAPS",
+           "SEPARATION", "MAX_UPPER_SHARE"]
 
 BASELINE_QUANTILE = 0.95
+#: How far above the bulk the plain quantile must lie before the guard sets it aside.
+SEPARATION = 10.0
+#: Smallest jump between neighbouring values where the guard may split off an upper group.
+MIN_JUMP = 2.0
+#: Largest share of accounts the guard may set aside as a separated upper group.
+MAX_UPPER_SHARE = 0.25
+#: Measures whose baseline is guarded against a separated upper group (the harm measures).
+GUARDED = ("untied_users", "untied_records")
 #: Gaps needed before an account's pacing is judged (fewer say nothing).
 MIN_GAPS = 30
 
@@ -45,9 +63,76 @@ class Baselines:
     quantile: float
     value: dict[str, float] = field(default_factory=dict)
     median_by_type: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: Measures whose baseline was taken below a separated upper group: that group's
+    #: share of the active accounts (see the module doc).
+    set_aside: dict[str, float] = field(default_factory=dict)
 
     def ratio(self, measure: str, x):
         return np.asarray(x, dtype=float) / self.value[measure]
+
+    def describe(self, measure: str) -> str:
+        """What the baseline of ``measure`` is, in words for a reason."""
+        pct = f"{self.quantile:.0%}".removesuffix("%")
+        if measure in self.set_aside:
+            return (f"the {pct}th-percentile account outside a separate top "
+                    f"{self.set_aside[measure]:.0%}")
+        return f"the {pct}th-percentile account"
+
+
+def _quantiles(v: np.ndarray, start: np.ndarray, length: np.ndarray, q: float) -> np.ndarray:
+    """The ``q`` quantile (numpy's linear rule) of each slice ``v[start:start + length]``."""
+    pos = start + q * (length - 1)
+    lo = np.floor(pos).astype(np.int64)
+    hi = np.minimum(lo + 1, start + length - 1)
+    return v[lo] + (pos - lo) * (v[hi] - v[lo])
+
+
+def bulk_baseline(values: np.ndarray, quantile: float, floor: float,
+                  separation: float = SEPARATION,
+                  max_upper_share: float = MAX_UPPER_SHARE) -> tuple[float, float | None]:
+    """The ``quantile`` of ``values``, guarded against a separated upper group.
+
+    Returns (baseline, share set aside). Normally that is the plain quantile (at
+    least ``floor``) and None. The guard splits the sorted values into a bulk
+    and an upper group of between ``1 - quantile`` and ``max_upper_share`` of
+    them. A split counts when nine in ten of the upper group lie ``separation``
+    times or more above the bulk's quantile and the plain quantile lies
+    ``separation``² times above it: the upper group is then a separate
+    population, not a tail, provided neighbouring values jump at the split by
+    ``MIN_JUMP`` or more (a tail has no such edge). Of the splits that count,
+    the one at the largest jump gives the baseline: the bulk's quantile.
+
+    >>> honest = np.r_[np.zeros(900), np.arange(1, 51)]
+    >>> b, set_aside = bulk_baseline(honest, 0.95, 1.0)
+    >>> round(b, 2), set_aside
+    (2.55, None)
+    >>> bulk_baseline(np.r_[honest, np.full(80, 600.0)], 0.95, 1.0)
+    (2.55, 0.0777)
+    >>> spread = np.r_[np.zeros(800), np.ones(50), np.geomspace(2, 1000, 150)]
+    >>> bulk_baseline(spread, 0.95, 1.0)[1] is None   # a long honest tail is no group
+    True
+    """
+    v = np.sort(np.asarray(values, dtype=float))
+    n = len(v)
+    if not n:
+        return floor, None
+    plain = max(float(np.quantile(v, quantile)), floor)
+    # m = the bulk's size; the upper group v[m:] holds 1 - quantile .. max_upper_share.
+    m = np.arange(max(int(np.ceil(n * (1 - max_upper_share))), 1),
+                  int(np.floor(n * quantile)) + 1)
+    m = m[m < n]
+    if not len(m):
+        return plain, None
+    bulk = np.maximum(_quantiles(v, np.zeros_like(m), m, quantile), floor)
+    upper = _quantiles(v, m, n - m, 0.1)
+    jump = np.maximum(v[m], floor) / np.maximum(v[m - 1], floor)
+    counts = ((upper >= separation * bulk) & (plain >= separation ** 2 * bulk)
+              & (jump >= MIN_JUMP))
+    if not counts.any():
+        return plain, None
+    jump = np.where(counts, jump, -np.inf)
+    best = len(m) - 1 - int(np.argmax(jump[::-1]))   # ties: the smaller upper group
+    return round(float(bulk[best]), 6), round(float(n - m[best]) / n, 4)
 
 
 def _max_share(links: pd.DataFrame, key: str, graph: EntityGraph, n_accounts: int) -> np.ndarray:
@@ -84,6 +169,12 @@ def account_signals(agg: Aggregates, graph: EntityGraph,
     floors = {"untied_users": 1.0, "untied_records": 1.0, "device_share": 1.0, "ip_share": 1.0,
               "coupon_no_order": 1.0, "profile_reads": 1.0}
     for measure, floor in floors.items():
+        if measure in GUARDED:
+            base.value[measure], upper = bulk_baseline(active[measure].to_numpy(), quantile,
+                                                       floor)
+            if upper is not None:
+                base.set_aside[measure] = upper
+            continue
         q = float(active[measure].quantile(quantile)) if len(active) else 0.0
         base.value[measure] = max(q, floor)
     for measure in ("pacing", "round_clock"):
