@@ -145,7 +145,7 @@ def analyse(con, params: RunParams, timings: dict[str, float] | None = None, *,
         communities = detect_communities(graph, engine=params.communities,
                                          resolution=params.resolution, seed=params.seed)
     with timer.step("signals"):
-        sig, base = account_signals(agg, graph)
+        sig, base = account_signals(agg, graph, communities)
     with timer.step("rings"):
         rings = find_rings(sig, base, graph, communities, agg, params.ring)
         review = partner_review(sig, base, rings, params.ring)

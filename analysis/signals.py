@@ -12,9 +12,13 @@ the share above it (5 %). In a small export a ring can be more: the 95th
 percentile of reads of strangers then lands inside the ring and every member
 looks ordinary. So for the two harm measures the baseline is guarded: when
 the top accounts split off as a separate group (5 % to ``MAX_UPPER_SHARE`` of
-them, nine in ten ``SEPARATION`` times or more above the 95th percentile of the
-rest), the baseline is that of the rest (:func:`bulk_baseline`). A long honest
-tail is no such group, and without one the guard changes nothing.
+them, at an edge where neighbouring values jump ``MIN_JUMP``-fold, nine in ten
+``SEPARATION`` times or more above the 95th percentile of the rest) and that
+group is a few crews, not many independent readers (at least half its accounts
+sit in communities holding ``MIN_CREW`` or more of them), the baseline is that
+of the rest (:func:`bulk_baseline`). A long honest tail has no such group, and
+a platform where many small shops each read strangers' profiles is many
+readers, not crews: the guard then changes nothing.
 
 Signals
 -------
@@ -48,6 +52,10 @@ BASELINE_QUANTILE = 0.95
 SEPARATION = 10.0
 #: Smallest jump between neighbouring values where the guard may split off an upper group.
 MIN_JUMP = 2.0
+#: A crew: a community holding at least this many accounts of the upper group.
+MIN_CREW = 5
+#: Share of the upper group's accounts that must sit in crews for it to be set aside.
+MIN_CREW_SHARE = 0.5
 #: Largest share of accounts the guard may set aside as a separated upper group.
 MAX_UPPER_SHARE = 0.25
 #: Measures whose baseline is guarded against a separated upper group (the harm measures).
@@ -88,7 +96,7 @@ def _quantiles(v: np.ndarray, start: np.ndarray, length: np.ndarray, q: float) -
 
 
 def bulk_baseline(values: np.ndarray, quantile: float, floor: float,
-                  separation: float = SEPARATION,
+                  groups: np.ndarray | None = None, separation: float = SEPARATION,
                   max_upper_share: float = MAX_UPPER_SHARE) -> tuple[float, float | None]:
     """The ``quantile`` of ``values``, guarded against a separated upper group.
 
@@ -100,23 +108,33 @@ def bulk_baseline(values: np.ndarray, quantile: float, floor: float,
     ``separation``² times above it: the upper group is then a separate
     population, not a tail, provided neighbouring values jump at the split by
     ``MIN_JUMP`` or more (a tail has no such edge). Of the splits that count,
-    the one at the largest jump gives the baseline: the bulk's quantile.
+    the one at the largest jump gives the baseline, the bulk's quantile, if
+    the upper group is crews: ``groups`` (each value's community) puts at
+    least ``MIN_CREW_SHARE`` of it in communities holding ``MIN_CREW`` or more
+    of it. Without ``groups`` there is no guard.
 
     >>> honest = np.r_[np.zeros(900), np.arange(1, 51)]
-    >>> b, set_aside = bulk_baseline(honest, 0.95, 1.0)
+    >>> b, set_aside = bulk_baseline(honest, 0.95, 1.0, np.arange(950))
     >>> round(b, 2), set_aside
     (2.55, None)
-    >>> bulk_baseline(np.r_[honest, np.full(80, 600.0)], 0.95, 1.0)
+    >>> crews = np.r_[np.arange(950), np.repeat([-1, -2, -3, -4], 20)]   # 4 crews of 20
+    >>> bulk_baseline(np.r_[honest, np.full(80, 600.0)], 0.95, 1.0, crews)
     (2.55, 0.0777)
+    >>> shops = np.r_[np.arange(950), np.repeat(-np.arange(1, 41), 2)]    # 40 pairs
+    >>> bulk_baseline(np.r_[honest, np.full(80, 600.0)], 0.95, 1.0, shops)
+    (600.0, None)
     >>> spread = np.r_[np.zeros(800), np.ones(50), np.geomspace(2, 1000, 150)]
-    >>> bulk_baseline(spread, 0.95, 1.0)[1] is None   # a long honest tail is no group
+    >>> bulk_baseline(spread, 0.95, 1.0, np.zeros(1000))[1] is None   # a tail is no group
     True
     """
-    v = np.sort(np.asarray(values, dtype=float))
+    values = np.asarray(values, dtype=float)
+    v = np.sort(values)
     n = len(v)
     if not n:
         return floor, None
     plain = max(float(np.quantile(v, quantile)), floor)
+    if groups is None:
+        return plain, None
     # m = the bulk's size; the upper group v[m:] holds 1 - quantile .. max_upper_share.
     m = np.arange(max(int(np.ceil(n * (1 - max_upper_share))), 1),
                   int(np.floor(n * quantile)) + 1)
@@ -132,6 +150,10 @@ def bulk_baseline(values: np.ndarray, quantile: float, floor: float,
         return plain, None
     jump = np.where(counts, jump, -np.inf)
     best = len(m) - 1 - int(np.argmax(jump[::-1]))   # ties: the smaller upper group
+    # v[m] > v[m - 1] at a split that counts, so the upper group is the values >= v[m].
+    _, per_group = np.unique(np.asarray(groups)[values >= v[m[best]]], return_counts=True)
+    if per_group[per_group >= MIN_CREW].sum() < MIN_CREW_SHARE * per_group.sum():
+        return plain, None
     return round(float(bulk[best]), 6), round(float(n - m[best]) / n, 4)
 
 
@@ -146,13 +168,16 @@ def _max_share(links: pd.DataFrame, key: str, graph: EntityGraph, n_accounts: in
     return out
 
 
-def account_signals(agg: Aggregates, graph: EntityGraph,
+def account_signals(agg: Aggregates, graph: EntityGraph, communities: pd.Series | None = None,
                     quantile: float = BASELINE_QUANTILE) -> tuple[pd.DataFrame, Baselines]:
     """Per-account signals and the population baselines they are measured against.
 
     Returns a frame indexed like ``agg.accounts`` (one row per account, ``aid``
     column kept) with the raw measures, their ratios to the baseline and a
-    ``harvest_ratio``: the larger of the two harm ratios.
+    ``harvest_ratio``: the larger of the two harm ratios. ``communities``
+    (community per graph node, accounts first) lets the harm baselines be
+    guarded against rings that are no minority; without it they are the plain
+    quantile.
     """
     acc = agg.accounts.copy()
     n = len(acc)
@@ -170,8 +195,10 @@ def account_signals(agg: Aggregates, graph: EntityGraph,
               "coupon_no_order": 1.0, "profile_reads": 1.0}
     for measure, floor in floors.items():
         if measure in GUARDED:
+            crews = (None if communities is None
+                     else communities.loc[active["aid"].to_numpy()].to_numpy())
             base.value[measure], upper = bulk_baseline(active[measure].to_numpy(), quantile,
-                                                       floor)
+                                                       floor, crews)
             if upper is not None:
                 base.set_aside[measure] = upper
             continue

@@ -51,7 +51,8 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-__all__ = ["SCENARIOS", "EVENT_TYPES", "FORMATS", "SynthResult", "generate"]
+__all__ = ["SCENARIOS", "EVENT_TYPES", "FORMATS", "SynthResult", "add_prospecting_shops",
+           "generate"]
 
 #: Ring tactics that can be planted, in the order their ring ids are given.
 SCENARIOS: tuple[str, ...] = (
@@ -1342,3 +1343,61 @@ def generate(out_dir, *, seed: int = 7, accounts: int = 5000, days: int = 120,
     truth_path.write_text(json.dumps(truth, indent=1) + "\n", encoding="utf-8")
     return SynthResult(export_dir=exp, labels_path=labels_path, truth_path=truth_path,
                        n_events=writer.n_events)
+
+
+def add_prospecting_shops(export_dir, shops: int, *, seed: int = 1, reads: float = 200.0,
+                          spread: float = 0.8) -> int:
+    """Add an honest look-alike to a Parquet export: small shops reading strangers.
+
+    Each shop is two merchant accounts on one PC and one address, with no
+    partner, logging in every other day and reading the profiles of about
+    ``reads`` customers (log-normal with sigma ``spread``) who never ordered
+    from it: prospecting, every read untied. Many such shops are a platform's
+    habit, not a ring; the answer key is left as it is (they are honest).
+    Returns the number of events added.
+    """
+    exp = Path(export_dir)
+    if not (exp / "events.parquet").exists():
+        raise ValueError(f"{exp}: add_prospecting_shops needs a Parquet export")
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0x5A095]))
+    acc = pq.read_table(exp / "accounts.parquet")
+    ev = pq.read_table(exp / "events.parquet")
+    customers = np.asarray(acc.filter(pc.equal(acc.column("account_type"), "customer"))
+                           .column("account_id").to_pylist(), dtype=object)
+    lo, hi = pc.min_max(ev.column("ts").cast(pa.timestamp("s", tz="UTC"))).values()
+    t0 = lo.value // _DAY * _DAY
+    n_days = max((hi.value - t0) // _DAY, 1)
+    accounts, rows = [], []
+    for s in range(int(shops)):
+        dev = f"shop{int(seed):03d}{s:05d}"
+        ip = f"100.{64 + s // 60_000}.{s // 250 % 240}.{s % 250 + 2}"
+        for j in range(2):
+            aid = f"{dev}{j}"
+            accounts.append(aid)
+            k = min(int(np.ceil(rng.lognormal(np.log(reads), spread))), len(customers))
+            t = t0 + rng.integers(0, n_days, k) * _DAY + rng.integers(3600, 10 * 3600, k)
+            rows += [(int(x), aid, dev, ip, "view_profile", g, 1)
+                     for x, g in zip(t, rng.choice(customers, k, replace=False))]
+            rows += [(t0 + d * _DAY + 3600, aid, dev, ip, "login", None, 0)
+                     for d in range(0, n_days, 2)]
+    created = int(np.datetime64("2018-03-01", "s").astype(np.int64))
+    new_acc = {"account_id": accounts, "account_type": ["merchant"] * len(accounts),
+               "created_at": [created] * len(accounts), "partner_id": [None] * len(accounts)}
+    cols = list(zip(*rows)) if rows else [[]] * 7
+    new_ev = dict(zip(("ts", "account_id", "device_id", "ip", "event_type", "target_id",
+                       "records"), cols))
+
+    def typed(values: dict, schema: pa.Schema) -> pa.Table:
+        arrays = []
+        for f in schema:
+            v = values[f.name]
+            if pa.types.is_timestamp(f.type):
+                arrays.append(pa.array(v, pa.int64()).cast(pa.timestamp("s", tz="UTC"))
+                              .cast(f.type))
+            else:
+                arrays.append(pa.array(v).cast(f.type) if len(v) else pa.array([], f.type))
+        return pa.Table.from_arrays(arrays, schema=schema)
+
+    pq.write_table(pa.concat_tables([acc, typed(new_acc, acc.schema)]), exp / "accounts.parquet")
+    pq.write_table(pa.concat_tables([ev, typed(new_ev, ev.schema)]), exp / "events.parquet")
+    return len(rows)
