@@ -415,7 +415,8 @@ EVENT_REASONS = ("bad ts timestamp", "empty account_id", "unknown event_type",
 _KEY_COLUMNS = ("account_id", "device_id", "ip", "target_id", "event_type")
 
 
-def _events_keys(con: duckdb.DuckDBPyConnection, source: str) -> tuple[int, set[str]]:
+def _events_keys(con: duckdb.DuckDBPyConnection, source: str,
+                 columnar: bool = False) -> tuple[int, set[str]]:
     """First scan: every distinct raw key value, then dictionaries and raw → id maps.
 
     Trimming, lower-casing and looking up happen once per distinct value here,
@@ -424,16 +425,21 @@ def _events_keys(con: duckdb.DuckDBPyConnection, source: str) -> tuple[int, set[
     distinct raw values have distinct 64-bit hashes (also distinct from a
     missing value's): for those the second scan joins on the hash, a cheaper
     key than the string, and still exact, because every raw value it meets
-    is one of these.
+    is one of these. A ``columnar`` file (Parquet) is read once per key column,
+    each time that column alone, which costs less than one scan feeding five
+    groupings; a CSV is parsed once.
     """
-    cols = ", ".join(_KEY_COLUMNS)
-    sets = ", ".join(f"({c})" for c in _KEY_COLUMNS)
-    con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE ev_keys AS
-        SELECT {', '.join(f"grouping({c}) = 0 AS is_{c}" for c in _KEY_COLUMNS)},
-               coalesce({cols}) AS raw, count(*) AS n
-        FROM ({source}) GROUP BY GROUPING SETS ({sets})
-    """)
+    if columnar:
+        keys = " UNION ALL ".join(
+            f"SELECT {', '.join(f'{d == c} AS is_{d}' for d in _KEY_COLUMNS)}, "
+            f"{c} AS raw, count(*) AS n FROM ({source}) GROUP BY {c}" for c in _KEY_COLUMNS)
+    else:
+        cols = ", ".join(_KEY_COLUMNS)
+        sets = ", ".join(f"({c})" for c in _KEY_COLUMNS)
+        keys = (f"SELECT {', '.join(f'grouping({c}) = 0 AS is_{c}' for c in _KEY_COLUMNS)}, "
+                f"coalesce({cols}) AS raw, count(*) AS n "
+                f"FROM ({source}) GROUP BY GROUPING SETS ({sets})")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE ev_keys AS {keys}")
     n_rows = con.execute("SELECT coalesce(sum(n), 0) FROM ev_keys WHERE is_account_id").fetchone()[0]
     con.execute("""
         CREATE OR REPLACE TEMP TABLE ev_keys_t AS
@@ -555,7 +561,7 @@ def _load_events(con: duckdb.DuckDBPyConnection, path: Path, spec: TableSpec,
         # How the scans read the rows: text or typed values, hash or string keys.
         how = {"text_ts": types["ts"] == "VARCHAR",
                "text_records": types["records"] == "VARCHAR"}
-        n_read, how["hashed"] = _events_keys(con, first)
+        n_read, how["hashed"] = _events_keys(con, first, columnar=not is_csv)
         if is_csv:
             _broken_lines(con, "ev_broken")
         else:
