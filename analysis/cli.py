@@ -223,10 +223,11 @@ def main(argv: list[str] | None = None) -> int:
         from .spark import SparkUnavailable
 
         if isinstance(exc, duckdb.OutOfMemoryException):
-            limit = getattr(a, "memory_limit", "3GB")
-            print(f"error: DuckDB ran out of memory within --memory-limit {limit} (spilling to "
-                  f"disk was not enough); raise --memory-limit, or run the heavy stage on "
-                  f"Spark (--engine spark)", file=sys.stderr)
+            limit = getattr(a, "memory_limit", None)
+            within = f" within --memory-limit {limit}" if limit else ""
+            print(f"error: DuckDB ran out of memory{within} (spilling to disk was not enough); "
+                  f"raise --memory-limit, or run the heavy stage on Spark (--engine spark)",
+                  file=sys.stderr)
             return EXIT_FAIL
 
         if isinstance(exc, SparkUnavailable):   # no Java 17+ or no pyspark: say so plainly

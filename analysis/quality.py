@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import sys
 import tempfile
 import time
@@ -116,8 +117,6 @@ def assess_small(accounts: int, seed: int, work: Path, days: int, shops: int = 0
 
     ``shops`` adds that many honest prospecting shops (:func:`synth.add_prospecting_shops`).
     """
-    import json
-
     from .synth import add_prospecting_shops, generate
 
     name = f"small-{accounts}-{seed}-{shops}-{int(rings)}"

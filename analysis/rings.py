@@ -420,7 +420,7 @@ def partner_review(sig: pd.DataFrame, base: Baselines, rings: Rings,
     why = []
     for r in g.itertuples(index=False):
         vol = (f"read {int(r.profiles_read):,} profiles "
-               f"({_fmt(r.profiles_read / base.value['profile_reads'])}× the 95th-percentile account)")
+               f"({_fmt(r.profiles_read / base.value['profile_reads'])}× {base.describe('profile_reads')})")
         if r.flagged:
             why.append(f"flagged: {vol}; {r.untied_share:.0%} had no business tie")
         else:

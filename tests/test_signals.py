@@ -70,7 +70,7 @@ def test_small_export_where_rings_are_six_percent_of_accounts(tmp_path):
     run(res.export_dir, out)
     record = json.loads((out / "run.json").read_text())
     assert 0.05 < record["baselines_set_aside"]["untied_users"] <= MAX_UPPER_SHARE
-    ev = evaluate(out, res.export_dir.parent / "labels.csv")
+    ev = evaluate(out, res.labels_path)
     assert ev.rings_found == ev.rings_planted and ev.false_alert_rings == 0
     assert ev.precision == 1.0
     reasons = pd.read_csv(out / "rings.csv")["reasons"]
