@@ -9,7 +9,7 @@ SEED ?= 7
 EXPORTS ?= data/demo/export
 OUT ?= reports/latest
 
-.PHONY: help setup demo test report bench quality lint clean
+.PHONY: help setup demo test test-fast report bench quality lint clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 12
@@ -21,21 +21,25 @@ $(STAMP): pyproject.toml scripts/setup.sh
 setup: $(STAMP) ## create or refresh .venv and the system packages (chromium for static charts)
 
 demo: setup ## generate the demo export and run the pipeline into reports/demo/
-	$(PY) -m analysis synth data/demo --seed $(SEED) --accounts 6000 --days 120
+	$(PY) -m analysis.workshop synth data/demo --seed $(SEED) --accounts 6000 --days 120
 	$(PY) -m analysis run data/demo/export --out reports/demo --seed $(SEED)
-	$(PY) -m analysis evaluate reports/demo --labels data/demo/labels.csv
+	$(PY) -m analysis.workshop evaluate reports/demo --labels data/demo/labels.csv
 
-test: setup ## run the test suite
-	$(PY) -m pytest
+test: setup ## run both test tiers (fast, then slow)
+	$(PY) -m pytest -m "not slow"
+	$(PY) -m pytest -m slow
+
+test-fast: setup ## the fast tier only: unit tests, hand-built exports, doctests (< 2 min)
+	$(PY) -m pytest -m "not slow"
 
 report: setup ## run the five notebooks on EXPORTS= into OUT=
 	$(PY) -m analysis report $(EXPORTS) --out $(OUT) --seed $(SEED)
 
 quality: setup ## detection quality per scenario on held-out seeds -> benchmarks/quality.md
-	$(PY) -m analysis.quality --out benchmarks/quality.md
+	$(PY) -m analysis.workshop.quality --out benchmarks/quality.md
 
 bench: setup ## speed and memory benchmarks -> benchmarks/results.md
-	$(PY) -m analysis.bench --out benchmarks/results.md
+	$(PY) -m analysis.workshop.bench --out benchmarks/results.md
 
 lint: setup ## ruff
 	$(VENV)/bin/ruff check analysis tests

@@ -26,9 +26,10 @@ import duckdb
 import pandas as pd
 
 from .contract import EVENT_TYPES
+from .workspace import Workspace
 
 __all__ = ["Aggregates", "SCHEMAS", "Step", "aggregate", "as_of_bound", "assemble", "conform",
-           "daily_activity", "event_bounds", "plan", "run_duckdb"]
+           "daily_activity", "ensure_ties", "event_bounds", "plan", "run_duckdb"]
 
 log = logging.getLogger(__name__)
 
@@ -341,30 +342,43 @@ def run_duckdb(con: duckdb.DuckDBPyConnection, steps: list[Step]) -> dict[str, p
     return results
 
 
-def aggregate(con: duckdb.DuckDBPyConnection, as_of: date | str | None = None) -> Aggregates:
+def _as_of_key(as_of: date | str | None) -> str | None:
+    bound = as_of_bound(as_of)
+    return None if bound is None else bound.isoformat()
+
+
+def aggregate(con: Workspace, as_of: date | str | None = None) -> Aggregates:
     """Aggregate the workspace's events up to ``as_of`` (end of that day, UTC), in DuckDB.
 
-    Runs :func:`plan`; leaves the tie tables (``profile_pairs``, ``comment_pairs``, …)
-    in the workspace for :func:`daily_activity`.
+    Runs :func:`plan`; the workspace records that its derived tables (the tie
+    tables ``profile_pairs``, ``comment_pairs``, …) now hold this as-of.
     """
     n_events = con.execute("SELECT count(*) FROM ev").fetchone()[0]
     chunks = max(1, -(-int(n_events) // GAP_CHUNK_EVENTS))
-    return assemble(run_duckdb(con, plan(as_of, gap_chunks=chunks)), as_of_bound(as_of))
+    steps = plan(as_of, gap_chunks=chunks)
+    agg = assemble(run_duckdb(con, steps), as_of_bound(as_of))
+    con.mark_built([st.name for st in steps if st.kind != "result"], _as_of_key(as_of))
+    return agg
 
 
-def daily_activity(con: duckdb.DuckDBPyConnection, aids: list[int] | None = None,
+def ensure_ties(con: Workspace, as_of: date | str | None = None) -> None:
+    """Make sure the tie tables hold exactly ``as_of`` (built here when they do not)."""
+    key = _as_of_key(as_of)
+    if not con.has_built(_TIE_STEPS, key):
+        run_duckdb(con, [s for s in plan(as_of) if s.name in _TIE_STEPS])
+        con.mark_built(_TIE_STEPS, key)
+
+
+def daily_activity(con: Workspace, aids: list[int] | None = None,
                    as_of: date | str | None = None) -> pd.DataFrame:
     """Per account and day: events, profile reads, records read and untied reads.
 
     Restricted to ``aids`` when given (the members of the rings of interest).
-    Uses the tie tables :func:`aggregate` left in the workspace; when there are none
-    (the heavy stage ran on Spark) it builds them here first.
+    Uses the workspace's tie tables for ``as_of`` (built first when the workspace
+    holds none for it, as after a Spark run or an aggregation at another as-of).
     """
     cut = _cut(as_of_bound(as_of))
-    have = con.execute("SELECT count(*) FROM duckdb_tables() WHERE temporary AND table_name IN "
-                       "('profile_pairs', 'comment_pairs')").fetchone()[0]
-    if have < 2:
-        run_duckdb(con, [s for s in plan(as_of) if s.name in _TIE_STEPS])
+    ensure_ties(con, as_of)
     where = ""
     if aids is not None:
         con.execute("CREATE OR REPLACE TEMP TABLE sel AS SELECT unnest(?::INTEGER[]) AS aid",

@@ -25,6 +25,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from .findings import flagged_rings, is_flagged, split_ids
 from .pseudonym import ring_label, ring_number
 
 __all__ = ["OKABE_ITO", "KIND_COLOURS", "esc", "style", "empty", "ring_ranking",
@@ -141,7 +142,7 @@ def ring_ranking(rings: pd.DataFrame, top: int = 20) -> go.Figure:
     r = rings.head(top).iloc[::-1]
     fig = go.Figure()
     for flagged in (True, False):
-        part = r[r["flagged"].astype(bool) == flagged]
+        part = r[is_flagged(r) == flagged]
         if part.empty:
             continue
         fig.add_bar(
@@ -153,7 +154,7 @@ def ring_ranking(rings: pd.DataFrame, top: int = 20) -> go.Figure:
                            "%{customdata[1]:,} profiles read, %{customdata[2]:,} records "
                            "harvested<extra></extra>"),
         )
-    n_flag = int(rings["flagged"].astype(bool).sum())
+    n_flag = int(is_flagged(rings).sum())
     title = (f"{n_flag} of {len(rings)} candidate rings flagged" if len(rings)
              else "No candidate rings in this export")
     fig.update_layout(barmode="overlay", height=max(300, 28 * len(r) + 140))
@@ -278,7 +279,7 @@ def score_vs_size(rings: pd.DataFrame) -> go.Figure:
     rec = rings["records_harvested"].astype(float)
     size = 8 + 30 * np.sqrt(rec / max(rec.max(), 1))
     for flagged in (True, False):
-        sel = rings["flagged"].astype(bool) == flagged
+        sel = is_flagged(rings) == flagged
         part = rings[sel]
         if part.empty:
             continue
@@ -293,7 +294,7 @@ def score_vs_size(rings: pd.DataFrame) -> go.Figure:
             hovertemplate=("%{customdata[0]}: %{x} accounts, score %{y:.2f}<br>partners: "
                            "%{customdata[1]}<br>%{customdata[2]:,} records harvested"
                            "<extra></extra>"))
-    fl = rings[rings["flagged"].astype(bool)]
+    fl = flagged_rings(rings)
     title = (f"Flagged rings score {fl['score'].min():.1f}–{fl['score'].max():.1f} and hold "
              f"{int(fl['n_accounts'].min())}–{int(fl['n_accounts'].max())} accounts"
              if len(fl) else f"None of {len(rings)} candidate rings is flagged")
@@ -523,7 +524,7 @@ def staff_comparison(staff: pd.DataFrame, ring_id: str, pseudonyms=None) -> go.F
 
 def harm_ranking(rings: pd.DataFrame) -> go.Figure:
     """Flagged rings ranked by records harvested; the title states the top ring's harm."""
-    fl = rings[rings["flagged"].astype(bool)]
+    fl = flagged_rings(rings)
     if fl.empty:
         return empty("No ring is flagged in this export", "no ring to rank")
     fl = fl.sort_values(["records_harvested", "ring_id"], ascending=[False, True])
@@ -612,7 +613,7 @@ def partners_implicated(table: pd.DataFrame) -> go.Figure:
                                                                    t["staff_in_rings"])],
         textposition="auto",
         customdata=_cd([[esc(v) for v in t["partner_type"]],
-                                    [", ".join(ring_label(r) for r in str(v).split(";"))
+                                    [", ".join(ring_label(r) for r in split_ids(v))
                                      for v in t["rings"]],
                                     t["staff_in_rings"].astype("int64"),
                                     t["untied_users"].astype("int64")]),

@@ -1,4 +1,7 @@
-"""Command line: ``python -m analysis run|synth|evaluate|report`` (alias ``ringscope``).
+"""Command line: ``python -m analysis run|report`` (alias ``ringscope``).
+
+The workshop (synthetic exports, evaluation, quality, benchmarks) has its own:
+``python -m analysis.workshop``.
 
 Errors the user can act on end as one line on stderr and exit code 2; no
 traceback reaches the user.
@@ -7,13 +10,13 @@ traceback reaches the user.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import re
 import sys
 from pathlib import Path
 
 from .contract import ExportError
+from .findings import is_flagged
 
 __all__ = ["main", "build_parser"]
 
@@ -82,24 +85,6 @@ def build_parser() -> argparse.ArgumentParser:
                         "and sorts beyond it spill to the run's workspace folder")
     r.add_argument("--no-progress", action="store_true")
 
-    s = sub.add_parser("synth", help="write a synthetic export with planted rings")
-    s.add_argument("out_dir", type=Path)
-    s.add_argument("--seed", type=int, default=7)
-    s.add_argument("--accounts", type=int, default=5000)
-    s.add_argument("--days", type=int, default=120)
-    s.add_argument("--format", choices=["csv", "csv.gz", "parquet"], default="csv")
-    s.add_argument("--scenarios", default=None, help="comma-separated ring scenarios")
-
-    e = sub.add_parser("evaluate", help="score a run's flagged rings against labels")
-    e.add_argument("out_dir", type=Path, help="a run's output folder (or, with --replay, "
-                                              "the export folder)")
-    e.add_argument("--labels", type=Path, required=True)
-    e.add_argument("--replay", action="store_true",
-                   help="replay weekly as-of dates over an export and report days to flag")
-    e.add_argument("--truth", type=Path, default=None,
-                   help="truth.json with each ring's first harvest (for --replay)")
-    e.add_argument("--seed", type=int, default=7)
-    e.add_argument("--out", type=Path, default=None, help="where --replay writes its table")
     n = sub.add_parser("report", help="run the five notebooks headless on an export "
                                       "(report.html, charts, executed notebooks)")
     n.add_argument("exports_dir", type=Path)
@@ -109,14 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument("--seed", type=int, default=7)
     n.add_argument("--ring", default=None,
                    help="ring for notebook 04: rank or ring id (default: the top flagged ring)")
-    n.add_argument("--screenshots", type=Path, default=None, metavar="DIR",
-                   help="also render report.png and ring_network.png into DIR (e.g. docs)")
     n.add_argument("--no-progress", action="store_true")
     return p
 
 
 def _cmd_report(a) -> int:
-    from .notebooks import docs_screenshots, run_notebooks
+    from .notebook.runner import run_notebooks
 
     progress = None
     if not a.no_progress and sys.stderr.isatty():
@@ -126,15 +109,14 @@ def _cmd_report(a) -> int:
             return tqdm(total=total, desc="notebooks", unit="nb", file=sys.stderr)
     res = run_notebooks(a.exports_dir, a.out, as_of=a.as_of, seed=a.seed, ring=a.ring,
                         progress=progress)
-    shots = docs_screenshots(a.out, a.screenshots) if a.screenshots else []
     print(f"{len(res.notebooks)} notebooks executed into {res.out / 'notebooks'}; "
-          f"report {res.report}; {len(res.charts)} chart files in {res.out / 'charts'}"
-          + (f"; screenshots {', '.join(str(s) for s in shots)}" if shots else ""))
+          f"report {res.report}; {len(res.charts)} chart files in {res.out / 'charts'}")
     return EXIT_OK
 
 
 def _cmd_run(a) -> int:
-    from .pipeline import RunParams, run
+    from .params import RunParams
+    from .pipeline import run
 
     progress = None
     if not a.no_progress and sys.stderr.isatty():
@@ -153,36 +135,10 @@ def _cmd_run(a) -> int:
                        memory_limit=a.memory_limit)
     export, findings = run(a.exports_dir, a.out, params, progress=progress)
     rings = findings.rings.rings
-    n_flag = int(rings["flagged"].astype(bool).sum()) if len(rings) else 0
+    n_flag = int(is_flagged(rings).sum()) if len(rings) else 0
     rej = sum(c.rejected for c in export.counts.values())
     print(f"{len(rings)} candidate rings, {n_flag} flagged; {rej} rows rejected; "
           f"outputs in {a.out}")
-    return EXIT_OK
-
-
-def _cmd_synth(a) -> int:
-    from .synth import generate
-
-    scen = [s.strip() for s in a.scenarios.split(",")] if a.scenarios else None
-    res = generate(a.out_dir, seed=a.seed, accounts=a.accounts, days=a.days, fmt=a.format,
-                   scenarios=scen)
-    print(f"export in {res.export_dir} ({res.n_events:,} events); labels in {res.labels_path}")
-    return EXIT_OK
-
-
-def _cmd_evaluate(a) -> int:
-    if a.replay:
-        from .replay import replay
-
-        table = replay(a.out_dir, a.labels, truth=a.truth, seed=a.seed, out=a.out)
-        print(table.to_string(index=False))
-        return EXIT_OK
-    from .evaluate import evaluate
-
-    ev = evaluate(a.out_dir, a.labels)
-    for line in ev.lines():
-        print(line)
-    (a.out_dir / "evaluation.json").write_text(json.dumps(ev.as_dict(), indent=2) + "\n")
     return EXIT_OK
 
 
@@ -192,8 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if a.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
-        return {"run": _cmd_run, "synth": _cmd_synth, "evaluate": _cmd_evaluate,
-                "report": _cmd_report}[a.command](a)
+        return {"run": _cmd_run, "report": _cmd_report}[a.command](a)
     except ExportError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_UNUSABLE
@@ -220,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - the user gets one line, never a traceback
         import duckdb
 
-        from .spark import SparkUnavailable
+        from .engines.spark import SparkUnavailable
 
         if isinstance(exc, duckdb.OutOfMemoryException):
             limit = getattr(a, "memory_limit", None)

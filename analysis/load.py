@@ -39,7 +39,7 @@ import duckdb
 from .contract import ACCOUNT_TYPES, EVENT_TYPES, SUFFIXES, TABLES, ExportError, TableSpec
 from .safe import neutralise_sql
 
-__all__ = ["Export", "TableCount", "find_table", "load_export", "open_workspace"]
+__all__ = ["Export", "TableCount", "find_table", "load_export"]
 
 log = logging.getLogger(__name__)
 
@@ -75,31 +75,6 @@ class Export:
     @property
     def n_events(self) -> int:
         return self.counts["events"].accepted
-
-
-def open_workspace(path: Path | str | None = None, *, memory_limit: str = "3GB",
-                   threads: int | None = None,
-                   spill_dir: Path | str | None = None) -> duckdb.DuckDBPyConnection:
-    """Open a DuckDB workspace: in memory, or a file when ``path`` is given.
-
-    Either way DuckDB keeps within ``memory_limit`` by spilling what does not fit
-    (tables included) to ``spill_dir``: by default ``<path>.tmp`` beside a file,
-    and DuckDB's own ``.tmp`` in the working folder for an in-memory workspace.
-    A run keeps its workspace in memory with a spill folder of its own: nothing
-    reads the workspace after the run, so writing its tables to a file is wasted.
-    """
-    con = duckdb.connect(str(path) if path else ":memory:")
-    con.execute("SET TimeZone = 'UTC'")
-    con.execute(f"SET memory_limit = '{memory_limit}'")
-    con.execute("SET preserve_insertion_order = true")
-    con.execute("SET enable_progress_bar = false")   # progress is the caller's own bar
-    if threads:
-        con.execute(f"SET threads = {int(threads)}")
-    if spill_dir is None and path:
-        spill_dir = Path(path).with_suffix(".tmp")
-    if spill_dir is not None:
-        con.execute(f"SET temp_directory = '{_sql_str(str(spill_dir))}'")
-    return con
 
 
 def _sql_str(value: str) -> str:

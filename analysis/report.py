@@ -27,7 +27,16 @@ import plotly.io as pio
 
 from . import charts
 from .charts import plural
+from .findings import Findings, flagged_rings, split_ids
+from .load import Export
 from .pseudonym import Pseudonyms, ring_label
+from .queries import (
+    partners_implicated,
+    records_by_ring,
+    resolve_ring,
+    ring_subgraph,
+    users_exposed,
+)
 
 __all__ = ["Management", "management", "write_report", "summary_lines", "ring_lines",
            "figure_html"]
@@ -39,15 +48,15 @@ def figure_html(fig, *, include_js: bool | str) -> str:
                        config={"displaylogo": False, "responsive": True})
 
 
-def summary_lines(findings, export, users_exposed: int | None = None) -> list[str]:
+def summary_lines(findings: Findings, export: Export, users_exposed: int | None = None) -> list[str]:
     """The summary in words, as plain text lines (escaped by the caller).
 
     ``users_exposed`` is the number of distinct users the flagged rings read with
-    no tie (:func:`analysis.investigate.users_exposed`); without it the sum over
+    no tie (:func:`analysis.queries.users_exposed`); without it the sum over
     the rings' accounts is used, which counts a user read by two accounts twice.
     """
     rings = findings.rings.rings
-    flagged = rings[rings["flagged"].astype(bool)]
+    flagged = flagged_rings(rings)
     lines = []
     n_ev = findings.aggregates.accounts["n_events"].sum()
     lines.append(f"{int(n_ev):,} events of {len(findings.aggregates.accounts):,} accounts "
@@ -96,7 +105,7 @@ def ring_lines(findings, lag: pd.DataFrame | None = None,
     for r in findings.flagged.itertuples(index=False):
         staff = int(((members["ring_id"] == r.ring_id)
                      & (members["account_type"] == "partner_staff")).sum())
-        pids = [p for p in str(r.partner_ids or "").split(";") if p and p != "nan"]
+        pids = split_ids(r.partner_ids)
         days = ((pd.Timestamp(r.last_seen) - pd.Timestamp(r.first_seen)).days + 1
                 if pd.notna(r.first_seen) else 0)
         s = (f"{ring_label(r.ring_id)}: {r.n_accounts} accounts"
@@ -122,25 +131,23 @@ class Management:
     pseudonyms: Pseudonyms | None = None
 
 
-def management(export, findings, pseudonyms: Pseudonyms | None = None, *, replay: bool = True,
-               step_days: int = 7, progress=None) -> Management:
+def management(export: Export, findings: Findings, pseudonyms: Pseudonyms | None = None, *,
+               lag: pd.DataFrame | None = None) -> Management:
     """Build the management charts and summary of one run.
 
     Charts: rings ranked by harm, records harvested over time per ring,
     cumulative distinct users exposed, partners implicated, when each ring
-    started against when weekly runs first flagged it (``replay``; replays the
-    analysis on the workspace, see :func:`analysis.investigate.first_flagged`),
-    the score ranking, and the network of the top flagged ring (pseudonymised).
+    started against when weekly runs first flagged it (when ``lag`` is given:
+    the table of :func:`analysis.replay.first_flagged`), the score ranking, and
+    the network of the top flagged ring (pseudonymised).
     """
-    from . import investigate as inv
-
     con = export.con
     ps = pseudonyms or Pseudonyms.for_findings(findings)
-    daily = inv.records_by_ring(con, findings)
-    exposed = inv.users_exposed(con, findings)
-    lag = (inv.first_flagged(con, findings, step_days=step_days, daily=daily, progress=progress)
-           if replay else pd.DataFrame(columns=["ring_id", "started", "first_flagged",
-                                                "days_to_flag"]))
+    daily = records_by_ring(con, findings)
+    exposed = users_exposed(con, findings)
+    replay = lag is not None
+    if lag is None:
+        lag = pd.DataFrame(columns=["ring_id", "started", "first_flagged", "days_to_flag"])
     rings = findings.rings.rings.copy()
     per_ring = exposed[exposed["ring_id"] != "all"].groupby("ring_id")["users"].max()
     distinct = {str(k): int(v) for k, v in per_ring.items()}
@@ -148,7 +155,7 @@ def management(export, findings, pseudonyms: Pseudonyms | None = None, *, replay
              if len(exposed) else 0)
     own = rings["untied_users"] if "untied_users" in rings else [0] * len(rings)
     rings["untied_users"] = [distinct.get(r, u) for r, u in zip(rings["ring_id"], own)]
-    partners = inv.partners_implicated(findings, distinct)
+    partners = partners_implicated(findings, distinct)
     figs = {
         "rings_by_harm": charts.harm_ranking(rings),
         "records_over_time": charts.records_over_time(daily),
@@ -158,9 +165,9 @@ def management(export, findings, pseudonyms: Pseudonyms | None = None, *, replay
     if replay:
         figs["detection_lag"] = charts.detection_lag(lag)
     figs["ring_ranking"] = charts.ring_ranking(rings)
-    top = inv.resolve_ring(findings, None)
+    top = resolve_ring(findings, None)
     if top is not None and len(findings.flagged):
-        sub = inv.ring_subgraph(findings, top, hops=1)
+        sub = ring_subgraph(findings, top, hops=1)
         figs["ring_network"] = charts.ring_network(sub, pseudonyms=ps)
     lines = (summary_lines(findings, export, users_exposed=total if len(exposed) else None)
              + ring_lines(findings, lag, partners, distinct))
@@ -192,7 +199,7 @@ R1-A01, R1-D01, R1-IP01); the investigator's files (ring_members.csv) hold them.
 """
 
 
-def write_report(findings, export, path: Path, extra_figures: list | None = None, *,
+def write_report(findings: Findings, export: Export, path: Path, extra_figures: list | None = None, *,
                  figures: list | None = None, lines: list[str] | None = None,
                  pseudonyms: Pseudonyms | None = None) -> Path:
     """Write the self-contained management page.
@@ -209,7 +216,7 @@ def write_report(findings, export, path: Path, extra_figures: list | None = None
     sections = ["<h2>Charts</h2>"] if figs else []
     for i, fig in enumerate(figs):
         sections.append(f'<div class="chart">{figure_html(fig, include_js=(i == 0))}</div>')
-    flagged = rings[rings["flagged"].astype(bool)]
+    flagged = flagged_rings(rings)
     if len(flagged):
         rows = "".join(
             f"<tr><td>{html.escape(ring_label(r.ring_id))}</td><td>{r.n_accounts}</td>"

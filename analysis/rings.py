@@ -35,7 +35,9 @@ import numpy as np
 import pandas as pd
 
 from .aggregate import Aggregates
+from .findings import is_flagged, split_ids
 from .graph import EntityGraph
+from .params import RingParams
 from .signals import Baselines
 
 __all__ = ["RingParams", "Rings", "find_rings", "partner_review"]
@@ -43,22 +45,6 @@ __all__ = ["RingParams", "Rings", "find_rings", "partner_review"]
 RING_COLUMNS = ["ring_id", "rank", "score", "flagged", "n_accounts", "partner_ids", "first_seen",
                 "last_seen", "profiles_read", "records_harvested", "reasons"]
 MEMBER_COLUMNS = ["ring_id", "account_id", "account_type", "partner_id", "account_score"]
-
-
-@dataclass(frozen=True)
-class RingParams:
-    """Parameters of ring extraction; every threshold is a ratio to the population."""
-
-    #: Harm at least this many times the baseline makes an account a harvester.
-    harvest_factor: float = 10.0
-    #: Share of untied profile reads a harvester must have (when it reads profiles).
-    min_untied_share: float = 0.03
-    #: An operating signal counts at this many times its baseline.
-    support_factor: float = 3.0
-    #: A device or IP used mostly (this share) by the ring pulls its other users in.
-    dominated_share: float = 0.5
-    #: Accounts created within this many days of each other form a burst.
-    burst_days: int = 7
 
 
 @dataclass
@@ -411,10 +397,10 @@ def partner_review(sig: pd.DataFrame, base: Baselines, rings: Rings,
         records_read=("records_read", "sum")).reset_index()
     g = g[g["profiles_read"] >= params.harvest_factor * base.value["profile_reads"]].copy()
     flagged_members = rings.members.merge(rings.rings[["ring_id", "flagged"]], on="ring_id")
-    flagged_partners = set(flagged_members.loc[flagged_members["flagged"].astype(bool),
+    flagged_partners = set(flagged_members.loc[is_flagged(flagged_members),
                                                "partner_id"].dropna())
-    for ids in rings.rings.loc[rings.rings["flagged"].astype(bool), "partner_ids"]:
-        flagged_partners |= set(filter(None, str(ids).split(";")))
+    for ids in rings.rings.loc[is_flagged(rings.rings), "partner_ids"]:
+        flagged_partners |= set(split_ids(ids))
     g["untied_share"] = np.where(g["profiles_read"] > 0, g["untied_reads"] / g["profiles_read"], 0)
     g["flagged"] = g["partner_id"].isin(flagged_partners)
     why = []

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pandas as pd
 
 from analysis.aggregate import assemble, plan, run_duckdb
-from analysis.load import load_export, open_workspace
+from analysis.load import load_export
+from analysis.workspace import open_workspace
 
 
 def test_gap_chunks_give_the_same_aggregates(ring_export, tmp_path):

@@ -7,7 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from analysis import bench
+from analysis.workshop import bench
+
+#: Slow tier (`make test` runs it after the fast tier).
+pytestmark = pytest.mark.slow
 
 
 def test_parse_sizes_and_growth():
@@ -77,7 +80,7 @@ def test_render_states_failures_plainly():
            "graph": {"nodes": 1, "edges": 1}, "fmt": "parquet", "accounts": 1_000_000}
     res = {"machine": {"cores": 2, "cpu": "x", "ram_bytes": 2 ** 34, "os": "Linux",
                        "python": "3.11", "versions": {}},
-           "date": "today", "command": "python -m analysis.bench", "repeats": 3,
+           "date": "today", "command": "python -m analysis.workshop.bench", "repeats": 3,
            "exports": {"1000000-parquet": ex}, "pipeline": {"1000000-parquet": run},
            "naive": {"1000000-csv": {"status": "timeout"}},
            "speedup_100k": {"csv": {"pipeline_s": 20.0, "naive_s": 100.0, "speedup": 5.0}},

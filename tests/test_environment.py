@@ -17,14 +17,29 @@ def _split(req: str) -> tuple[str, str]:
     return m.group(1).lower(), m.group(2).replace(" ", "")
 
 
-def test_environment_yml_matches_pyproject():
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    reqs = project["dependencies"] + project["optional-dependencies"]["dev"]
-    expected = {CONDA_NAMES.get(n, n): spec for n, spec in map(_split, reqs)} | CONDA_ONLY
+def _conda(name: str) -> dict[str, str]:
     conda = {}
-    text = (ROOT / "environment.yml").read_text().split("dependencies:", 1)[1]
+    text = (ROOT / name).read_text().split("dependencies:", 1)[1]
     for line in text.splitlines():
         m = re.match(r"^\s{2}-\s+([A-Za-z0-9_.\-]+)(.*)$", line)
         if m and m.group(1) not in ("python", "pip"):
             conda[m.group(1).lower()] = m.group(2).strip()
-    assert conda == expected
+    return conda
+
+
+def _expected(reqs: list[str]) -> dict[str, str]:
+    return {CONDA_NAMES.get(n, n): spec for n, spec in map(_split, reqs)}
+
+
+def test_environment_yml_matches_pyproject():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extras = project["optional-dependencies"]
+    assert _conda("environment.yml") == _expected(project["dependencies"] + extras["dev"])
+    assert _conda("environment-spark.yml") == _expected(extras["spark"]) | CONDA_ONLY
+
+
+def test_spark_is_an_extra_not_a_base_dependency():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    base = {n for n, _ in map(_split, project["dependencies"])}
+    assert "pyspark" not in base and "pyspark" in {n for n, _ in map(
+        _split, project["optional-dependencies"]["spark"])}

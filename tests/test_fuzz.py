@@ -9,11 +9,15 @@ import shutil
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from conftest import tiny_ring_export
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from analysis.cli import main
+
+#: Slow tier (`make test` runs it after the fast tier).
+pytestmark = pytest.mark.slow
 
 TABLES = ("accounts", "partners", "events")
 

@@ -12,7 +12,8 @@ from conftest import ACCOUNTS_H, EVENTS_H, PARTNERS_H, write_table
 
 from analysis.cli import main
 from analysis.contract import ExportError
-from analysis.load import load_export, open_workspace
+from analysis.load import load_export
+from analysis.workspace import open_workspace
 
 
 def small_export(root: Path, events: list[list[object]] | None = None,

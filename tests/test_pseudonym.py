@@ -1,6 +1,6 @@
 """Pseudonyms: consistent within a run, rings told apart, raw ids never shown."""
 
-from analysis import investigate
+from analysis import pipeline
 from analysis.pseudonym import Pseudonyms, leaks, ring_label
 
 
@@ -31,7 +31,7 @@ def test_consistent_within_a_run_and_keyed_outside_rings():
 
 
 def test_for_findings_covers_the_ring_and_scrubs_text(ring_export):
-    export, findings = investigate.open_findings(ring_export)
+    export, findings = pipeline.open_findings(ring_export)
     ps = Pseudonyms.for_findings(findings)
     key = ps.table()
     assert set(key.loc[key["kind"] == "account", "raw_id"]) == {"k1", "k2", "k3", "s1"}

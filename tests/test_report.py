@@ -16,9 +16,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from analysis import charts, investigate, notebooks, report
+from analysis import case as ring_case
+from analysis import charts, pipeline, report
 from analysis.cli import main
+from analysis.notebook import runner
 from analysis.pseudonym import leaks
+from analysis.replay import first_flagged
+from analysis.workshop import screens
 
 EVIL_PARTNER = 'P1<script>alert("partner")</script>'
 EVIL_NAME = '<img src=x onerror="document.title=\'pwned-name\'">'
@@ -54,10 +58,10 @@ def raw_ids(export: Path) -> set[str]:
 @pytest.fixture
 def hostile_run(ring_export, tmp_path):
     export = make_hostile(ring_export)
-    exp, findings = investigate.open_findings(export)
-    mgmt = report.management(exp, findings)
+    exp, findings = pipeline.open_findings(export)
+    mgmt = report.management(exp, findings, lag=first_flagged(exp.con, findings))
     out = tmp_path / "out"
-    written = notebooks.export_charts(mgmt.figures, out / "charts", formats=())
+    written = runner.export_charts(mgmt.figures, out / "charts", formats=())
     page = report.write_report(findings, exp, out / "report.html",
                                figures=list(mgmt.figures.values()), lines=mgmt.lines,
                                pseudonyms=mgmt.pseudonyms)
@@ -99,9 +103,10 @@ def test_no_raw_ids_for_management(hostile_run):
     assert re.search(r"R1-A0\d", net) and "R1-D0" in net and "R1-IP01" in net
 
 
+@pytest.mark.slow
 def test_hostile_report_renders_as_text_in_chromium(hostile_run):
     _, _, mgmt, page, _ = hostile_run
-    res = notebooks.chromium(page, dump_dom=True, window=(1200, 2000))
+    res = screens.chromium(page, dump_dom=True, window=(1200, 2000))
     assert res.errors == [], res.errors
     dom = res.dom
     assert "<title>Data-harvesting rings: findings</title>" in dom      # no onerror ran
@@ -124,14 +129,14 @@ def test_pipeline_report_keeps_working_and_has_no_raw_ids(ring_export, tmp_path)
 
 def test_a_run_without_rings_still_reports(ring_export, tmp_path):
     # As of the 11th the ring has not started: nothing to flag.
-    exp, findings = investigate.open_findings(ring_export, as_of="2020-01-11")
+    exp, findings = pipeline.open_findings(ring_export, as_of="2020-01-11")
     assert findings.flagged.empty
     mgmt = report.management(exp, findings)
     page = report.write_report(findings, exp, tmp_path / "report.html",
                                figures=list(mgmt.figures.values()), lines=mgmt.lines)
     assert "No ring is flagged." in page.read_text(encoding="utf-8")
     assert mgmt.figures["rings_by_harm"].layout.title.text.startswith("No ring")
-    case = investigate.case(exp, findings, None)
+    case = ring_case.case(exp, findings, None)
     assert set(case.figures()) == {"network", "neighbourhood", "timeline", "staff"}
     assert case.write(tmp_path / "inv") == []
 

@@ -12,6 +12,7 @@ from conftest import tiny_ring_export
 
 from analysis.cli import main
 from analysis.safe import FORMULA_PREFIXES
+from analysis.workshop.__main__ import main as workshop_main
 
 HOSTILE = {
     "P1": "<script>alert(1)</script>",
@@ -66,7 +67,7 @@ def test_evaluate_reads_neutralised_ids(tmp_path, capsys):
     labels = tmp_path / "labels.csv"
     pd.DataFrame({"account_id": [HOSTILE["s1"], HOSTILE["k1"], HOSTILE["k2"], HOSTILE["k3"]],
                   "ring_id": "R1"}).to_csv(labels, index=False)
-    assert main(["evaluate", str(out), "--labels", str(labels)]) == 0
+    assert workshop_main(["evaluate", str(out), "--labels", str(labels)]) == 0
     assert "precision 1.000  recall 1.000" in capsys.readouterr().out
 
 
@@ -86,7 +87,7 @@ def test_a_run_that_dies_leaves_the_previous_output(tmp_path, monkeypatch):
 
 
 def test_same_export_and_seed_give_identical_csvs(tmp_path):
-    from analysis.synth import generate
+    from analysis.workshop.synth import generate
 
     res = generate(tmp_path / "s", seed=3, accounts=2000, days=30)
     # Break some rows so rejects are compared too.

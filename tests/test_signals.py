@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.evaluate import evaluate
 from analysis.pipeline import run
 from analysis.signals import MAX_UPPER_SHARE, MIN_CREW, SEPARATION, bulk_baseline
-from analysis.synth import add_prospecting_shops, generate
+from analysis.workshop.evaluate import evaluate
+from analysis.workshop.synth import add_prospecting_shops, generate
 
 
 def _honest(rng: np.random.Generator, n: int, kind: str) -> np.ndarray:

@@ -13,10 +13,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from analysis import pipeline, synth
+from analysis import pipeline
 from analysis.aggregate import SCHEMAS, plan
 from analysis.cli import main
-from analysis.spark import to_spark_sql
+from analysis.engines.spark import to_spark_sql
+from analysis.workshop import synth
 
 pytestmark = pytest.mark.slow
 
@@ -77,8 +78,9 @@ def test_spark_and_duckdb_agree(export, tmp_path):
 
 def test_spark_as_of_cut_matches(export, tmp_path):
     from analysis.aggregate import aggregate, daily_activity
-    from analysis.load import load_export, open_workspace
-    from analysis.spark import SparkAggregator
+    from analysis.engines.spark import SparkAggregator
+    from analysis.load import load_export
+    from analysis.workspace import open_workspace
 
     con = open_workspace()
     load_export(export, con, tmp_path / "rejects")

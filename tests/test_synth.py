@@ -9,7 +9,11 @@ import pandas as pd
 import pytest
 from conftest import digest, read_table
 
-from analysis.synth import EVENT_TYPES, SCENARIOS, SynthResult, generate
+from analysis.contract import EVENT_TYPES
+from analysis.workshop.synth import SCENARIOS, SynthResult, generate
+
+#: Slow tier (`make test` runs it after the fast tier).
+pytestmark = pytest.mark.slow
 
 SMALL = {"accounts": 2000, "days": 60}
 

@@ -8,9 +8,14 @@ import pandas as pd
 import pytest
 from conftest import digest, read_table
 
-from analysis.load import load_export, open_workspace
-from analysis.synth import EVENT_TYPES, SynthResult
-from analysis.synth_holdout import HOLDOUT_SCENARIOS, LOOKALIKE_KINDS, generate_holdout
+from analysis.contract import EVENT_TYPES
+from analysis.load import load_export
+from analysis.workshop.synth import SynthResult
+from analysis.workshop.synth.holdout import HOLDOUT_SCENARIOS, LOOKALIKE_KINDS, generate_holdout
+from analysis.workspace import open_workspace
+
+#: Slow tier (`make test` runs it after the fast tier).
+pytestmark = pytest.mark.slow
 
 SMALL = {"accounts": 3000, "days": 45}
 

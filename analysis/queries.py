@@ -1,80 +1,27 @@
-"""Investigating one ring: its network, its neighbourhood, its timeline, its evidence.
+"""Questions asked of a run's findings: one ring's members, network, evidence and days;
+across rings, the records harvested, the distinct users exposed and the partners implicated.
 
-Pure functions over :class:`~analysis.pipeline.Findings` and, where events are
-needed, the loaded DuckDB workspace (``export.con``). They return DataFrames
-(and a :class:`RingGraph`); :mod:`analysis.charts` turns them into figures.
-These tables keep the **real ids**: they are the investigator's evidence.
-Management outputs go through :mod:`analysis.pseudonym` first.
-
-:func:`open_findings` is the one call a notebook needs to get from an export
-folder to findings; :func:`first_flagged` replays the analysis at earlier
-as-of dates to tell when weekly runs would have flagged each ring.
+Pure functions over :class:`~analysis.findings.Findings` and, where events are
+needed, the run's :class:`~analysis.workspace.Workspace`. They return
+DataFrames (and a :class:`RingGraph`); :mod:`analysis.charts` turns them into
+figures. These tables keep the **real ids**: they are the investigator's
+evidence. Management outputs go through :mod:`analysis.pseudonym` first.
 """
 
 from __future__ import annotations
 
-import logging
-import tempfile
-from dataclasses import dataclass, replace
-from datetime import date, timedelta
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from . import config
-from .aggregate import ET, aggregate, as_of_bound, daily_activity
-from .load import Export, load_export, open_workspace
-from .pipeline import STEPS, Findings, RunParams, StepTimer, analyse
+from .aggregate import ET, as_of_bound, daily_activity, ensure_ties
+from .findings import Findings, flagged_rings, split_ids
+from .workspace import Workspace
 
-__all__ = ["RingGraph", "open_findings", "resolve_ring", "ring_choices", "ring_members",
+__all__ = ["RingGraph", "resolve_ring", "ring_choices", "ring_row", "ring_members",
            "ring_subgraph", "evidence_table", "ring_daily", "partner_staff", "records_by_ring",
-           "users_exposed", "partners_implicated", "first_flagged", "RingCase", "case", "split_reasons",
-           "ring_explorer"]
-
-log = logging.getLogger(__name__)
-
-
-def open_findings(exports: str | Path | None = None, as_of: str | None = None, seed: int = 7,
-                  *, rejects_dir: str | Path | None = None, workspace: str | Path | None = None,
-                  params: RunParams | None = None, progress: bool = True
-                  ) -> tuple[Export, Findings]:
-    """Load and validate an export into a fresh workspace, then analyse it.
-
-    Parameters
-    ----------
-    exports : folder of the export (default: :data:`analysis.config.DEMO_EXPORT`)
-    as_of : "YYYY-MM-DD" or None; only events up to the end of that day are used
-    seed : seed of community detection
-    rejects_dir : where quarantined rows go (default: a temporary folder)
-    workspace : a DuckDB file for big exports (default: in memory)
-    params : full run parameters (``as_of`` and ``seed`` override theirs)
-    progress : show a progress bar, one tick per step (a widget in JupyterLab)
-
-    Returns
-    -------
-    (export, findings); ``export.con`` is the workspace, kept open for the
-    functions of this module that read events.
-    """
-    params = replace(params or RunParams(), as_of=as_of or None, seed=int(seed))
-    if params.as_of is not None:
-        date.fromisoformat(str(params.as_of))
-    if rejects_dir is None:
-        rejects_dir = Path(tempfile.mkdtemp(prefix="ringscope-rejects-"))
-    con = open_workspace(workspace, memory_limit=params.memory_limit)
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(STEPS) - 1, desc="ringscope")   # no report step here
-    try:
-        export = load_export(config.export_dir(exports), con, Path(rejects_dir),
-                             max_reject_rate=params.max_reject_rate, timer=StepTimer({}, bar))
-        findings = analyse(con, params, bar=bar)
-    finally:
-        if bar is not None:
-            bar.close()
-    return export, findings
+           "users_exposed", "partners_implicated"]
 
 
 # -- which ring -----------------------------------------------------------------------------
@@ -101,7 +48,7 @@ def resolve_ring(findings: Findings, ring: int | str | None = None) -> str | Non
             return None
         raise ValueError(f"ring {ring!r} not found: this run has no candidate rings")
     if ring is None or ring == "":
-        flagged = rings[rings["flagged"].astype(bool)]
+        flagged = flagged_rings(rings)
         return str((flagged if len(flagged) else rings)["ring_id"].iloc[0])
     if isinstance(ring, (int, np.integer)) or str(ring).strip().isdigit():
         hit = rings[rings["rank"] == int(ring)]
@@ -113,7 +60,7 @@ def resolve_ring(findings: Findings, ring: int | str | None = None) -> str | Non
     return str(hit["ring_id"].iloc[0])
 
 
-def _ring_row(findings: Findings, ring_id: str) -> pd.Series:
+def ring_row(findings: Findings, ring_id: str) -> pd.Series:
     rings = findings.rings.rings
     hit = rings[rings["ring_id"] == ring_id]
     if hit.empty:
@@ -287,7 +234,7 @@ def evidence_table(findings: Findings, ring_id: str) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
-def ring_daily(con, findings: Findings, ring_id: str) -> pd.DataFrame:
+def ring_daily(con: Workspace, findings: Findings, ring_id: str) -> pd.DataFrame:
     """Per day, the ring's activity: events, profile_reads, records_read, untied_reads,
     untied_records (records harvested) and accounts_active. Days without events are 0."""
     aids = findings.rings.members.loc[findings.rings.members["ring_id"] == ring_id, "aid"]
@@ -313,8 +260,8 @@ def partner_staff(findings: Findings, ring_id: str) -> pd.DataFrame:
     device_share (most accounts on one of its devices), hours_active,
     first_seen, last_seen. Ring members first, then by untied users.
     """
-    row = _ring_row(findings, ring_id)
-    pids = [p for p in str(row["partner_ids"] or "").split(";") if p and p != "nan"]
+    row = ring_row(findings, ring_id)
+    pids = split_ids(row["partner_ids"])
     sig = findings.signals
     staff = sig[(sig["account_type"] == "partner_staff") & sig["partner_id"].isin(pids)]
     members = set(findings.rings.members.loc[findings.rings.members["ring_id"] == ring_id, "aid"])
@@ -339,10 +286,10 @@ def partner_staff(findings: Findings, ring_id: str) -> pd.DataFrame:
 
 def _rings_of_interest(findings: Findings, flagged_only: bool) -> pd.DataFrame:
     rings = findings.rings.rings
-    return rings[rings["flagged"].astype(bool)] if flagged_only else rings
+    return flagged_rings(rings) if flagged_only else rings
 
 
-def records_by_ring(con, findings: Findings, flagged_only: bool = True) -> pd.DataFrame:
+def records_by_ring(con: Workspace, findings: Findings, flagged_only: bool = True) -> pd.DataFrame:
     """Per ring and day: profile_reads, untied_reads and untied_records (records harvested)."""
     rings = _rings_of_interest(findings, flagged_only)
     m = findings.rings.members
@@ -357,12 +304,11 @@ def records_by_ring(con, findings: Findings, flagged_only: bool = True) -> pd.Da
     return out.astype({c: "int64" for c in cols})
 
 
-def users_exposed(con, findings: Findings, flagged_only: bool = True) -> pd.DataFrame:
+def users_exposed(con: Workspace, findings: Findings, flagged_only: bool = True) -> pd.DataFrame:
     """Distinct users whose profiles the rings read with no business tie, cumulated by day.
 
     Columns ring_id ("all" for the union over the rings), day, new_users,
     users (cumulative distinct users exposed up to and including that day).
-    Call after the findings' own aggregation (it uses its tie tables).
     """
     rings = _rings_of_interest(findings, flagged_only)
     m = findings.rings.members
@@ -372,7 +318,7 @@ def users_exposed(con, findings: Findings, flagged_only: bool = True) -> pd.Data
         return pd.DataFrame(columns=cols)
     bound = as_of_bound(findings.params.as_of)
     cut = f"e.ts < TIMESTAMP '{bound.isoformat(sep=' ')}'" if bound else "TRUE"
-    daily_activity(con, [], findings.params.as_of)   # makes sure the tie tables exist
+    ensure_ties(con, findings.params.as_of)
     con.execute("CREATE OR REPLACE TEMP TABLE sel_ring AS "
                 "SELECT unnest(?::INTEGER[]) AS aid, unnest(?::VARCHAR[]) AS ring_id",
                 [m["aid"].astype(int).tolist(), m["ring_id"].astype(str).tolist()])
@@ -408,7 +354,7 @@ def partners_implicated(findings: Findings, users: dict[str, int] | None = None)
             "records_harvested", "untied_users", "first_seen", "last_seen"]
     rows = []
     for r in flagged.itertuples(index=False):
-        for pid in filter(None, str(r.partner_ids or "").split(";")):
+        for pid in split_ids(r.partner_ids):
             rows.append((pid, r.ring_id, r.records_harvested,
                          (users or {}).get(r.ring_id, r.untied_users), r.first_seen,
                          r.last_seen))
@@ -430,222 +376,3 @@ def partners_implicated(findings: Findings, users: dict[str, int] | None = None)
                                kind="stable").reset_index(drop=True)
 
 
-def first_flagged(con, findings: Findings, *, step_days: int = 7,
-                  daily: pd.DataFrame | None = None, progress=None) -> pd.DataFrame:
-    """When each flagged ring started, and when weekly runs would first have flagged it.
-
-    The analysis is replayed on the same workspace at as-of dates every
-    ``step_days`` days, from the first day any flagged ring harvested up to the
-    run's own as-of date (or its last event). A ring counts as flagged on a date
-    when a ring flagged as of that date holds any of its accounts. The
-    workspace's aggregation is restored to the run's own as-of afterwards.
-
-    Columns: ring_id, started (first day by which the ring had read 1 % of its
-    untied records, or its first event), first_flagged (as-of date; NaT when never within the data),
-    days_to_flag.
-    """
-    flagged = findings.flagged
-    cols = ["ring_id", "started", "first_flagged", "days_to_flag"]
-    if flagged.empty:
-        return pd.DataFrame(columns=cols)
-    if daily is None:
-        daily = records_by_ring(con, findings, flagged_only=True)
-    # The harvest starts when the ring's untied records pass 1 % of its total: a
-    # member's stray untied read weeks before the crawl is not its start.
-    d = daily.sort_values(["ring_id", "day"])
-    cum = d.groupby("ring_id")["untied_records"].cumsum()
-    tot = d.groupby("ring_id")["untied_records"].transform("sum")
-    harvest = d[(tot > 0) & (cum >= 0.01 * tot)].groupby("ring_id")["day"].min()
-    started = pd.Series({r.ring_id: harvest.get(r.ring_id, pd.Timestamp(r.first_seen))
-                         for r in flagged.itertuples(index=False)})
-    started = pd.to_datetime(started).dt.normalize()
-    end = (pd.Timestamp(findings.params.as_of) if findings.params.as_of
-           else pd.Timestamp(findings.aggregates.last_event).normalize())
-    dates = []
-    d = started.min() + timedelta(days=step_days - 1)
-    while d < end:
-        dates.append(d)
-        d += timedelta(days=step_days)
-    dates.append(end)
-    members = findings.rings.members
-    want = {rid: set(members.loc[members["ring_id"] == rid, "account_id"])
-            for rid in flagged["ring_id"]}
-    found: dict[str, pd.Timestamp] = {}
-    # Replays run on the embedded engine, whatever engine the run itself used.
-    local = {"engine": "duckdb"} if hasattr(findings.params, "engine") else {}
-    bar = progress(total=len(dates)) if progress else None
-    try:
-        for d in dates:
-            if len(found) == len(want):
-                break
-            if d == end:
-                rids = [r for r in want if r not in found]
-                for r in rids:
-                    found[r] = d
-                break
-            f = analyse(con, replace(findings.params, as_of=d.date().isoformat(), **local))
-            fm = f.rings.members.merge(f.flagged[["ring_id"]], on="ring_id")
-            hit = set(fm["account_id"])
-            for rid, accts in want.items():
-                if rid not in found and accts & hit:
-                    found[rid] = d
-            if bar:
-                bar.update(1)
-    finally:
-        if bar:
-            bar.close()
-        aggregate(con, findings.params.as_of)   # restore the run's own tie tables
-    out = pd.DataFrame({"ring_id": list(want)})
-    out["started"] = out["ring_id"].map(started)
-    out["first_flagged"] = pd.to_datetime(out["ring_id"].map(found))
-    out["days_to_flag"] = (out["first_flagged"] - out["started"]).dt.days
-    return out[cols]
-
-
-# -- one case -----------------------------------------------------------------------------
-
-def split_reasons(reasons: str) -> list[str]:
-    """A ring's ``reasons`` as a list: split on "; " outside parentheses.
-
-    >>> split_reasons("read 5 (3× the baseline; median 0); linked to P1")
-    ['read 5 (3× the baseline; median 0)', 'linked to P1']
-    """
-    out, depth, cur = [], 0, []
-    for ch in str(reasons or ""):
-        depth += (ch == "(") - (ch == ")")
-        if ch == ";" and depth <= 0:
-            out.append("".join(cur).strip())
-            cur = []
-        else:
-            cur.append(ch)
-    out.append("".join(cur).strip())
-    return [x for x in out if x]
-
-
-@dataclass
-class RingCase:
-    """Everything notebook 04 shows about one ring (real ids: the investigator's evidence)."""
-
-    ring_id: str | None
-    ring: pd.Series | None = None
-    network: RingGraph | None = None
-    neighbourhood: RingGraph | None = None
-    daily: pd.DataFrame | None = None
-    evidence: pd.DataFrame | None = None
-    staff: pd.DataFrame | None = None
-
-    def headline(self) -> str:
-        """The ring in a few lines of plain text."""
-        if self.ring is None:
-            return "No candidate ring in this run: nothing to investigate."
-        r = self.ring
-        flag = "FLAGGED" if bool(r["flagged"]) else "not flagged"
-        why = "\n".join(f"  - {x}" for x in split_reasons(r["reasons"]))
-        return (f"{r['ring_id']} (rank {r['rank']}, score {r['score']:.2f}, {flag}): "
-                f"{r['n_accounts']} accounts, partners {r['partner_ids'] or 'none'}\n"
-                f"seen {r['first_seen']} to {r['last_seen']}\nwhy:\n{why}")
-
-    def figures(self, pseudonyms=None) -> dict:
-        """network, neighbourhood (2 hops), timeline and staff comparison figures."""
-        from . import charts
-
-        if self.ring_id is None:
-            e = charts.empty("No candidate ring in this run", "nothing to investigate")
-            return {"network": e, "neighbourhood": e, "timeline": e, "staff": e}
-        return {
-            "network": charts.ring_network(self.network, pseudonyms),
-            "neighbourhood": charts.ring_network(self.neighbourhood, pseudonyms),
-            "timeline": charts.ring_timeline(self.daily, self.ring_id),
-            "staff": charts.staff_comparison(self.staff, self.ring_id, pseudonyms),
-        }
-
-    def write(self, folder: str | Path) -> list[Path]:
-        """Write the evidence into ``folder/<ring_id>/``: evidence.csv, partner_staff.csv,
-        daily.csv and the figures as HTML (plotly.js embedded). Real ids: not for management."""
-        from .safe import write_csv
-
-        if self.ring_id is None:
-            return []
-        where = Path(folder) / self.ring_id
-        where.mkdir(parents=True, exist_ok=True)
-        paths = [write_csv(self.evidence, where / "evidence.csv"),
-                 write_csv(self.staff, where / "partner_staff.csv"),
-                 write_csv(self.daily, where / "daily.csv")]
-        for name, fig in self.figures().items():
-            path = where / f"{name}.html"
-            fig.write_html(str(path), include_plotlyjs=True, full_html=True)
-            paths.append(path)
-        return paths
-
-
-def case(export: Export, findings: Findings, ring: int | str | None = None, *,
-         max_accounts: int = 150) -> RingCase:
-    """Gather one ring's network, 2-hop neighbourhood, timeline, evidence and staff comparison.
-
-    ``ring`` is a rank, a ring id or None (the top flagged ring). A run without
-    candidate rings gives an empty case that still displays and writes nothing.
-    """
-    ring_id = resolve_ring(findings, ring)
-    if ring_id is None:
-        return RingCase(ring_id=None)
-    return RingCase(
-        ring_id=ring_id, ring=_ring_row(findings, ring_id),
-        network=ring_subgraph(findings, ring_id, hops=1),
-        neighbourhood=ring_subgraph(findings, ring_id, hops=2, max_accounts=max_accounts),
-        daily=ring_daily(export.con, findings, ring_id),
-        evidence=evidence_table(findings, ring_id),
-        staff=partner_staff(findings, ring_id))
-
-
-# -- interactive ---------------------------------------------------------------------------
-
-def ring_explorer(export: Export, findings: Findings, ring: int | str | None = None,
-                  render=None, *, draw_now: bool = False):
-    """An ipywidgets picker: choose a ring and 1 or 2 hops; ``render(ring_id, hops)`` draws it.
-
-    ``render`` defaults to the network, the timeline, the evidence table and the
-    staff comparison. Drawing starts when a ring is picked or "Show" is pressed
-    (or at once with ``draw_now``): headless runs (papermill) then stay fast,
-    since outputs captured in a widget travel back and forth as widget state.
-    Returns the widget (display it as the cell's last expression).
-    """
-    import ipywidgets as w
-    from IPython.display import display
-
-    from . import charts
-
-    choices = ring_choices(findings)
-    if not choices:
-        return w.HTML("<i>No candidate rings in this run.</i>")
-    start = resolve_ring(findings, ring)
-    pick = w.Dropdown(options=choices, value=start, description="Ring",
-                      layout=w.Layout(width="560px"))
-    hops = w.ToggleButtons(options=[("ring only", 1), ("2-hop neighbourhood", 2)], value=1,
-                           description="Show")
-    button = w.Button(description="Show", button_style="primary")
-    out = w.Output()
-
-    def default_render(ring_id: str, n_hops: int) -> None:
-        sub = ring_subgraph(findings, ring_id, hops=n_hops)
-        charts.ring_network(sub).show()
-        charts.ring_timeline(ring_daily(export.con, findings, ring_id), ring_id).show()
-        display(evidence_table(findings, ring_id))
-        charts.staff_comparison(partner_staff(findings, ring_id), ring_id).show()
-
-    draw = render or default_render
-
-    def update(_=None) -> None:
-        out.clear_output(wait=True)
-        with out:
-            draw(pick.value, hops.value)
-
-    pick.observe(update, names="value")
-    hops.observe(update, names="value")
-    button.on_click(update)
-    if draw_now:
-        update()
-    else:
-        with out:
-            display(w.HTML("<i>Pick a ring, or press Show, to draw its network, timeline and "
-                           "evidence here.</i>"))
-    return w.VBox([w.HBox([pick, hops, button]), out])

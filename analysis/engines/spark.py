@@ -31,7 +31,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from .aggregate import Aggregates, Step, as_of_bound, assemble, plan
+from ..aggregate import Aggregates, Step, as_of_bound, assemble, plan
 
 __all__ = ["SparkAggregator", "SparkUnavailable", "aggregate_spark", "java_version",
            "session", "stage", "to_spark_sql"]
@@ -141,7 +141,7 @@ def session(master: str | None = None, *, driver_memory: str | None = "2g",
             from pyspark.sql import SparkSession
     except ImportError:
         raise SparkUnavailable(
-            "the Spark engine needs pyspark (pip install 'pyspark>=4.0'; make setup installs it)"
+            "the Spark engine needs pyspark: pip install 'ringscope[spark]' (make setup installs it)"
         ) from None
     if not _under_spark_submit():
         v = java_version()
@@ -205,8 +205,12 @@ def to_spark_sql(sql: str) -> str:
     >>> to_spark_sql("SELECT epoch_us(ts) AS us, ts::DATE AS d FROM e WHERE ts < TIMESTAMP '2020-01-02 00:00:00'")
     "SELECT UNIX_MICROS(CAST(ts AS TIMESTAMP_LTZ)) AS us, CAST(ts AS DATE) AS d FROM e WHERE ts < CAST('2020-01-02 00:00:00' AS TIMESTAMP_NTZ)"
     """
-    import sqlglot
-    from sqlglot import exp
+    try:
+        import sqlglot
+        from sqlglot import exp
+    except ImportError:
+        raise SparkUnavailable("the Spark engine needs sqlglot: pip install 'ringscope[spark]' "
+                               "(make setup installs it)") from None
 
     def rewrite(node):
         if isinstance(node, exp.Anonymous) and node.name.lower() == "epoch_us":

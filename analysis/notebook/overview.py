@@ -12,8 +12,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .aggregate import as_of_bound
-from .contract import ACCOUNT_TYPES, EVENT_TYPES
+from ..aggregate import as_of_bound
+from ..contract import ACCOUNT_TYPES, EVENT_TYPES
+from ..findings import split_ids
 
 __all__ = ["validation_table", "reject_reasons", "reject_samples", "event_volume",
            "event_type_counts", "account_type_counts", "graph_size", "degree_table",
@@ -142,7 +143,7 @@ def community_table(findings) -> pd.DataFrame:
         rings = mc.groupby("community")["ring_id"].agg(lambda s: ";".join(sorted(set(s))))
         flagged = set(findings.flagged["ring_id"])
         t["rings"] = rings.reindex(t.index).fillna("")
-        t["flagged_ring"] = [any(r in flagged for r in str(x).split(";") if r)
+        t["flagged_ring"] = [any(r in flagged for r in split_ids(x))
                              for x in t["rings"]]
     else:
         t["rings"] = ""
@@ -169,7 +170,7 @@ def partner_positions(findings) -> pd.DataFrame:
                                  g["untied_reads"] / g["profiles_read"].clip(lower=1), 0.0)
     flagged = set()
     for ids in findings.flagged["partner_ids"]:
-        flagged |= set(filter(None, str(ids).split(";")))
+        flagged |= set(split_ids(ids))
     review = set(findings.review["partner_id"]) if len(findings.review) else set()
     g["status"] = [
         "linked to a flagged ring" if pid in flagged else

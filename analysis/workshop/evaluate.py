@@ -15,7 +15,21 @@ from pathlib import Path
 
 import pandas as pd
 
-__all__ = ["Evaluation", "evaluate", "evaluate_frames", "read_labels"]
+from ..findings import flagged_rings
+
+__all__ = ["Evaluation", "at_least_half", "evaluate", "evaluate_frames", "read_labels"]
+
+
+def at_least_half(part: int, whole: int) -> bool:
+    """The one rule behind "found" and "points at": ``part`` is at least half of ``whole``.
+
+    A planted ring is found when at least half its accounts are flagged; a flagged
+    ring is a false alert when fewer than half its members are planted.
+
+    >>> at_least_half(2, 4), at_least_half(1, 3), at_least_half(0, 0)
+    (True, False, True)
+    """
+    return 2 * int(part) >= int(whole)
 
 
 @dataclass
@@ -73,8 +87,7 @@ def _unneutralise(ids: pd.Series) -> pd.Series:
 def evaluate_frames(rings: pd.DataFrame, members: pd.DataFrame,
                     labels: pd.DataFrame) -> Evaluation:
     """Evaluate rings/members frames (as written to rings.csv / ring_members.csv)."""
-    flag = rings["flagged"].astype(str).str.lower().isin(["true", "1"])
-    flagged_ids = set(rings.loc[flag, "ring_id"].astype(str))
+    flagged_ids = set(flagged_rings(rings)["ring_id"].astype(str))
     members = members.assign(account_id=_unneutralise(members["account_id"]))
     m = members[members["ring_id"].astype(str).isin(flagged_ids)]
     flagged = set(m["account_id"].astype(str))
@@ -86,7 +99,7 @@ def evaluate_frames(rings: pd.DataFrame, members: pd.DataFrame,
     for rid, grp in labels.groupby("ring_id", sort=True):
         acc = set(grp["account_id"])
         hit = len(acc & flagged)
-        found = hit * 2 >= len(acc)
+        found = at_least_half(hit, len(acc))
         scen = grp["scenario"].iloc[0] if "scenario" in grp else ""
         per_ring.append({"ring_id": rid, "scenario": scen, "accounts": len(acc), "flagged": hit,
                          "found": found})
@@ -95,7 +108,7 @@ def evaluate_frames(rings: pd.DataFrame, members: pd.DataFrame,
     false_alerts = 0
     for _, grp in m.groupby("ring_id"):
         acc = set(grp["account_id"].astype(str))
-        if len(acc & planted) * 2 < len(acc):
+        if not at_least_half(len(acc & planted), len(acc)):
             false_alerts += 1
     return Evaluation(
         precision=round(precision, 4), recall=round(recall, 4), flagged_accounts=len(flagged),

@@ -1,13 +1,13 @@
-"""A holdout synthetic export: rings planted with tactics :mod:`analysis.synth` never uses.
+"""A holdout synthetic export: rings planted with tactics :mod:`analysis.workshop.synth` never uses.
 
-``generate_holdout(out_dir)`` writes the same layout as :func:`analysis.synth.generate`::
+``generate_holdout(out_dir)`` writes the same layout as :func:`analysis.workshop.synth.generate`::
 
     out_dir/export/accounts.csv   partners.csv   events.csv
     out_dir/labels.csv            account_id,ring_id,scenario (planted ring members)
     out_dir/truth.json            rings and honest look-alike groups
 
 It is built the way an independent team with its own export might build one: the
-honest world comes from :func:`analysis.synth.generate` with no scenario planted, then
+honest world comes from :func:`analysis.workshop.synth.generate` with no scenario planted, then
 this module reads those tables back, adds its own rings and its own honest look-alikes
 (new accounts and events, and a few rewritten honest events), renumbers every account
 in creation order (so new accounts get ids that fit the base scheme) and writes the
@@ -40,23 +40,23 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from analysis.synth import (
-    _DATACENTER_B,
-    _DAY,
-    _HOURS_OFFICE,
-    _HOURS_PEOPLE,
-    _LOCAL,
-    _RESIDENTIAL_A,
-    EVENT_TYPES,
+from ...contract import EVENT_TYPES
+from .generator import (
+    DATACENTER_B,
+    DAY,
+    HOURS_OFFICE,
+    HOURS_PEOPLE,
+    LOCAL,
+    RESIDENTIAL_A,
     SynthResult,
-    _cdf,
-    _cum_in_session,
-    _draw,
-    _hex,
-    _segment_offsets,
-    _TsFormat,
-    _write_table,
+    TsFormat,
+    cum_in_session,
+    draw_from,
     generate,
+    hex_ids,
+    segment_offsets,
+    weights_cdf,
+    write_arrow_table,
 )
 
 __all__ = ["HOLDOUT_SCENARIOS", "LOOKALIKE_KINDS", "generate_holdout"]
@@ -66,10 +66,10 @@ HOLDOUT_SCENARIOS: tuple[str, ...] = (
 )
 LOOKALIKE_KINDS: tuple[str, ...] = ("night_agency", "price_comparison", "big_family")
 
-LOGIN, SEARCH, VIEW_ITEM, VIEW_COMMENTS, VIEW_PROFILE, ORDER, COUPON = range(7)
+LOGIN, SEARCH, VIEW_ITEM, VIEW_COMMENTS, VIEW_PROFILE, ORDER, COUPON = range(len(EVENT_TYPES))
 _END = "2020-06-30"
 # more cloud blocks besides the base generator's
-_CLOUD_B = tuple(_DATACENTER_B) + ((106, 14), (182, 92), (114, 55), (49, 232), (42, 193),
+_CLOUD_B = tuple(DATACENTER_B) + ((106, 14), (182, 92), (114, 55), (49, 232), (42, 193),
                                    (123, 57), (81, 68), (152, 136))
 _SALT = 0x401D_5EED
 
@@ -85,7 +85,7 @@ def _read_csv(path: Path) -> pd.DataFrame:
 def _epoch(s: pd.Series) -> np.ndarray:
     """Seconds since the epoch of ISO strings ending in ``Z``, ``+08:00`` or nothing."""
     core = pd.to_datetime(s.str.slice(0, 19), format="%Y-%m-%dT%H:%M:%S")
-    off = np.where(s.str.endswith("+08:00").to_numpy(), _LOCAL, 0)
+    off = np.where(s.str.endswith("+08:00").to_numpy(), LOCAL, 0)
     return core.to_numpy().astype("datetime64[s]").astype(np.int64) - off
 
 
@@ -112,7 +112,7 @@ class _Holdout:
         self.truth0 = json.loads((base / "truth.json").read_text(encoding="utf-8"))
         self.t0 = int(pd.Timestamp(self.truth0["window_start"]).timestamp())
         self.t1 = int(pd.Timestamp(self.truth0["window_end"]).timestamp())
-        self.dow0 = int((self.t0 // _DAY + 3) % 7)
+        self.dow0 = int((self.t0 // DAY + 3) % 7)
         self.partners_path = exp / "partners.csv"
         self.partners = _read_csv(self.partners_path)
         acc = _read_csv(exp / "accounts.csv")
@@ -165,7 +165,7 @@ class _Holdout:
 
     # -- registries -----------------------------------------------------------
     def new_devices(self, k: int) -> np.ndarray:
-        out = np.asarray(_hex(self.rng_ids.integers(0, np.iinfo(np.uint64).max, k,
+        out = np.asarray(hex_ids(self.rng_ids.integers(0, np.iinfo(np.uint64).max, k,
                                                     dtype=np.uint64, endpoint=True)
                               ).to_pylist(), dtype=object)
         clash = np.fromiter((d in self.devices for d in out), dtype=bool, count=k)
@@ -180,7 +180,7 @@ class _Holdout:
             b = np.asarray(_CLOUD_B)[rng.integers(0, len(_CLOUD_B), k)]
             parts = [b[:, 0], b[:, 1], rng.integers(0, 256, k), rng.integers(2, 254, k)]
         else:
-            a = np.asarray(_RESIDENTIAL_A)[rng.integers(0, len(_RESIDENTIAL_A), k)]
+            a = np.asarray(RESIDENTIAL_A)[rng.integers(0, len(RESIDENTIAL_A), k)]
             parts = [a, rng.integers(0, 256, k), rng.integers(0, 256, k), rng.integers(2, 254, k)]
         out = np.asarray([f"{w}.{x}.{y}.{z}" for w, x, y, z in zip(*parts, strict=True)],
                          dtype=object)
@@ -255,7 +255,7 @@ class _Holdout:
         raise ValueError("no partner fits")
 
     def recruit(self, k: int, min_events: int = 0) -> np.ndarray:
-        c = self.cust[(self.created[self.cust] < self.t0 - 30 * _DAY) & ~self.special[self.cust]
+        c = self.cust[(self.created[self.cust] < self.t0 - 30 * DAY) & ~self.special[self.cust]
                       & (self.n_events[self.cust] >= min_events)]
         c = c[[i not in self.busy for i in c]]
         got = np.sort(self.rng.choice(c, k, replace=False))
@@ -269,7 +269,7 @@ class _Holdout:
         o = np.argsort(ot, kind="stable")
         ot, oc = ot[o], oc[o]
         hi = np.searchsorted(ot, t, side="left")
-        lo = np.searchsorted(ot, t - keep * _DAY, side="left")
+        lo = np.searchsorted(ot, t - keep * DAY, side="left")
         lo = np.where(hi - lo > 0, lo, 0)
         cnt = hi - lo
         i = lo + (self.rng_ev.random(len(t)) * cnt).astype(np.int64)
@@ -288,13 +288,13 @@ class _Holdout:
     def starts(self, d: np.ndarray, clock: str) -> np.ndarray:
         rng = self.rng_ev
         d = np.asarray(d, dtype=np.int64)
-        day0 = self.t0 + d * _DAY
+        day0 = self.t0 + d * DAY
         k = len(d)
         if clock == "round":
-            return day0 + rng.integers(0, _DAY, k)
-        w = _HOURS_PEOPLE if clock == "people" else _HOURS_OFFICE
-        hour = _draw(_cdf(np.asarray(w) + 1e-9), rng.random(k))
-        return day0 + (hour * 3600 + rng.integers(0, 3600, k) - _LOCAL) % _DAY
+            return day0 + rng.integers(0, DAY, k)
+        w = HOURS_PEOPLE if clock == "people" else HOURS_OFFICE
+        hour = draw_from(weights_cdf(np.asarray(w) + 1e-9), rng.random(k))
+        return day0 + (hour * 3600 + rng.integers(0, 3600, k) - LOCAL) % DAY
 
     def grid(self, k: int, first_day, p_active: float, lo: int, hi: int,
              workdays: bool = False):
@@ -310,14 +310,14 @@ class _Holdout:
         return np.repeat(mm, ns), np.repeat(dd, ns)
 
     def expand(self, start: np.ndarray, length: np.ndarray, gap_med: float, sigma: float):
-        es, pos, first = _segment_offsets(np.asarray(length, dtype=np.int64))
+        es, pos, first = segment_offsets(np.asarray(length, dtype=np.int64))
         gap = np.maximum(self.rng_ev.lognormal(np.log(gap_med), sigma, len(es)), 1.0)
-        ts = start[es] + np.rint(_cum_in_session(gap, pos, es, first)).astype(np.int64)
+        ts = start[es] + np.rint(cum_in_session(gap, pos, es, first)).astype(np.int64)
         return es, pos, ts
 
     def types(self, pos: np.ndarray, mix) -> np.ndarray:
         kinds, w = zip(*mix.items(), strict=True)
-        et = np.asarray(kinds, dtype=np.int8)[_draw(_cdf(w), self.rng_ev.random(len(pos)))]
+        et = np.asarray(kinds, dtype=np.int8)[draw_from(weights_cdf(w), self.rng_ev.random(len(pos)))]
         et[pos == 0] = LOGIN
         return et
 
@@ -420,7 +420,7 @@ class _Holdout:
         pid = self.pick_partner(("promotions",), need_merch=2)
         shops = self.partner_merchants(pid)
         s0 = self.start_day(.3, .6)
-        burst = self.t0 + (s0 - int(rng.integers(1, 4))) * _DAY + int(rng.integers(0, _DAY - 7200))
+        burst = self.t0 + (s0 - int(rng.integers(1, 4))) * DAY + int(rng.integers(0, DAY - 7200))
         born = burst + np.sort(rng.integers(0, 5400, k))
         crew = np.asarray([self.add_account("customer", int(t)) for t in born])
         r = self.ring("device_rotation", crew, pid)
@@ -530,8 +530,8 @@ class _Holdout:
         shops = self.partner_merchants(pid)
         k = int(np.clip(round(6 * self.scale), 4, 12))
         agents = np.asarray([self.add_account("partner_staff",
-                                              self.t0 - int(rng.integers(20, 400)) * _DAY
-                                              - int(rng.integers(0, _DAY)), pid)
+                                              self.t0 - int(rng.integers(20, 400)) * DAY
+                                              - int(rng.integers(0, DAY)), pid)
                              for _ in range(k)])
         devs = self.new_devices(k)
         office = self.new_ips(1, "home")[0]
@@ -539,8 +539,8 @@ class _Holdout:
         night = (self.rng_ev.random((self.days, k)) < np.where(self.is_workday(d), .9, .35)[:, None])
         dd, mm = np.nonzero(night)
         reads = self.rng_ev.integers(80, 200, len(dd))
-        begin = self.t0 + dd * _DAY + (22 * 3600 - _LOCAL) + self.rng_ev.integers(-900, 900, len(dd))
-        es, pos, _ = _segment_offsets(reads + 1)
+        begin = self.t0 + dd * DAY + (22 * 3600 - LOCAL) + self.rng_ev.integers(-900, 900, len(dd))
+        es, pos, _ = segment_offsets(reads + 1)
         ts = begin[es] + np.where(pos == 0, 0, self.rng_ev.integers(60, 8 * 3600, len(es)))
         et = np.where(pos == 0, LOGIN, np.where(self.rng_ev.random(len(es)) < .85,
                                                  VIEW_PROFILE, VIEW_ITEM)).astype(np.int8)
@@ -560,17 +560,17 @@ class _Holdout:
         shops = self.partner_merchants(pid)
         k = int(rng.integers(2, 4))
         bots = np.asarray([self.add_account("partner_staff",
-                                            self.t0 - int(rng.integers(20, 300)) * _DAY, pid)
+                                            self.t0 - int(rng.integers(20, 300)) * DAY, pid)
                            for _ in range(k)])
         ips = self.new_ips(2, "cloud")
         devs = np.where(rng.random(k) < .5, self.new_devices(k), "")
         phase = rng.integers(0, 900, k)
         for j in range(k):
             for d in range(self.days):
-                day0 = self.t0 + d * _DAY + int(phase[j])
+                day0 = self.t0 + d * DAY + int(phase[j])
                 v = int(self.rng_ev.poisson(1500 * self.vol))
                 logins = day0 + np.arange(6) * 4 * 3600
-                t = day0 + (np.arange(v) * _DAY) // max(v, 1) + self.rng_ev.integers(0, 3, v)
+                t = day0 + (np.arange(v) * DAY) // max(v, 1) + self.rng_ev.integers(0, 3, v)
                 ts = np.concatenate([logins, t])
                 et = np.concatenate([np.full(6, LOGIN), np.where(
                     self.rng_ev.random(v) < .55, VIEW_ITEM, VIEW_COMMENTS)]).astype(np.int8)
@@ -622,7 +622,7 @@ class _Holdout:
         rank = np.empty(N, dtype=np.int64)
         rank[order] = np.arange(N)
         new_ids = np.asarray([f"a{x:0{width}d}" for x in nums[rank]], dtype=object)
-        tsf = _TsFormat()
+        tsf = TsFormat()
 
         # accounts
         nb = len(self.acc)
@@ -636,7 +636,7 @@ class _Holdout:
             "created_at": pa.array(created_s[order].tolist(), pa.string()),
             "partner_id": pa.array([p or None for p in self.apartner[order]], pa.string()),
         })
-        _write_table(exp / "accounts.csv", "csv", accounts)
+        write_arrow_table(exp / "accounts.csv", "csv", accounts)
         (exp / "partners.csv").write_bytes(self.partners_path.read_bytes())
 
         # events: the base rows (with rewrites) and the new ones
@@ -672,7 +672,7 @@ class _Holdout:
             "records": np.concatenate([base["records"].to_numpy(dtype=object), rec_s]),
         }
         events = pa.table({k: pa.array(v[o].tolist(), pa.string()) for k, v in cols.items()})
-        _write_table(exp / "events.csv", "csv", events)
+        write_arrow_table(exp / "events.csv", "csv", events)
 
         # answer key
         harv = P["harv"]
@@ -704,14 +704,14 @@ class _Holdout:
                     continue
                 g["account_ids"], g["n_accounts"] = ids, len(ids)
             looks.append(g)
-        truth = {"generator": "analysis.synth_holdout", "seed": self.seed, "accounts": N,
+        truth = {"generator": "analysis.workshop.synth.holdout", "seed": self.seed, "accounts": N,
                  "days": self.days, "window_start": self.truth0["window_start"],
                  "window_end": self.truth0["window_end"],
                  "scenarios": list(HOLDOUT_SCENARIOS), "rings": rings, "lookalikes": looks}
         labels = pa.table({"account_id": [a for a, _, _ in lab], "ring_id": [b for _, b, _ in lab],
                            "scenario": [c for _, _, c in lab]})
         labels_path = out / "labels.csv"
-        _write_table(labels_path, "csv", labels)
+        write_arrow_table(labels_path, "csv", labels)
         truth_path = out / "truth.json"
         truth_path.write_text(json.dumps(truth, indent=1) + "\n", encoding="utf-8")
         return SynthResult(export_dir=exp, labels_path=labels_path, truth_path=truth_path,
@@ -722,7 +722,7 @@ def generate_holdout(out_dir, *, seed: int = 1, accounts: int = 20000,
                      days: int = 120) -> SynthResult:
     """Write a holdout export to ``out_dir/export`` and its answer key beside it.
 
-    The honest world is :func:`analysis.synth.generate` with no scenario (window ending
+    The honest world is :func:`analysis.workshop.synth.generate` with no scenario (window ending
     2020-06-30); ``accounts`` counts the base accounts, the rings and look-alikes add a
     few dozen. Deterministic in its arguments.
     """

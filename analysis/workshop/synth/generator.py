@@ -51,27 +51,28 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-__all__ = ["SCENARIOS", "EVENT_TYPES", "FORMATS", "SynthResult", "add_prospecting_shops",
-           "generate"]
+from ...contract import ACCOUNT_TYPES, EVENT_TYPES
+
+__all__ = ["SCENARIOS", "FORMATS", "SynthResult", "add_prospecting_shops", "generate",
+           # building blocks shared with the holdout generator
+           "DATACENTER_B", "DAY", "HOURS_OFFICE", "HOURS_PEOPLE", "LOCAL", "RESIDENTIAL_A",
+           "TsFormat", "cum_in_session", "draw_from", "hex_ids", "segment_offsets",
+           "weights_cdf", "write_arrow_table"]
 
 #: Ring tactics that can be planted, in the order their ring ids are given.
 SCENARIOS: tuple[str, ...] = (
     "classic", "camouflage", "low_and_slow", "insider_staff", "external", "late_start",
 )
-#: Event types of the export contract, in code order.
-EVENT_TYPES: tuple[str, ...] = (
-    "login", "search", "view_item", "view_comments", "view_profile", "order", "coupon_claim",
-)
 #: Output formats (the file extension of every table).
 FORMATS: tuple[str, ...] = ("csv", "csv.gz", "parquet")
 
-LOGIN, SEARCH, VIEW_ITEM, VIEW_COMMENTS, VIEW_PROFILE, ORDER, COUPON = range(7)
-CUSTOMER, MERCHANT, STAFF = 0, 1, 2
-_ACCOUNT_TYPES = ("customer", "merchant", "partner_staff")
+# Codes of the contract's event and account types, in the contract's order.
+LOGIN, SEARCH, VIEW_ITEM, VIEW_COMMENTS, VIEW_PROFILE, ORDER, COUPON = range(len(EVENT_TYPES))
+CUSTOMER, MERCHANT, STAFF = range(len(ACCOUNT_TYPES))
 _PARTNER_TYPES = ("promotions", "marketing", "agency", "isv", "logistics")
 
-_DAY = 86_400
-_LOCAL = 8 * 3600            # the platform's users live in UTC+8
+DAY = 86_400
+LOCAL = 8 * 3600            # the platform's users live in UTC+8
 _CHUNK_ROWS = 1_500_000      # events per written batch / parquet row group
 
 # Honest behaviour mixes: probabilities of the event types (login, search, view_item,
@@ -90,20 +91,20 @@ _MIX_NAMES = tuple(_MIXES)
 _MIX = {name: i for i, name in enumerate(_MIX_NAMES)}
 
 # Local-hour activity weights: people (evenings), offices (working hours).
-_HOURS_PEOPLE = (2, 1, .6, .4, .3, .4, 1, 2, 3, 4, 4.5, 5, 5.5, 5, 4.5, 4.5, 5, 5.5, 6, 7, 8,
+HOURS_PEOPLE = (2, 1, .6, .4, .3, .4, 1, 2, 3, 4, 4.5, 5, 5.5, 5, 4.5, 4.5, 5, 5.5, 6, 7, 8,
                  8.5, 7, 4.5)
-_HOURS_OFFICE = (0, 0, 0, 0, 0, 0, 0, .2, 1, 4, 5, 5, 2.5, 4, 5, 5, 4, 2, 1, .4, .1, 0, 0, 0)
+HOURS_OFFICE = (0, 0, 0, 0, 0, 0, 0, .2, 1, 4, 5, 5, 2.5, 4, 5, 5, 4, 2, 1, .4, .1, 0, 0, 0)
 _WEEK_PEOPLE = (1.0, 1.0, 1.0, 1.0, 1.05, 1.2, 1.2)   # Monday first
 _WEEK_OFFICE = (1.0, 1.0, 1.0, 1.0, 1.0, .15, .08)
 
 # Address space. Datacenter /16 blocks are shared by honest integrators, VPN users
 # and rings alike; carrier NAT addresses come from mobile-carrier blocks.
-_RESIDENTIAL_A = (27, 36, 39, 42, 58, 59, 60, 61, 101, 106, 110, 111, 113, 114, 115, 116,
+RESIDENTIAL_A = (27, 36, 39, 42, 58, 59, 60, 61, 101, 106, 110, 111, 113, 114, 115, 116,
                   117, 119, 121, 122, 123, 124, 125, 171, 175, 180, 182, 183, 218, 219, 220,
                   221, 222)
 _CARRIER_B = ((117, 136), (223, 104), (112, 97), (39, 144), (111, 55), (120, 229),
               (223, 72), (117, 61))
-_DATACENTER_B = ((47, 88), (47, 74), (8, 210), (119, 28), (43, 129), (150, 109),
+DATACENTER_B = ((47, 88), (47, 74), (8, 210), (119, 28), (43, 129), (150, 109),
                  (101, 32), (121, 40), (47, 243), (139, 224))
 
 _NAME_A = ("Bright", "Star", "Golden", "Blue", "Swift", "Harbor", "Summit", "Lucky", "Jade",
@@ -142,7 +143,7 @@ def _digits(prefix: str, nums: np.ndarray, width: int) -> pa.Array:
     return pa.array(buf.view(f"S{buf.shape[1]}").ravel(), type=pa.binary()).cast(pa.string())
 
 
-def _hex(values: np.ndarray) -> pa.Array:
+def hex_ids(values: np.ndarray) -> pa.Array:
     """16 lower-case hex digits per uint64 value."""
     v = np.asarray(values, dtype=np.uint64)
     nib = np.empty((len(v), 16), dtype=np.uint8)
@@ -159,18 +160,18 @@ def _ipv4(u32: np.ndarray) -> pa.Array:
     return pc.binary_join_element_wise(*parts, ".")
 
 
-def _cdf(weights) -> np.ndarray:
+def weights_cdf(weights) -> np.ndarray:
     c = np.cumsum(np.asarray(weights, dtype=np.float64))
     c /= c[-1]
     c[-1] = 1.0
     return c
 
 
-def _draw(cdf: np.ndarray, u: np.ndarray) -> np.ndarray:
+def draw_from(cdf: np.ndarray, u: np.ndarray) -> np.ndarray:
     return np.minimum(np.searchsorted(cdf, u, side="right"), len(cdf) - 1)
 
 
-def _segment_offsets(lengths: np.ndarray):
+def segment_offsets(lengths: np.ndarray):
     """For sessions of the given lengths: (session of each event, position in it, starts)."""
     n = int(lengths.sum())
     starts = np.cumsum(lengths) - lengths
@@ -179,7 +180,7 @@ def _segment_offsets(lengths: np.ndarray):
     return sess, pos, starts
 
 
-def _cum_in_session(gaps: np.ndarray, pos: np.ndarray, sess: np.ndarray, starts: np.ndarray):
+def cum_in_session(gaps: np.ndarray, pos: np.ndarray, sess: np.ndarray, starts: np.ndarray):
     """Offset of each event from its session start (gaps before first events ignored)."""
     g = np.where(pos == 0, 0.0, gaps)
     cs = np.cumsum(g)
@@ -284,11 +285,11 @@ class _OrderWindow:
         return int(np.searchsorted(keys, partner, "right") - np.searchsorted(keys, partner))
 
 
-class _TsFormat:
+class TsFormat:
     """ISO 8601 strings from epoch seconds: ``Z`` (variant 0), ``+08:00`` (1), naive (2)."""
 
     def __init__(self):
-        s = np.arange(_DAY)
+        s = np.arange(DAY)
         hms = [f"{h:02d}:{m:02d}:{x:02d}" for h, m, x in
                zip(s // 3600, s // 60 % 60, s % 60, strict=True)]
         self.tod = pa.array([t + "Z" for t in hms] + [t + "+08:00" for t in hms] + hms)
@@ -298,16 +299,16 @@ class _TsFormat:
         if variant is None:
             variant = np.zeros(len(ts), dtype=np.int64)
         variant = variant.astype(np.int64)
-        t = ts + np.where(variant == 1, _LOCAL, 0)
-        day = t // _DAY
-        sod = t - day * _DAY
+        t = ts + np.where(variant == 1, LOCAL, 0)
+        day = t // DAY
+        sod = t - day * DAY
         if len(t) == 0:
             return pa.array([], type=pa.string())
         d0 = int(day.min())
         days = np.arange(d0, int(day.max()) + 1).astype("datetime64[D]")
         prefix = pa.array(np.char.add(np.datetime_as_string(days), "T").astype(object))
         return pc.binary_join_element_wise(prefix.take(pa.array(day - d0)),
-                                           self.tod.take(pa.array(sod + _DAY * variant)), "")
+                                           self.tod.take(pa.array(sod + DAY * variant)), "")
 
 
 class _Sink:
@@ -338,7 +339,7 @@ class _Sink:
             self._raw.close()
 
 
-def _write_table(path: Path, fmt: str, table: pa.Table, quote: bool = False) -> None:
+def write_arrow_table(path: Path, fmt: str, table: pa.Table, quote: bool = False) -> None:
     sink = _Sink(path, fmt, table.schema, quote)
     try:
         sink.write(table)
@@ -374,8 +375,8 @@ class _Sim:
         self.seed, self.N, self.days, self.scenarios = seed, n, days, tuple(scenarios)
         end_day = np.datetime64(str(end)[:10], "D")
         self.t0 = int((end_day - (days - 1)).astype("datetime64[s]").astype(np.int64))
-        self.t1 = self.t0 + days * _DAY
-        self.dow0 = int((self.t0 // _DAY + 3) % 7)     # 1970-01-01 was a Thursday
+        self.t1 = self.t0 + days * DAY
+        self.dow0 = int((self.t0 // DAY + 3) % 7)     # 1970-01-01 was a Thursday
         self.vol = float(np.clip(np.sqrt(n / 1_000_000), 0.08, 1.0))
         self.n_dev = 0
         self._ip_v4: list[np.ndarray] = []
@@ -403,7 +404,7 @@ class _Sim:
         return out
 
     def residential_ips(self, k: int, v6_share: float = 0.0) -> np.ndarray:
-        a = np.asarray(_RESIDENTIAL_A, dtype=np.uint32)[self.rng.integers(0, len(_RESIDENTIAL_A), k)]
+        a = np.asarray(RESIDENTIAL_A, dtype=np.uint32)[self.rng.integers(0, len(RESIDENTIAL_A), k)]
         rest = self.rng.integers(1, 1 << 24, k, dtype=np.uint32)
         return self._add_ips((a << np.uint32(24)) | rest, v6_share)
 
@@ -422,7 +423,7 @@ class _Sim:
                                 for i, t in enumerate(_PARTNER_TYPES)])
         types = rng.permutation(types)
         P = len(types)
-        onboard = self.t0 - rng.integers(30 * _DAY, 7 * 365 * _DAY, P)
+        onboard = self.t0 - rng.integers(30 * DAY, 7 * 365 * DAY, P)
         order = np.argsort(onboard, kind="stable")
         self.P, self.ptype, self.p_onboard = P, types[order], onboard[order]
         self.p_empty_onboard = rng.random(P) < 0.04
@@ -510,7 +511,7 @@ class _Sim:
         for p in self.ring_partner.values():
             w[p] *= 1.5
         has = rng.random(M) < 0.55
-        mp = np.where(has, _draw(_cdf(w), rng.random(M)), -1)
+        mp = np.where(has, draw_from(weights_cdf(w), rng.random(M)), -1)
         need = list(self.ring_partner.values()) + list(self.integrators) + list(self.callcentres)
         for p in need:
             short = 3 - int((mp == p).sum())
@@ -520,7 +521,7 @@ class _Sim:
         partner[self.merch] = mp
         self.partner = partner
         pop = rng.lognormal(0, 1.3, M)
-        self.merch_cdf = _cdf(pop)
+        self.merch_cdf = weights_cdf(pop)
         # partner -> its merchants (sorted by partner)
         served = np.flatnonzero(mp >= 0)
         o = np.argsort(mp[served], kind="stable")
@@ -531,22 +532,22 @@ class _Sim:
         created = np.empty(n, dtype=np.int64)
         pre = rng.random(C) < 0.88
         age = self._ages(700, C)
-        created[:C] = np.where(pre, self.t0 - _DAY - age,
-                               self.t0 + rng.integers(0, max(1, self.days - 1) * _DAY, C))
-        created[C:C + M] = self.t0 - _DAY - self._ages(900, M)
+        created[:C] = np.where(pre, self.t0 - DAY - age,
+                               self.t0 + rng.integers(0, max(1, self.days - 1) * DAY, C))
+        created[C:C + M] = self.t0 - DAY - self._ages(900, M)
         onboard = self.p_onboard[staff_partner]
-        lo = onboard + 3 * _DAY
-        created[self.staff] = lo + (rng.random(S) * (self.t0 - _DAY - lo)).astype(np.int64)
+        lo = onboard + 3 * DAY
+        created[self.staff] = lo + (rng.random(S) * (self.t0 - DAY - lo)).astype(np.int64)
         self.created = created
 
     def _ages(self, mean_days: float, k: int) -> np.ndarray:
         """Account ages in seconds: mostly recent, none older than the platform (9 years)."""
-        cap = 9 * 365 * _DAY
-        age = self.rng.exponential(mean_days * _DAY, k)
+        cap = 9 * 365 * DAY
+        age = self.rng.exponential(mean_days * DAY, k)
         return np.where(age < cap, age, self.rng.uniform(0, cap, k)).astype(np.int64)
 
     def pop_merchants(self, k: int) -> np.ndarray:
-        return self.merch[_draw(self.merch_cdf, self.rng_day.random(k))]
+        return self.merch[draw_from(self.merch_cdf, self.rng_day.random(k))]
 
     def partner_merchants(self, partners: np.ndarray, u: np.ndarray) -> np.ndarray:
         """A random merchant served by each partner (-1 if it serves none)."""
@@ -624,7 +625,7 @@ class _Sim:
                                                                         days - 10)))
                 else:
                     burst = s0 - int(rng.integers(1, 4))
-                t_burst = self.t0 + burst * _DAY + int(rng.integers(0, _DAY - 4 * 3600))
+                t_burst = self.t0 + burst * DAY + int(rng.integers(0, DAY - 4 * 3600))
                 self.created[cust[fresh]] = t_burst + np.sort(rng.integers(0, 3 * 3600, n_fresh))
                 active_from[fresh] = max(s0, burst + 1)
             style["fresh"] = cust[size - n_fresh:] if n_fresh else cust[:0]
@@ -647,7 +648,7 @@ class _Sim:
             if style["ip"] == "proxy":
                 ips = np.empty(0, np.int32)       # filled in _build_behaviour
             else:
-                ips = self.block_ips(_DATACENTER_B, style["n_ip"])
+                ips = self.block_ips(DATACENTER_B, style["n_ip"])
             self.rings.append(_Ring(rid, scen, k, partner, members, staff, s0,
                                     active_from.astype(np.int64), p_active, read_scale,
                                     device.astype(np.int32), dpool.astype(np.int32), ips,
@@ -707,7 +708,7 @@ class _Sim:
                 rate[r.style["fresh"]] = 0.0
         self.rate, self.mix, self.office = rate, mix, office
         self.fav = np.full(n, -1, dtype=np.int32)
-        self.fav[:C] = self.merch[_draw(self.merch_cdf, rng.random(C))]
+        self.fav[:C] = self.merch[draw_from(self.merch_cdf, rng.random(C))]
 
         # devices
         dev0 = self.new_devices(n)
@@ -748,21 +749,21 @@ class _Sim:
         hub_w = rng.lognormal(0, 0.7, H)
         mobile = np.flatnonzero((rng.random(n) < 0.45) & (self.atype == CUSTOMER))
         mobile = np.concatenate([mobile, self.merch[rng.random(M) < 0.3]])
-        hub_of = _draw(_cdf(hub_w), rng.random(len(mobile)))
+        hub_of = draw_from(weights_cdf(hub_w), rng.random(len(mobile)))
         alt[mobile] = hubs[hub_of]
         hub_size = np.bincount(hub_of, minlength=H)
         self.hubs, self.hub_size = hubs, hub_size
         # VPN users on datacenter addresses
         n_vpn = max(6, int(0.005 * C))
         vpn_acc, free = free[:n_vpn], free[n_vpn:]
-        vpn_ips = self.block_ips(_DATACENTER_B, max(3, n_vpn // 6))
+        vpn_ips = self.block_ips(DATACENTER_B, max(3, n_vpn // 6))
         alt[vpn_acc] = vpn_ips[rng.integers(0, len(vpn_ips), n_vpn)]
         p_alt[vpn_acc] = rng.uniform(0.5, 0.9, n_vpn)
         # public hotspots (campus, cafe, office-building wifi) some customers frequent
         wifi = self.residential_ips(max(20, C // 200))
         self.hangout = np.full(n, -1, dtype=np.int32)
         goer = np.flatnonzero((rng.random(n) < 0.25) & (self.atype == CUSTOMER))
-        spot = _draw(_cdf(rng.lognormal(0, 0.6, len(wifi))), rng.random(len(goer)))
+        spot = draw_from(weights_cdf(rng.lognormal(0, 0.6, len(wifi))), rng.random(len(goer)))
         self.hangout[goer] = wifi[spot]
         self.wifi, self.wifi_size = wifi, np.bincount(spot, minlength=len(wifi))
 
@@ -770,7 +771,7 @@ class _Sim:
         self.api_groups = []
         for p in self.integrators:
             acc = st[(self.partner[st] == p) & (role == 1)]
-            ips = self.block_ips(_DATACENTER_B, int(rng.integers(2, 4)))
+            ips = self.block_ips(DATACENTER_B, int(rng.integers(2, 4)))
             devs = np.where(rng.random(len(acc)) < 0.5, dev0[acc], -1).astype(np.int32)
             self.api_groups.append({"partner": int(p), "acc": acc, "ips": ips,
                                     "ip_of": ips[np.arange(len(acc)) % len(ips)], "dev": devs,
@@ -807,7 +808,7 @@ class _Sim:
             dev0[fresh] = r.device[np.isin(r.members, fresh)]
         self.dev0, self.dev1, self.p_dev1 = dev0, dev1, p_dev1
         self.home, self.alt, self.p_alt = home, alt, p_alt
-        self.created_day = np.floor_divide(self.created - self.t0, _DAY)
+        self.created_day = np.floor_divide(self.created - self.t0, DAY)
 
         # the look-alike groups, for truth.json
         self._lookalike_groups = {
@@ -827,7 +828,7 @@ class _Sim:
         self.acc_ids = _digits("a", self.id_num, width)
         self.order = order
         self.partner_ids = _digits("p", np.arange(1, self.P + 1), 5)
-        self.dev_ids = _hex(self.rng.integers(0, np.iinfo(np.uint64).max, self.n_dev,
+        self.dev_ids = hex_ids(self.rng.integers(0, np.iinfo(np.uint64).max, self.n_dev,
                                               dtype=np.uint64, endpoint=True))
         u32 = np.concatenate(self._ip_v4)
         v6 = np.concatenate(self._ip_v6)
@@ -848,7 +849,7 @@ class _Sim:
 
     def _honest(self, d: int, window: _OrderWindow) -> _Events:
         rng, n = self.rng_day, self.N
-        day0 = self.t0 + d * _DAY
+        day0 = self.t0 + d * DAY
         dow = (self.dow0 + d) % 7
         fac = np.array([_WEEK_PEOPLE[dow] * (2.2 if d in self.sale_days else 1.0),
                         _WEEK_OFFICE[dow]])
@@ -861,24 +862,24 @@ class _Sim:
         hour = np.empty(nS, dtype=np.int64)
         for c, cdf in enumerate(self.hour_cdf):
             m = off == c
-            hour[m] = _draw(cdf, rng.random(int(m.sum())))
+            hour[m] = draw_from(cdf, rng.random(int(m.sum())))
         sec = hour * 3600 + rng.integers(0, 3600, nS)
-        start = day0 + (sec - _LOCAL) % _DAY
+        start = day0 + (sec - LOCAL) % DAY
         cr = self.created[sacc]
         late = start <= cr
         start[late] = cr[late] + rng.integers(30, 900, int(late.sum()))
         smix = self.mix[sacc]
         L = np.minimum(rng.geometric(1.0 / self.mix_len[smix]), 200)
-        es, pos, first = _segment_offsets(L)
+        es, pos, first = segment_offsets(L)
         eacc = sacc[es]
         emix = smix[es]
         gap = rng.lognormal(np.log(self.mix_gap[emix]), 1.0)
-        ts = start[es] + np.rint(_cum_in_session(gap, pos, es, first)).astype(np.int64)
+        ts = start[es] + np.rint(cum_in_session(gap, pos, es, first)).astype(np.int64)
         u = rng.random(len(es))
         et = np.empty(len(es), dtype=np.int8)
         for k, cdf in enumerate(self.mix_cdf):
             m = emix == k
-            et[m] = _draw(cdf, u[m])
+            et[m] = draw_from(cdf, u[m])
         et[(pos == 0) & (rng.random(len(es)) < self.mix_login[emix])] = LOGIN
         if d in self.sale_days:
             m = (et == VIEW_ITEM) & (self.atype[eacc] == CUSTOMER) & (rng.random(len(es)) < .12)
@@ -936,7 +937,7 @@ class _Sim:
 
     def _integrators(self, d: int, window: _OrderWindow) -> _Events:
         rng = self.rng_day
-        day0 = self.t0 + d * _DAY
+        day0 = self.t0 + d * DAY
         parts = []
         for g in self.api_groups:
             n_ord = window.partner_orders(g["partner"])
@@ -946,7 +947,7 @@ class _Sim:
             for j in range(k):
                 v = int(per[j])
                 logins = day0 + g["phase"][j] + np.arange(12) * 7200
-                t = day0 + g["phase"][j] + (np.arange(v) * _DAY) // max(v, 1) + rng.integers(0, 2, v)
+                t = day0 + g["phase"][j] + (np.arange(v) * DAY) // max(v, 1) + rng.integers(0, 2, v)
                 ts = np.concatenate([logins, t])
                 et = np.concatenate([np.full(12, LOGIN), np.where(rng.random(v) < .92,
                                                                   VIEW_PROFILE, VIEW_ITEM)])
@@ -968,7 +969,7 @@ class _Sim:
 
     def _callcentre(self, d: int, window: _OrderWindow) -> _Events:
         rng = self.rng_day
-        day0 = self.t0 + d * _DAY
+        day0 = self.t0 + d * DAY
         dow = (self.dow0 + d) % 7
         parts = []
         for g in self.cc_groups:
@@ -981,9 +982,9 @@ class _Sim:
             n_ord = window.partner_orders(g["partner"])
             lam = float(np.clip(1.5 * n_ord / len(acc), 20, 300))
             reads = rng.poisson(lam, len(a))
-            begin = day0 + g["shift"][work] - _LOCAL + rng.integers(-900, 900, len(a))
+            begin = day0 + g["shift"][work] - LOCAL + rng.integers(-900, 900, len(a))
             L = reads + 1
-            es, pos, _ = _segment_offsets(L)
+            es, pos, _ = segment_offsets(L)
             t = begin[es] + np.where(pos == 0, 0, rng.integers(60, 8 * 3600, len(es)))
             et = np.where(pos == 0, LOGIN,
                           np.where(rng.random(len(es)) < .9, VIEW_PROFILE, VIEW_ITEM))
@@ -1001,7 +1002,7 @@ class _Sim:
 
     def _ring(self, d: int, r: _Ring) -> _Events:
         rng, st = self.rng_ring, r.style
-        day0 = self.t0 + d * _DAY
+        day0 = self.t0 + d * DAY
         if d < r.start_day:
             return _Events.concat([])
         on = (r.active_from <= d) & (rng.random(len(r.members)) < r.p_active)
@@ -1015,19 +1016,19 @@ class _Sim:
         per_sess = st["reads"] * r.read_scale[smi] / ((lo + hi) / 2)
         reads = 1 + rng.poisson(per_sess)
         if st["clock"] == "round":
-            start = day0 + rng.integers(0, _DAY, nS)
+            start = day0 + rng.integers(0, DAY, nS)
         else:
-            hour = _draw(self.hour_cdf[0], rng.random(nS))
-            start = day0 + (hour * 3600 + rng.integers(0, 3600, nS) - _LOCAL) % _DAY
+            hour = draw_from(self.hour_cdf[0], rng.random(nS))
+            start = day0 + (hour * 3600 + rng.integers(0, 3600, nS) - LOCAL) % DAY
         L = reads + 1
-        es, pos, first = _segment_offsets(L)
+        es, pos, first = segment_offsets(L)
         if st["pace"] == "machine":
             gap = st["tau"] * (1 + st["jitter"] * rng.uniform(-1, 1, len(es)))
         else:
             gap = rng.lognormal(np.log(st["gap"]), 0.9, len(es))
-        ts = start[es] + np.rint(_cum_in_session(np.maximum(gap, 1.0), pos, es, first)
+        ts = start[es] + np.rint(cum_in_session(np.maximum(gap, 1.0), pos, es, first)
                                  ).astype(np.int64)
-        et = np.where(pos == 0, LOGIN, _draw(_cdf(st["mix"]), rng.random(len(es)))).astype(np.int8)
+        et = np.where(pos == 0, LOGIN, draw_from(weights_cdf(st["mix"]), rng.random(len(es)))).astype(np.int8)
         tgt = np.full(len(es), -1, dtype=np.int32)
         m = et == VIEW_PROFILE
         tgt[m] = rng.integers(0, self.N, int(m.sum()))
@@ -1056,7 +1057,7 @@ class _Sim:
             cm = mi[rng.random(len(mi)) < st["coupon"]]
             if len(cm):
                 k = len(cm)
-                t = day0 + rng.integers(0, _DAY - 600, k)
+                t = day0 + rng.integers(0, DAY - 600, k)
                 merch = self.partner_merchants(np.full(k, r.partner), rng.random(k))
                 ts = np.concatenate([t, t + rng.integers(5, 60, k), t + rng.integers(70, 300, k)])
                 et = np.repeat(np.array([LOGIN, VIEW_ITEM, COUPON], np.int8), k)
@@ -1069,11 +1070,11 @@ class _Sim:
 
     # -- the whole window -----------------------------------------------------
     def prepare(self) -> None:
-        self.mix_cdf = [_cdf(_MIXES[k][0]) for k in _MIX_NAMES]
+        self.mix_cdf = [weights_cdf(_MIXES[k][0]) for k in _MIX_NAMES]
         self.mix_login = np.array([_MIXES[k][1] for k in _MIX_NAMES])
         self.mix_len = np.array([_MIXES[k][2] for k in _MIX_NAMES])
         self.mix_gap = np.array([_MIXES[k][3] for k in _MIX_NAMES])
-        self.hour_cdf = [_cdf(np.asarray(_HOURS_PEOPLE) + 1e-9), _cdf(np.asarray(_HOURS_OFFICE) + 1e-9)]
+        self.hour_cdf = [weights_cdf(np.asarray(HOURS_PEOPLE) + 1e-9), weights_cdf(np.asarray(HOURS_OFFICE) + 1e-9)]
         self.sale_days = set(int(x) for x in self.rng.choice(self.days, min(2, self.days),
                                                               replace=False))
         self.insider_ring = next((r.index for r in self.rings if r.style.get("insider")), -1)
@@ -1093,7 +1094,7 @@ class _Sim:
             ev = _Events.concat([pending, self.day(d, window)])
             for c, m in self._orders:
                 window.push(c, m)
-            cut = self.t0 + (d + 1) * _DAY
+            cut = self.t0 + (d + 1) * DAY
             later = ev.ts >= cut
             pending = ev.take(later) if d + 1 < self.days else _Events.concat([])
             ev = ev.take(~later)
@@ -1133,7 +1134,7 @@ class _EventWriter:
 
     def __init__(self, sim: _Sim, path: Path, fmt: str):
         self.sim, self.fmt = sim, fmt
-        self.tsf = _TsFormat()
+        self.tsf = TsFormat()
         ts_type = pa.timestamp("us", tz="UTC") if fmt == "parquet" else pa.string()
         self.schema = pa.schema([("ts", ts_type), ("account_id", pa.string()),
                                  ("device_id", pa.string()), ("ip", pa.string()),
@@ -1195,10 +1196,10 @@ def _iso(ts: int) -> str:
 
 
 def _write_static(sim: _Sim, exp: Path, fmt: str, ext: str) -> None:
-    tsf = _TsFormat()
+    tsf = TsFormat()
     # partners
     on = sim.p_onboard
-    on_days = (on // _DAY).astype("datetime64[D]")
+    on_days = (on // DAY).astype("datetime64[D]")
     if fmt == "parquet":
         onb = pa.array(on_days, mask=sim.p_empty_onboard, type=pa.date32())
     else:
@@ -1208,7 +1209,7 @@ def _write_static(sim: _Sim, exp: Path, fmt: str, ext: str) -> None:
     partners = pa.table({"partner_id": sim.partner_ids, "name": pa.array(sim.p_name),
                          "partner_type": pa.array([_PARTNER_TYPES[t] for t in sim.ptype]),
                          "onboarded_at": onb})
-    _write_table(exp / f"partners.{ext}", fmt, partners, quote=True)
+    write_arrow_table(exp / f"partners.{ext}", fmt, partners, quote=True)
     # accounts, in account-id order
     o = sim.order
     cr = sim.created[o]
@@ -1220,11 +1221,11 @@ def _write_static(sim: _Sim, exp: Path, fmt: str, ext: str) -> None:
     p = sim.partner[o]
     accounts = pa.table({
         "account_id": sim.acc_ids.take(pa.array(o)),
-        "account_type": pa.array(_ACCOUNT_TYPES, type=pa.string()).take(pa.array(sim.atype[o])),
+        "account_type": pa.array(ACCOUNT_TYPES, type=pa.string()).take(pa.array(sim.atype[o])),
         "created_at": cra,
         "partner_id": sim.partner_ids.take(pa.array(p, mask=p < 0)),
     })
-    _write_table(exp / f"accounts.{ext}", fmt, accounts)
+    write_arrow_table(exp / f"accounts.{ext}", fmt, accounts)
 
 
 def _truth(sim: _Sim, first: dict[int, int], selected: Sequence[str]) -> tuple[dict, pa.Table]:
@@ -1284,7 +1285,7 @@ def _truth(sim: _Sim, first: dict[int, int], selected: Sequence[str]) -> tuple[d
         acc = sim._lookalike_groups[key]
         looks.append({"kind": kind, "n_accounts": len(acc), "account_ids": acc_list(acc)})
     truth = {
-        "generator": "analysis.synth", "seed": sim.seed, "accounts": sim.N, "days": sim.days,
+        "generator": "analysis.workshop.synth", "seed": sim.seed, "accounts": sim.N, "days": sim.days,
         "window_start": _iso(sim.t0), "window_end": _iso(sim.t1),
         "scenarios": list(selected), "rings": rings, "lookalikes": looks,
     }
@@ -1338,7 +1339,7 @@ def generate(out_dir, *, seed: int = 7, accounts: int = 5000, days: int = 120,
     _write_static(sim, exp, fmt, fmt)
     truth, labels = _truth(sim, first, selected)
     labels_path = out / "labels.csv"
-    _write_table(labels_path, "csv", labels)
+    write_arrow_table(labels_path, "csv", labels)
     truth_path = out / "truth.json"
     truth_path.write_text(json.dumps(truth, indent=1) + "\n", encoding="utf-8")
     return SynthResult(export_dir=exp, labels_path=labels_path, truth_path=truth_path,
@@ -1365,8 +1366,8 @@ def add_prospecting_shops(export_dir, shops: int, *, seed: int = 1, reads: float
     customers = np.asarray(acc.filter(pc.equal(acc.column("account_type"), "customer"))
                            .column("account_id").to_pylist(), dtype=object)
     lo, hi = pc.min_max(ev.column("ts").cast(pa.timestamp("s", tz="UTC"))).values()
-    t0 = lo.value // _DAY * _DAY
-    n_days = max((hi.value - t0) // _DAY, 1)
+    t0 = lo.value // DAY * DAY
+    n_days = max((hi.value - t0) // DAY, 1)
     accounts, rows = [], []
     for s in range(int(shops)):
         dev = f"shop{int(seed):03d}{s:05d}"
@@ -1375,10 +1376,10 @@ def add_prospecting_shops(export_dir, shops: int, *, seed: int = 1, reads: float
             aid = f"{dev}{j}"
             accounts.append(aid)
             k = min(int(np.ceil(rng.lognormal(np.log(reads), spread))), len(customers))
-            t = t0 + rng.integers(0, n_days, k) * _DAY + rng.integers(3600, 10 * 3600, k)
+            t = t0 + rng.integers(0, n_days, k) * DAY + rng.integers(3600, 10 * 3600, k)
             rows += [(int(x), aid, dev, ip, "view_profile", g, 1)
                      for x, g in zip(t, rng.choice(customers, k, replace=False))]
-            rows += [(t0 + d * _DAY + 3600, aid, dev, ip, "login", None, 0)
+            rows += [(t0 + d * DAY + 3600, aid, dev, ip, "login", None, 0)
                      for d in range(0, n_days, 2)]
     created = int(np.datetime64("2018-03-01", "s").astype(np.int64))
     new_acc = {"account_id": accounts, "account_type": ["merchant"] * len(accounts),

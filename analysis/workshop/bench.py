@@ -3,7 +3,7 @@
 For each size (10k, 100k and 1M accounts by default; about 50–100 events per
 account over 120 days) and each format (CSV and Parquet) this
 
-1. generates a synthetic export with :func:`analysis.synth.generate` under
+1. generates a synthetic export with :func:`analysis.workshop.synth.generate` under
    ``benchmarks/work/exports/`` (reused when already there; exports of 1M
    accounts and more are deleted at the end unless ``--keep``);
 2. runs the full pipeline (:func:`analysis.pipeline.run`) in a child process per
@@ -24,13 +24,13 @@ account over 120 days) and each format (CSV and Parquet) this
 
 Small sizes use the median of ``--repeats`` runs (10k for both, 100k for the
 pipeline); 1M is run once. Child processes are started with
-``python -m analysis.bench --child KIND ...``.
+``python -m analysis.workshop.bench --child KIND ...``.
 
 Usage::
 
-    python -m analysis.bench --out benchmarks/results.md            # the full set
-    python -m analysis.bench --sizes 10000,100000 --out /tmp/r.md   # development
-    python -m analysis.bench --quick --out /tmp/r.md                # 10k, one run each
+    python -m analysis.workshop.bench --out benchmarks/results.md            # the full set
+    python -m analysis.workshop.bench --sizes 10000,100000 --out /tmp/r.md   # development
+    python -m analysis.workshop.bench --quick --out /tmp/r.md                # 10k, one run each
 """
 
 from __future__ import annotations
@@ -144,20 +144,12 @@ class StepMemory:
 
 def _child_pipeline(a) -> dict:
     """Run the real pipeline with a memory window around each of its timed steps."""
-    from . import pipeline
+    from .. import pipeline
 
     mem = StepMemory()
-    orig = pipeline.StepTimer.step
-
-    @contextmanager
-    def step(self, name):
-        with mem.step(name), orig(self, name):
-            yield
-
-    pipeline.StepTimer.step = step
     t0 = time.perf_counter()
     params = pipeline.RunParams(seed=a.seed, communities=a.communities)
-    pipeline.run(a.export, a.run_out, params)
+    pipeline.run(a.export, a.run_out, params, on_step=mem.step)
     wall = time.perf_counter() - t0
     record = json.loads((Path(a.run_out) / "run.json").read_text())
     return {"kind": "pipeline", "wall_s": wall, "timings_s": record["timings_s"],
@@ -219,11 +211,6 @@ def _child_naive(a) -> dict:
             **mem.finish()}
 
 
-def _flagged_from(rings, members) -> set[str]:
-    ids = set(rings.loc[rings["flagged"].astype(bool), "ring_id"])
-    return set(members.loc[members["ring_id"].isin(ids), "account_id"].astype(str))
-
-
 def _child_engines(a) -> dict:
     """Time each community engine on the pipeline's own graph; flagged accounts per engine."""
     import random
@@ -231,12 +218,14 @@ def _child_engines(a) -> dict:
     import igraph as ig
     import numpy as np
 
-    from .aggregate import aggregate
-    from .communities import detect_communities
-    from .graph import build_graph, to_igraph
-    from .load import load_export, open_workspace
-    from .rings import RingParams, find_rings
-    from .signals import account_signals
+    from ..aggregate import aggregate
+    from ..communities import detect_communities
+    from ..findings import flagged_accounts, flagged_rings
+    from ..graph import build_graph, to_igraph
+    from ..load import load_export
+    from ..params import RunParams
+    from ..pipeline import detect
+    from ..workspace import open_workspace
 
     work = Path(a.run_out)
     shutil.rmtree(work, ignore_errors=True)
@@ -248,7 +237,7 @@ def _child_engines(a) -> dict:
     ips = con.execute("SELECT ip FROM ips ORDER BY iid").df()["ip"]
     graph = build_graph(agg, devices, ips)
     con.close()
-    sig, base = account_signals(agg, graph)
+    params = RunParams(seed=a.seed)
     g_ig = to_igraph(graph)
     weights = g_ig.es["weight"]
     out: dict[str, dict] = {}
@@ -261,14 +250,15 @@ def _child_engines(a) -> dict:
             comm = fn()
         took = time.perf_counter() - t0
         peak = mem.finish()["step_peak_bytes"][name]
-        rings = find_rings(sig, base, graph, comm, agg, RingParams())
+        # The product's own detector on this engine's communities.
+        _, _, rings, _ = detect(agg, graph, comm, params)
         membership = np.zeros(g_ig.vcount(), dtype=np.int64)
         membership[comm.index.to_numpy()] = comm.to_numpy()
         out[name] = {"time_s": took, "peak_bytes": peak, "extra_bytes": max(0, peak - before),
                      "communities": int(comm.nunique()),
                      "modularity": float(g_ig.modularity(membership.tolist(), weights=weights)),
-                     "flagged_rings": int(rings.rings["flagged"].astype(bool).sum()),
-                     "flagged_accounts": sorted(_flagged_from(rings.rings, rings.members))}
+                     "flagged_rings": int(len(flagged_rings(rings.rings))),
+                     "flagged_accounts": sorted(flagged_accounts(rings.rings, rings.members))}
 
     for name in ENGINES:
         for mode in ENGINE_MODES:
@@ -339,7 +329,7 @@ def run_child(kind: str, export: Path, result: Path, *, run_out: Path | None = N
     ``memory`` or ``error``.
     """
     result.unlink(missing_ok=True)
-    cmd = [sys.executable, "-m", "analysis.bench", "--child", kind, "--export", str(export),
+    cmd = [sys.executable, "-m", "analysis.workshop.bench", "--child", kind, "--export", str(export),
            "--result", str(result), "--communities", communities, "--seed", str(seed)]
     if run_out is not None:
         cmd += ["--run-out", str(run_out)]
@@ -445,7 +435,9 @@ def _flagged_accounts(out: Path) -> set[str]:
 
     rings = pd.read_csv(out / "rings.csv")
     members = pd.read_csv(out / "ring_members.csv", dtype=str, keep_default_na=False)
-    return _flagged_from(rings, members)
+    from ..findings import flagged_accounts
+
+    return flagged_accounts(rings, members)
 
 
 def _dir_bytes(path: Path) -> int:
@@ -902,7 +894,7 @@ def bench(a) -> dict:
         f"accounts and more the bench waited up to {a.quiet_wait:.0f} s for a quiet moment "
         f"(other programs under half a core); {sum(w >= a.quiet_wait - 0.5 for w in waits)} "
         f"of {len(waits)} such waits ran out.",
-        f"Exports: `analysis.synth.generate(seed={a.seed}, days={a.days})` under "
+        f"Exports: `analysis.workshop.synth.generate(seed={a.seed}, days={a.days})` under "
         f"`{a.work}/exports/`; exports of 1M accounts and more are deleted after the bench "
         f"unless `--keep`.",
         f"The naive baseline at 1M is run on {a.naive_big_format} only (one format, to "
@@ -1003,7 +995,7 @@ def _parse_sizes(text: str) -> list[int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m analysis.bench", description=__doc__.split(
+    p = argparse.ArgumentParser(prog="python -m analysis.workshop.bench", description=__doc__.split(
         "\n\n")[0])
     p.add_argument("--out", default="benchmarks/results.md")
     p.add_argument("--sizes", type=_parse_sizes, default=list(DEFAULT_SIZES),
@@ -1044,7 +1036,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if a.quick:
         a.sizes, a.repeats = [10_000], 1
-    a.command = "python -m analysis.bench " + " ".join(
+    a.command = "python -m analysis.workshop.bench " + " ".join(
         argv if argv is not None else sys.argv[1:])
     res = bench(a)
     _log(f"wrote {a.out} in {_s(res['bench_wall_s'])}")

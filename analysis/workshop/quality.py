@@ -27,12 +27,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from .evaluate import evaluate, read_labels
-from .pipeline import RunParams, run
+from ..findings import flagged_accounts, flagged_rings
+from ..params import RunParams
+from ..pipeline import run
+from .evaluate import at_least_half, evaluate, read_labels
 from .replay import replay
 
 HELD_OUT_SEEDS = (101, 202, 303)
-#: Seeds of the independent tactics generator (analysis.synth_holdout) never looked at.
+#: Seeds of the independent tactics generator (analysis.workshop.synth.holdout) never looked at.
 HOLDOUT_TACTIC_SEEDS = (3, 4)
 STABILITY_SEEDS = (1, 2, 3, 4, 5)
 #: Small exports: sizes (accounts) and held-out seeds.
@@ -45,8 +47,7 @@ SMALL_SHOPS = ((2000, 404, 110, False), (2000, 404, 110, True))
 def _flagged_accounts(out: Path) -> set[str]:
     rings = pd.read_csv(out / "rings.csv")
     members = pd.read_csv(out / "ring_members.csv", dtype=str, keep_default_na=False)
-    ids = set(rings.loc[rings["flagged"].astype(bool), "ring_id"])
-    return set(members.loc[members["ring_id"].isin(ids), "account_id"])
+    return flagged_accounts(rings, members)
 
 
 def jaccard(a: set, b: set) -> float:
@@ -70,7 +71,7 @@ def assess_seed(seed: int, work: Path, accounts: int, days: int) -> dict:
     labels = read_labels(res.labels_path)
     members = pd.read_csv(out / "ring_members.csv", dtype=str, keep_default_na=False)
     rings = pd.read_csv(out / "rings.csv")
-    flagged_ids = set(rings.loc[rings["flagged"].astype(bool), "ring_id"])
+    flagged_ids = set(flagged_rings(rings)["ring_id"])
     fm = members[members["ring_id"].isin(flagged_ids)]
     planted = dict(zip(labels["account_id"], labels["ring_id"]))
     fm = fm.assign(owner=fm["account_id"].map(planted))
@@ -80,7 +81,7 @@ def assess_seed(seed: int, work: Path, accounts: int, days: int) -> dict:
         ring = r["ring_id"]
         # Flagged rings whose members are mostly this planted ring.
         pointing = [g for _, g in fm.groupby("ring_id")
-                    if (g["owner"] == ring).sum() * 2 >= len(g)]
+                    if at_least_half((g["owner"] == ring).sum(), len(g))]
         n_point = sum(len(g) for g in pointing)
         prec = (sum((g["owner"] == ring).sum() for g in pointing) / n_point) if n_point else 0.0
         t = timing[timing["ring_id"] == ring].iloc[0]
@@ -103,7 +104,7 @@ def assess_seed(seed: int, work: Path, accounts: int, days: int) -> dict:
 
 def assess_holdout(seed: int, work: Path, accounts: int) -> dict:
     """Run the detector on the independent-tactics generator (other rings, other look-alikes)."""
-    from .synth_holdout import generate_holdout
+    from .synth.holdout import generate_holdout
 
     res = generate_holdout(work / f"holdout-{seed}", seed=seed, accounts=accounts)
     out = work / f"holdout-run-{seed}"
@@ -140,7 +141,7 @@ def render(results: list[dict], accounts: int, days: int,
            holdout: list[dict] | None = None, holdout_accounts: int = 0,
            small: list[dict] | None = None) -> str:
     lines = ["# Detection quality on held-out seeds", "",
-             f"Produced by `make quality` (`python -m analysis.quality`): synthetic exports of "
+             f"Produced by `make quality` (`python -m analysis.workshop.quality`): synthetic exports of "
              f"{accounts:,} accounts over {days} days, every ring scenario and the honest "
              f"look-alikes in each, default parameters. Seeds "
              f"{', '.join(str(r['seed']) for r in results)} were never used for tuning.", "",
@@ -168,7 +169,7 @@ def render(results: list[dict], accounts: int, days: int,
                      f"{'never' if pd.isna(days_max) else int(days_max)} | "
                      f"{int(g['flagged_at_14d'].fillna(False).astype(bool).sum())} of {len(g)} |")
     if holdout:
-        lines += ["", "## Independent tactics (`analysis.synth_holdout`)", "",
+        lines += ["", "## Independent tactics (`analysis.workshop.synth.holdout`)", "",
                   f"Five other ring tactics and three more look-alikes, written by a separate "
                   f"session that never read the detector; {holdout_accounts:,} accounts, "
                   f"seeds {', '.join(str(h['seed']) for h in holdout)}.", "",
@@ -189,7 +190,7 @@ def render(results: list[dict], accounts: int, days: int,
                   f"(`analysis.signals.bulk_baseline`). The rows with shops add an honest "
                   f"habit instead: two-account shops each reading ~200 profiles of "
                   f"customers who never ordered from them "
-                  f"(`analysis.synth.add_prospecting_shops`); they are not crews, so the "
+                  f"(`analysis.workshop.synth.add_prospecting_shops`); they are not crews, so the "
                   f"baseline stays the plain percentile and they must not be flagged.", "",
                   "| accounts | seed | honest shops | ring accounts / active accounts | "
                   "precision | recall | rings found | flagged rings | false-alert rings | "
@@ -207,7 +208,7 @@ def render(results: list[dict], accounts: int, days: int,
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m analysis.quality")
+    p = argparse.ArgumentParser(prog="python -m analysis.workshop.quality")
     p.add_argument("--out", type=Path, default=Path("benchmarks/quality.md"))
     p.add_argument("--seeds", default=",".join(map(str, HELD_OUT_SEEDS)))
     p.add_argument("--accounts", type=int, default=6000)

@@ -1,0 +1,121 @@
+"""One ring's case: its network, neighbourhood, timeline, evidence and partner staff,
+gathered once for notebook 04, ``report --ring`` and the investigation folder.
+
+Real ids throughout: the investigator's evidence, never a management output.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from .findings import Findings
+from .load import Export
+from .queries import (
+    RingGraph,
+    evidence_table,
+    partner_staff,
+    resolve_ring,
+    ring_daily,
+    ring_row,
+    ring_subgraph,
+)
+
+__all__ = ["RingCase", "case", "split_reasons"]
+
+
+def split_reasons(reasons: str) -> list[str]:
+    """A ring's ``reasons`` as a list: split on "; " outside parentheses.
+
+    >>> split_reasons("read 5 (3× the baseline; median 0); linked to P1")
+    ['read 5 (3× the baseline; median 0)', 'linked to P1']
+    """
+    out, depth, cur = [], 0, []
+    for ch in str(reasons or ""):
+        depth += (ch == "(") - (ch == ")")
+        if ch == ";" and depth <= 0:
+            out.append("".join(cur).strip())
+            cur = []
+        else:
+            cur.append(ch)
+    out.append("".join(cur).strip())
+    return [x for x in out if x]
+
+
+@dataclass
+class RingCase:
+    """Everything notebook 04 shows about one ring (real ids: the investigator's evidence)."""
+
+    ring_id: str | None
+    ring: pd.Series | None = None
+    network: RingGraph | None = None
+    neighbourhood: RingGraph | None = None
+    daily: pd.DataFrame | None = None
+    evidence: pd.DataFrame | None = None
+    staff: pd.DataFrame | None = None
+
+    def headline(self) -> str:
+        """The ring in a few lines of plain text."""
+        if self.ring is None:
+            return "No candidate ring in this run: nothing to investigate."
+        r = self.ring
+        flag = "FLAGGED" if bool(r["flagged"]) else "not flagged"
+        why = "\n".join(f"  - {x}" for x in split_reasons(r["reasons"]))
+        return (f"{r['ring_id']} (rank {r['rank']}, score {r['score']:.2f}, {flag}): "
+                f"{r['n_accounts']} accounts, partners {r['partner_ids'] or 'none'}\n"
+                f"seen {r['first_seen']} to {r['last_seen']}\nwhy:\n{why}")
+
+    def figures(self, pseudonyms=None) -> dict:
+        """network, neighbourhood (2 hops), timeline and staff comparison figures."""
+        from . import charts
+
+        if self.ring_id is None:
+            e = charts.empty("No candidate ring in this run", "nothing to investigate")
+            return {"network": e, "neighbourhood": e, "timeline": e, "staff": e}
+        return {
+            "network": charts.ring_network(self.network, pseudonyms),
+            "neighbourhood": charts.ring_network(self.neighbourhood, pseudonyms),
+            "timeline": charts.ring_timeline(self.daily, self.ring_id),
+            "staff": charts.staff_comparison(self.staff, self.ring_id, pseudonyms),
+        }
+
+    def write(self, folder: str | Path) -> list[Path]:
+        """Write the evidence into ``folder/<ring_id>/``: evidence.csv, partner_staff.csv,
+        daily.csv and the figures as HTML (plotly.js embedded). Real ids: not for management."""
+        from .safe import write_csv
+
+        if self.ring_id is None:
+            return []
+        where = Path(folder) / self.ring_id
+        where.mkdir(parents=True, exist_ok=True)
+        paths = [write_csv(self.evidence, where / "evidence.csv"),
+                 write_csv(self.staff, where / "partner_staff.csv"),
+                 write_csv(self.daily, where / "daily.csv")]
+        for name, fig in self.figures().items():
+            path = where / f"{name}.html"
+            fig.write_html(str(path), include_plotlyjs=True, full_html=True)
+            paths.append(path)
+        return paths
+
+
+def case(export: Export, findings: Findings, ring: int | str | None = None, *,
+         max_accounts: int = 150) -> RingCase:
+    """Gather one ring's network, 2-hop neighbourhood, timeline, evidence and staff comparison.
+
+    ``ring`` is a rank, a ring id or None (the top flagged ring). A run without
+    candidate rings gives an empty case that still displays and writes nothing.
+    """
+    ring_id = resolve_ring(findings, ring)
+    if ring_id is None:
+        return RingCase(ring_id=None)
+    return RingCase(
+        ring_id=ring_id, ring=ring_row(findings, ring_id),
+        network=ring_subgraph(findings, ring_id, hops=1),
+        neighbourhood=ring_subgraph(findings, ring_id, hops=2, max_accounts=max_accounts),
+        daily=ring_daily(export.con, findings, ring_id),
+        evidence=evidence_table(findings, ring_id),
+        staff=partner_staff(findings, ring_id))
+
+

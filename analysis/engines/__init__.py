@@ -1,0 +1,1 @@
+"""Other engines for the heavy stage: Apache Spark (``pip install 'ringscope[spark]'``)."""
