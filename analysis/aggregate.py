@@ -101,6 +101,10 @@ class Step:
     sql: str
 
 
+#: A user read by at most this many accounts is no popular profile: reaching them counts
+#: in full; a user read by more counts ``COLD_READERS / readers`` (see ``untied_reach``).
+COLD_READERS = 10
+
 #: Events per chunk of the gap computation (see :func:`plan`).
 GAP_CHUNK_EVENTS = 8_000_000
 
@@ -132,11 +136,14 @@ def plan(as_of: date | str | None = None, gap_chunks: int = 1) -> list[Step]:
             JOIN accounts m ON m.aid = b.merchant WHERE m.partner_id IS NOT NULL
         """),
         # Reads of profiles: per (reader, user) pair, tied or not.
+        # ``returned``: the reader came back to the user on a later day (an honest reader's
+        # clientele is read again; a sweep reads each user once).
         Step("profile_pairs", "table", f"""
             SELECT r.aid, r.tid, r.n, r.rec,
-                   (bp.buyer IS NOT NULL OR b.buyer IS NOT NULL) AS tied
-            FROM (SELECT aid, tid, count(*) AS n, sum(rec) AS rec FROM e
-                  WHERE et = {p} GROUP BY aid, tid) r
+                   (bp.buyer IS NOT NULL OR b.buyer IS NOT NULL) AS tied,
+                   (CAST(r.t1 AS DATE) > CAST(r.t0 AS DATE)) AS returned
+            FROM (SELECT aid, tid, count(*) AS n, sum(rec) AS rec, min(ts) AS t0, max(ts) AS t1
+                  FROM e WHERE et = {p} GROUP BY aid, tid) r
             JOIN accounts ra ON ra.aid = r.aid
             LEFT JOIN bought_partner bp ON bp.buyer = r.tid AND bp.partner_id = ra.partner_id
             LEFT JOIN bought b ON b.buyer = r.tid AND b.merchant = r.aid
@@ -187,6 +194,11 @@ def plan(as_of: date | str | None = None, gap_chunks: int = 1) -> list[Step]:
             SELECT aid, iid, count(*) AS n, min(ts) AS first_seen, max(ts) AS last_seen
             FROM e WHERE iid IS NOT NULL GROUP BY aid, iid
         """),
+        # How many accounts read each user's profile: a crawler's targets are cold users
+        # few others read; a heavy honest reader's are popular profiles read by hundreds.
+        Step("target_readers", "table", """
+            SELECT tid, count(*) AS readers FROM profile_pairs GROUP BY tid
+        """),
         Step("days", "table", """
             SELECT aid, count(*) AS active_days
             FROM (SELECT DISTINCT aid, CAST(ts AS DATE) AS day FROM e) GROUP BY aid
@@ -208,8 +220,15 @@ def plan(as_of: date | str | None = None, gap_chunks: int = 1) -> list[Step]:
                        count(*) AS users_read,
                        coalesce(sum(n) FILTER (WHERE NOT tied), 0) AS untied_reads,
                        coalesce(sum(rec) FILTER (WHERE NOT tied), 0) AS untied_profile_records,
-                       count(*) FILTER (WHERE NOT tied) AS untied_users
-                FROM profile_pairs GROUP BY aid),
+                       count(*) FILTER (WHERE NOT tied) AS untied_users,
+                       count(*) FILTER (WHERE tied) AS tied_users,
+                       count(*) FILTER (WHERE tied AND returned) AS tied_returned,
+                       count(*) FILTER (WHERE NOT tied AND returned) AS untied_returned,
+                       coalesce(sum(least(1.0, {COLD_READERS}.0 / CAST(tr.readers AS DOUBLE))) FILTER (WHERE NOT tied), 0)
+                         AS untied_reach,
+                       coalesce(sum(least(1.0, {COLD_READERS}.0 / CAST(tr.readers AS DOUBLE))) FILTER (WHERE NOT tied AND returned), 0)
+                         AS untied_reach_returned
+                FROM profile_pairs pp JOIN target_readers tr ON tr.tid = pp.tid GROUP BY aid),
             com AS (
                 SELECT aid, sum(n) AS comment_reads, sum(rec) AS comment_records,
                        count(*) AS merchants_read,
@@ -235,6 +254,11 @@ def plan(as_of: date | str | None = None, gap_chunks: int = 1) -> list[Step]:
                    coalesce(prof.users_read, 0) AS users_read,
                    coalesce(prof.untied_reads, 0) AS untied_reads,
                    coalesce(prof.untied_users, 0) AS untied_users,
+                   coalesce(prof.tied_users, 0) AS tied_users,
+                   coalesce(prof.tied_returned, 0) AS tied_returned,
+                   coalesce(prof.untied_returned, 0) AS untied_returned,
+                   coalesce(prof.untied_reach, 0) AS untied_reach,
+                   coalesce(prof.untied_reach_returned, 0) AS untied_reach_returned,
                    coalesce(com.comment_reads, 0) AS comment_reads,
                    coalesce(com.comment_records, 0) AS comment_records,
                    coalesce(com.merchants_read, 0) AS merchants_read,
@@ -283,7 +307,9 @@ SCHEMAS: dict[str, dict[str, object]] = {
         "last_seen": _TS, "reads": _I64, "records_read": _F64, "orders": _I64,
         "coupon_claims": _I64, "coupon_no_order": _I64, "searches": _I64, "logins": _I64,
         "n_devices": _I64, "n_ips": _I64, "profile_reads": _F64, "profile_records": _F64,
-        "users_read": _I64, "untied_reads": _F64, "untied_users": _I64, "comment_reads": _F64,
+        "users_read": _I64, "untied_reads": _F64, "untied_users": _I64, "tied_users": _I64,
+        "tied_returned": _I64, "untied_returned": _I64, "untied_reach": _F64,
+        "untied_reach_returned": _F64, "comment_reads": _F64,
         "comment_records": _F64, "merchants_read": _I64, "untied_merchants": _I64,
         "untied_records": _F64, "n_gaps": _I64, "gap_mean": _F64, "gap_sd": _F64,
         "gap_median": _F64, "hours_active": _I64, "hour_entropy": _F64,

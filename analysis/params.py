@@ -19,10 +19,13 @@ ENGINES = ("duckdb", "spark")
 class RingParams:
     """Parameters of ring extraction; every threshold is a ratio to the population."""
 
-    #: Harm at least this many times the baseline makes an account a harvester.
+    #: Harm (reach of strangers, or of merchants' comments) at least this many times the
+    #: account's peer baseline makes it a harvester. A ring needs this squared with crew
+    #: evidence, or cubed alone.
     harvest_factor: float = 10.0
-    #: Share of untied profile reads a harvester must have (when it reads profiles).
-    min_untied_share: float = 0.03
+    #: Harm at least this many times the peer baseline lets an account join a ring on a
+    #: device or IP the ring dominates (no account joins on a shared device alone).
+    join_factor: float = 3.0
     #: An operating signal counts at this many times its baseline.
     support_factor: float = 3.0
     #: A device or IP used mostly (this share) by the ring pulls its other users in.

@@ -226,6 +226,10 @@ def run(export_dir: Path | str, out_dir: Path | str, params: RunParams | None = 
                           for k, v in findings.baselines.value.items()},
             # Harm baselines taken below a separate top group: that group's share of accounts.
             "baselines_set_aside": findings.baselines.set_aside,
+            # Harm is judged against peers: per measure and account type.
+            "peer_baselines": {m: {k: round(float(v), 4) for k, v in d.items()}
+                               for m, d in findings.baselines.peer.items()},
+            "peer_baselines_set_aside": findings.baselines.peer_set_aside,
             "rings": int(len(findings.rings.rings)),
             "flagged_rings": int(len(findings.flagged)),
             "timings_s": {**export.timings, **timings,

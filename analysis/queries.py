@@ -170,10 +170,7 @@ def ring_subgraph(findings: Findings, ring_id: str, hops: int = 1, *, max_accoun
 # -- evidence -------------------------------------------------------------------------------
 
 def _harvester(m: pd.DataFrame, findings: Findings) -> np.ndarray:
-    p = findings.rings.params
-    share = m["untied_share"].to_numpy(dtype=float)
-    return ((m["harvest_ratio"].to_numpy(dtype=float) >= p.harvest_factor)
-            & (np.isnan(share) | (share >= p.min_untied_share)))
+    return m["harvest_ratio"].to_numpy(dtype=float) >= findings.rings.params.harvest_factor
 
 
 def evidence_table(findings: Findings, ring_id: str) -> pd.DataFrame:

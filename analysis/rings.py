@@ -2,29 +2,33 @@
 
 How a ring is cut out
 ---------------------
-1. **Harvesters**: accounts whose reads of users with no business tie are at
-   least ``harvest_factor`` times the population baseline (and, when they have
-   profile reads, mostly untied). Volume alone never makes a harvester: an
-   integrator reading 100,000 profiles of its own merchants' buyers is not one.
-2. **Their crew**: accounts on a device the ring mostly uses (a shared
-   emulator) join it; so do accounts on an IP the ring mostly uses when they
-   carry a signal of their own (*weak harvesters*, with harm over the factor
-   but mostly tied reads, like a partner's staff member steering a crawler;
-   an emulator-like device). An IP alone never pulls an account in: homes
-   and carriers share IPs with strangers. Two rounds, so the crew of the crew
-   is found too.
+1. **Harvesters**: accounts whose harm, their reach of strangers (or of
+   merchants' comment pages) with no business tie, is at least
+   ``harvest_factor`` times their peers' baseline (:mod:`analysis.signals`).
+   There is no share floor: a crawler that hides a few per cent of stranger
+   reads inside heavy honest traffic is judged by the strangers it reached.
+   Volume alone never makes a harvester: an integrator reading 100,000
+   profiles of its own merchants' buyers reaches no strangers, and records
+   returned per call count for nothing.
+2. **Their crew**: an account on a device or IP the ring mostly uses joins it
+   only when it has harm of its own (``join_factor`` times its peer baseline:
+   a *weak harvester*). Members earn their place: shared phones, kiosks,
+   offices and proxied homes never pull an honest account in. Two rounds, so
+   the crew of the crew is found too.
 3. **Grouping**: harvesters and crew connected through devices and IPs they
    dominate form pieces; pieces are grouped by the community (Louvain) most of
-   their members sit in: one community, one ring.
+   their members sit in, and by the partner whose staff are in them: pieces
+   of two partners are two rings.
 
-A ring is **flagged** when its harm is at least ``harvest_factor``² times the
-baseline and it is more than one curious account: several accounts operating
-together on devices or IPs the ring dominates, or a partner link (staff in the
-ring, or staff on its devices). A lone account with no partner link needs
-``harvest_factor``³ times the baseline (a lone crawler). The weaker operating
-signals (machine pacing, round-the-clock activity, a new-account burst,
-coupon abuse) raise the score and are reported, but never flag on their own. Its **score** is the log10 of its harm
-ratio plus half a point per corroborating signal.
+A ring is **flagged** when its harm, summed over its members in units of each
+member's peer baseline, is at least ``harvest_factor``² and it carries crew
+evidence that households, kiosks and offices do not give: two or more
+accounts that each harvest on their own, or partner staff harvesting (the
+seed case). A lone harvester needs ``harvest_factor``³ (a lone crawler). The
+weaker operating signals (operating together on shared devices or IPs,
+machine pacing, round-the-clock activity, a new-account burst, coupon abuse)
+raise the score and are reported, but never flag on their own. Its **score**
+is the log10 of its harm ratio plus half a point per corroborating signal.
 """
 
 from __future__ import annotations
@@ -66,24 +70,21 @@ def _expand(sig: pd.DataFrame, links: pd.DataFrame, harvester: np.ndarray, weak:
             params: RingParams) -> np.ndarray:
     """Harvesters plus the accounts that operate with them (see module doc).
 
-    A device mostly used by the ring pulls in all its users (a shared emulator).
-    An IP never does by itself, because households and carriers share IPs with
-    strangers; but an account on an IP the ring dominates joins when it carries a
-    signal of its own: it is a *weak harvester* (harm over the factor with a
-    mostly tied share, such as a partner's staff member steering a crawler) or
-    it uses a device shared like an emulator.
+    An account on a device or IP the ring dominates joins when it has harm of its
+    own (a *weak harvester*: ``join_factor`` times its peer baseline or more).
+    Sharing alone never pulls an account in: households, kiosks, offices and
+    proxied homes share devices and IPs with strangers.
     """
     in_ring = harvester.copy()
-    # Coupon claims are no crew signal: honest power shoppers claim plenty.
-    own_signal = sig["device_share_ratio"].to_numpy() >= params.support_factor
     aid = links["aid"].to_numpy()
-    is_device = (links["kind"] == "device").to_numpy()
     size = links.groupby("entity")["aid"].transform("size").to_numpy()
     for _ in range(2):
         ring_on = in_ring[aid]
         n_ring = pd.Series(ring_on).groupby(links["entity"].to_numpy()).transform("sum").to_numpy()
         dominated = (n_ring > 0) & (n_ring / size >= params.dominated_share)
-        joins = dominated & (is_device | weak[aid] | own_signal[aid]) & ~ring_on
+        # Members earn their place: only an account with harm of its own joins. A shared
+        # phone, a kiosk or a proxied home never pulls an honest account in.
+        joins = dominated & weak[aid] & ~ring_on
         if not joins.any():
             break
         in_ring[np.unique(aid[joins])] = True
@@ -138,10 +139,9 @@ def find_rings(sig: pd.DataFrame, base: Baselines, graph: EntityGraph, communiti
     """Cut candidate rings out of the communities, score, flag and explain them."""
     params = params or RingParams()
     sig = sig.reset_index(drop=True)
-    share = sig["untied_share"].to_numpy()
-    harmful = sig["harvest_ratio"].to_numpy() >= params.harvest_factor
-    harvester = harmful & (np.isnan(share) | (share >= params.min_untied_share))
-    weak = harmful & ~harvester
+    ratio = sig["harvest_ratio"].to_numpy()
+    harvester = ratio >= params.harvest_factor
+    weak = (ratio >= params.join_factor) & ~harvester
     links = _entity_links(graph)
     if not harvester.any():
         return Rings(pd.DataFrame(columns=RING_COLUMNS), pd.DataFrame(columns=MEMBER_COLUMNS + ["aid"]),
@@ -154,7 +154,16 @@ def find_rings(sig: pd.DataFrame, base: Baselines, graph: EntityGraph, communiti
     piece_comm = (piece.groupby(["comp", "comm"]).size().rename("n").reset_index()
                   .sort_values(["comp", "n", "comm"], ascending=[True, False, True])
                   .drop_duplicates("comp").set_index("comp")["comm"])
-    piece["group"] = piece["comp"].map(piece_comm)
+    # Pieces of one community are one ring, unless they belong to different partners
+    # (staff of one partner and of another are two operations, not one).
+    pid = sig["partner_id"].to_numpy()[members]
+    staff_of = np.where((sig["account_type"].to_numpy()[members] == "partner_staff")
+                        & pd.notna(pid), pid, "").astype(str)
+    sign = (pd.Series(staff_of).groupby(comp).agg(lambda v: ";".join(sorted({x for x in v
+                                                                               if x})))
+            .reindex(comp).to_numpy())
+    keys = pd.Series([f"{c}|{p}" for c, p in zip(piece["comp"].map(piece_comm), sign)])
+    piece["group"] = pd.factorize(keys, sort=True)[0]
     # Crew with no harvester in their group did not join a ring.
     piece["harvester"] = harvester[piece["aid"].to_numpy()]
     has_h = piece.groupby("group")["harvester"].transform("any")
@@ -234,7 +243,8 @@ _EVIDENCE_COLUMNS = ("untied_users", "untied_records", "untied_reads", "profile_
                      "account_type", "partner_id", "device_share", "device_share_ratio",
                      "pacing", "pacing_ratio", "round_clock_ratio", "hours_active",
                      "created_at", "coupon_no_order", "coupon_ratio", "first_seen", "last_seen",
-                     "harvest_ratio")
+                     "harvest_ratio", "stranger_reach", "stranger_reach_ratio",
+                     "untied_merchants", "untied_merchants_ratio", "clientele_return")
 
 
 def _split(keys: np.ndarray, **arrays: np.ndarray) -> dict[object, dict[str, np.ndarray]]:
@@ -280,20 +290,29 @@ def _ring_evidence(c: dict[str, np.ndarray], idx: np.ndarray, hidx: np.ndarray,
 
     reasons: list[str] = []
     support = strong = 0
-    bu, br = base.value["untied_users"], base.value["untied_records"]
     users, records = int(m("untied_users").sum()), int(m("untied_records").sum())
     reads = int(m("untied_reads").sum())
-    harm_ratio = max(users / bu, records / br)
+    reach = float(m("stranger_reach").sum())
+    # Harm in units of each member's own peer baseline, summed over the ring.
+    harm_ratio = float(np.nansum(m("harvest_ratio")))
+    top = _mode(h("account_type")) if len(hidx) else _mode(m("account_type"))
     if users:
-        top = _mode(h("account_type"))
+        peer = base.peer_value("stranger_reach", top)
         reasons.append(
-            f"read {reads:,} profiles of {users:,} users with no order from its merchants "
-            f"({_fmt(users / bu)}× {base.describe('untied_users')}; the median "
-            f"{top.replace('_', ' ')} read "
-            f"{_fmt(base.median_by_type['untied_users'].get(top, 0))})")
-    if records and records / br >= params.harvest_factor:
-        reasons.append(f"harvested {records:,} user records from profiles and comments with no "
-                       f"business tie ({_fmt(records / br)}× {base.describe('untied_records')})")
+            f"reached {reach:,.0f} strangers: read {reads:,} profiles of {users:,} users with "
+            f"no order from its merchants, counted once per user, less popular profiles and "
+            f"its own returning clientele (each harvester {_fmt(float(np.nanmax(h('stranger_reach_ratio'))) if len(hidx) else 0)}× "
+            f"at most of {base.describe_peer('stranger_reach', top)}, {_fmt(peer)}; the median "
+            f"{top.replace('_', ' ')} reached "
+            f"{_fmt(base.median_by_type.get('stranger_reach', {}).get(top, 0))})")
+    merchants = int(m("untied_merchants").sum())
+    if merchants and (m("untied_merchants_ratio") >= params.harvest_factor).any():
+        reasons.append(f"read the comment pages of {merchants:,} merchants it has no tie to "
+                       f"({_fmt(float(np.nanmax(m('untied_merchants_ratio'))))}× at most of "
+                       f"{base.describe_peer('untied_merchants', top)})")
+    if records:
+        reasons.append(f"{records:,} user records returned with no business tie (profiles and "
+                       f"comments)")
     pr = m("profile_reads").sum()
     has_partner = pd.notna(m("partner_id"))
     if pr and has_partner.any():
@@ -312,19 +331,25 @@ def _ring_evidence(c: dict[str, np.ndarray], idx: np.ndarray, hidx: np.ndarray,
     staff = int((m("account_type") == "partner_staff").sum())
     if staff or linked:
         support += 1
-        strong += 1
+        # Inside the partner relationship (the seed case) only when staff harvest themselves;
+        # sharing a phone or an office with staff is reported, not counted as a crew.
+        strong += bool(staff)
         names = partner_ids + linked
         what = []
         for p in names:
             ptype = partners["partner_type"].get(p) if len(partners) else None
             what.append(f"{p} ({ptype})" if isinstance(ptype, str) and ptype else str(p))
-        how = (f"{staff} of its accounts are partner staff" if staff
+        how = (f"{staff} of its accounts {'is' if staff == 1 else 'are'} partner staff" if staff
                else "it shares devices or IPs with partner staff")
         reasons.append(f"linked to partner {', '.join(what)}: {how}")
         partner_ids = names
+    if len(hidx) >= 2:
+        # A crew: several accounts that each harvest on their own (a household or a
+        # kiosk has one heavy reader at most).
+        strong += 1
+        reasons.append(f"{len(hidx)} accounts harvest on their own, together")
     if together >= 2:
         support += 1
-        strong += 1
         dev_max = int(np.nanmax(m("device_share")))
         if (m("device_share_ratio") >= params.support_factor).any():
             reasons.append(f"{together} accounts operate together; one device is shared by "
@@ -381,21 +406,30 @@ def _ring_evidence(c: dict[str, np.ndarray], idx: np.ndarray, hidx: np.ndarray,
 
 def partner_review(sig: pd.DataFrame, base: Baselines, rings: Rings,
                    params: RingParams | None = None) -> pd.DataFrame:
-    """Partners whose reading volume alone looks alarming, and why each is or is not flagged.
+    """Every partner judged as a whole: all its staff and merchants together.
 
     One row per partner whose staff and merchants read at least ``harvest_factor``
-    times the baseline number of profiles.
+    times the baseline number of profiles, or reached strangers at least
+    ``harvest_factor`` times a staff account's baseline. ``why`` says in measured
+    terms why it is flagged (a flagged ring holds its staff or names it) or not:
+    the strangers it reached against its peers, and what share of its reads were
+    its merchants' buyers. No share floor hides a large reach.
     """
     params = params or rings.params
+    cols = ["partner_id", "accounts", "profiles_read", "untied_reads", "untied_share",
+            "untied_users", "stranger_reach", "flagged", "why"]
     staffed = sig[sig["partner_id"].notna()]
     if staffed.empty:
-        return pd.DataFrame(columns=["partner_id", "accounts", "profiles_read", "untied_reads",
-                                     "untied_share", "flagged", "why"])
+        return pd.DataFrame(columns=cols)
     g = staffed.groupby("partner_id").agg(
         accounts=("aid", "size"), profiles_read=("profile_reads", "sum"),
         untied_reads=("untied_reads", "sum"), untied_users=("untied_users", "sum"),
+        stranger_reach=("stranger_reach", "sum"),
         records_read=("records_read", "sum")).reset_index()
-    g = g[g["profiles_read"] >= params.harvest_factor * base.value["profile_reads"]].copy()
+    staff_base = base.peer_value("stranger_reach", "partner_staff")
+    loud = ((g["profiles_read"] >= params.harvest_factor * base.value["profile_reads"])
+            | (g["stranger_reach"] >= params.harvest_factor * staff_base))
+    g = g[loud].copy()
     flagged_members = rings.members.merge(rings.rings[["ring_id", "flagged"]], on="ring_id")
     flagged_partners = set(flagged_members.loc[is_flagged(flagged_members),
                                                "partner_id"].dropna())
@@ -403,17 +437,22 @@ def partner_review(sig: pd.DataFrame, base: Baselines, rings: Rings,
         flagged_partners |= set(split_ids(ids))
     g["untied_share"] = np.where(g["profiles_read"] > 0, g["untied_reads"] / g["profiles_read"], 0)
     g["flagged"] = g["partner_id"].isin(flagged_partners)
+    g["stranger_reach"] = g["stranger_reach"].round(1)
     why = []
     for r in g.itertuples(index=False):
         vol = (f"read {int(r.profiles_read):,} profiles "
                f"({_fmt(r.profiles_read / base.value['profile_reads'])}× {base.describe('profile_reads')})")
+        reach = (f"reached {r.stranger_reach:,.0f} strangers after its returning clientele "
+                 f"({_fmt(r.stranger_reach / staff_base)}× "
+                 f"{base.describe_peer('stranger_reach', 'partner_staff')})")
         if r.flagged:
-            why.append(f"flagged: {vol}; {r.untied_share:.0%} had no business tie")
+            why.append(f"flagged: {vol}; {reach}; {r.untied_share:.0%} of its reads had no "
+                       "business tie")
         else:
             why.append(
-                f"not flagged: {vol}, but {1 - r.untied_share:.1%} were users who ordered from its "
-                f"merchants; {int(r.untied_users):,} users with no tie = "
-                f"{_fmt(r.untied_users / base.value['untied_users'])}× the baseline, under the "
-                f"{params.harvest_factor:g}× needed per account")
+                f"not flagged: {vol}; {reach}; {1 - r.untied_share:.1%} of its reads were users "
+                f"who ordered from its merchants, and none of its accounts reached "
+                f"{params.harvest_factor:g}× its peers on its own with crew or staff evidence")
     g["why"] = why
-    return g.sort_values(["flagged", "profiles_read"], ascending=[False, False]).reset_index(drop=True)
+    return g[cols].sort_values(["flagged", "profiles_read", "partner_id"],
+                               ascending=[False, False, True]).reset_index(drop=True)

@@ -20,12 +20,44 @@ of the rest (:func:`bulk_baseline`). A long honest tail has no such group, and
 a platform where many small shops each read strangers' profiles is many
 readers, not crews: the guard then changes nothing.
 
+Harm is reach, measured against peers
+-------------------------------------
+A harvest is measured by the people it reached, not by the records it
+returned (an integrator's API call returns up to a hundred records):
+
+``stranger_reach``
+    distinct users whose profile the account read with no business tie, each
+    weighted by how rarely that user is read: in full when at most
+    ``COLD_READERS`` (10) accounts read them, ``10 / readers`` when more do. A
+    crawler's targets are cold users few others read (a crew splitting its
+    queue, or overlapping a little, still counts in full); a heavy honest
+    reader's are popular profiles read by hundreds (weight ≈ 0). Then the
+    reader's own *clientele* is taken out: an honest reader returns to its
+    clients on later days, and clients who ordered before the export window look
+    untied. When the account has a clientele it can be judged by (at least
+    ``MIN_CLIENTELE`` tied users), the share ``r`` of its tied users it came back
+    to tells how its clientele behaves; its untied users it came back to are
+    then taken as a sample of its old clientele, whose size is that sample over
+    ``r`` (:func:`stranger_reach`). A sweep of users it never read before is
+    what is left.
+``untied_merchants``
+    merchants whose comment pages (user comments) it read with no tie.
+
+Each is compared with the account's **peers**: staff with staff, merchants with
+merchants, customers with customers (the 75th percentile of active accounts of
+its type, guarded as above; :data:`PEER_QUANTILE`). ``harvest_ratio`` is the
+larger of the two ratios.
+Records read with no tie (``untied_records``) and the untied share stay in the
+evidence and the reasons; they decide nothing.
+
 Signals
 -------
 harm (what a harvest leaves behind)
-    ``untied_users``   distinct users whose profile was read with no business tie
-    ``untied_records`` user records read (profiles and comments) with no tie
-    ``untied_share``   share of profile reads that had no tie
+    ``stranger_reach``   see above
+    ``untied_users``     distinct users whose profile was read with no business tie
+    ``untied_records``   user records read (profiles and comments) with no tie
+    ``untied_share``     share of profile reads that had no tie
+    ``clientele_return`` share of its tied users the account read again on a later day
 support (how rings operate)
     ``device_share``   most accounts seen on one of the account's devices (emulators)
     ``ip_share``       most accounts seen on one of its non-hub IPs
@@ -44,8 +76,8 @@ import pandas as pd
 from .aggregate import Aggregates
 from .graph import EntityGraph
 
-__all__ = ["Baselines", "account_signals", "bulk_baseline", "BASELINE_QUANTILE", "MIN_GAPS",
-           "SEPARATION", "MAX_UPPER_SHARE"]
+__all__ = ["Baselines", "account_signals", "bulk_baseline", "stranger_reach",
+           "BASELINE_QUANTILE", "MIN_GAPS", "SEPARATION", "MAX_UPPER_SHARE", "HARM_FLOOR"]
 
 BASELINE_QUANTILE = 0.95
 #: How far above the bulk the plain quantile must lie before the guard sets it aside.
@@ -59,7 +91,27 @@ MIN_CREW_SHARE = 0.5
 #: Largest share of accounts the guard may set aside as a separated upper group.
 MAX_UPPER_SHARE = 0.25
 #: Measures whose baseline is guarded against a separated upper group (the harm measures).
-GUARDED = ("untied_users", "untied_records")
+GUARDED = ("untied_users", "untied_records", "stranger_reach", "untied_merchants")
+#: Harm measures compared with the account's peers (accounts of the same type).
+PEER_MEASURES = ("stranger_reach", "untied_merchants")
+#: The quantile of a peer group that harm is measured against. A peer group can be
+#: small (a platform's partner staff) and rings a large share of it, so the baseline is
+#: what three quarters of the peers stay under, not 95 %: robust while rings are fewer
+#: than a quarter of their peers (a separated upper group of up to half is set aside
+#: when it is crews, as above).
+PEER_QUANTILE = 0.75
+#: Largest share of a peer group the guard may set aside.
+PEER_MAX_UPPER_SHARE = 0.5
+#: Smallest baseline of a harm measure: a harvest is counted in people, so a peer
+#: group that reads no strangers at all still needs a few before one of it stands out.
+HARM_FLOOR = 1.0
+#: Active accounts a peer group needs to be its own baseline; a smaller one (the two
+#: staff of a tiny export) is judged against all active accounts.
+MIN_PEERS = 30
+#: Tied users an account needs before its clientele's return rate can judge its reads.
+MIN_CLIENTELE = 20
+#: A clientele return rate below this says too little to take anything out.
+MIN_RETURN = 0.05
 #: Gaps needed before an account's pacing is judged (fewer say nothing).
 MIN_GAPS = 30
 
@@ -70,6 +122,10 @@ class Baselines:
 
     quantile: float
     value: dict[str, float] = field(default_factory=dict)
+    #: Peer baselines: ``peer[measure][account_type]``.
+    peer: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: Peer baselines taken below a separated upper group: ``(measure, type)`` → share.
+    peer_set_aside: dict[str, float] = field(default_factory=dict)
     median_by_type: dict[str, dict[str, float]] = field(default_factory=dict)
     #: Measures whose baseline was taken below a separated upper group: that group's
     #: share of the active accounts (see the module doc).
@@ -77,6 +133,20 @@ class Baselines:
 
     def ratio(self, measure: str, x):
         return np.asarray(x, dtype=float) / self.value[measure]
+
+    def peer_value(self, measure: str, account_type: str) -> float:
+        """The peer baseline of ``measure`` for ``account_type`` (the population's if none)."""
+        return self.peer.get(measure, {}).get(account_type, self.value.get(measure, HARM_FLOOR))
+
+    def describe_peer(self, measure: str, account_type: str) -> str:
+        """The peer baseline in words: "the 75th-percentile partner staff account"."""
+        pct = f"{PEER_QUANTILE:.0%}".removesuffix("%")
+        kind = str(account_type).replace("_", " ")
+        key = f"{measure}:{account_type}"
+        if key in self.peer_set_aside:
+            return (f"the {pct}th-percentile {kind} account outside a separate top "
+                    f"{self.peer_set_aside[key]:.0%}")
+        return f"the {pct}th-percentile {kind} account"
 
     def describe(self, measure: str) -> str:
         """What the baseline of ``measure`` is, in words for a reason."""
@@ -157,6 +227,36 @@ def bulk_baseline(values: np.ndarray, quantile: float, floor: float,
     return round(float(bulk[best]), 6), round(float(n - m[best]) / n, 4)
 
 
+def stranger_reach(untied_reach, untied_reach_returned, tied_users, tied_returned) -> np.ndarray:
+    """Reach of strangers: untied reach less the reader's estimated old clientele.
+
+    ``untied_reach`` and ``untied_reach_returned`` are the popularity-weighted
+    reach of all untied users and of those it came back to on a later day. With
+    a clientele to judge by (``tied_users`` ≥ ``MIN_CLIENTELE``, returning at a
+    rate ``r = tied_returned / tied_users`` ≥ ``MIN_RETURN``), the untied users
+    it came back to are its old clients' returning part, so its old clientele
+    reaches ``untied_reach_returned / r``; what is left is the sweep.
+
+    >>> # An honest partner: 40 % of clients come back; 40 of its 100 untied ones did too.
+    >>> float(stranger_reach(100.0, 40.0, 500, 200)[0])
+    0.0
+    >>> # A crawler in honest traffic: 6,000 strangers read once, plus the same clientele.
+    >>> float(stranger_reach(6100.0, 40.0, 500, 200)[0])
+    6000.0
+    >>> # No clientele to judge by: all untied reach counts.
+    >>> float(stranger_reach(300.0, 0.0, 0, 0)[0])
+    300.0
+    """
+    total = np.atleast_1d(np.asarray(untied_reach, dtype=float))
+    ret = np.atleast_1d(np.asarray(untied_reach_returned, dtype=float))
+    tu = np.atleast_1d(np.asarray(tied_users, dtype=float))
+    tr = np.atleast_1d(np.asarray(tied_returned, dtype=float))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = np.where(tu >= MIN_CLIENTELE, tr / tu, 0.0)
+        clientele = np.where(r >= MIN_RETURN, ret / r, 0.0)
+    return np.round(np.maximum(total - clientele, 0.0), 6)
+
+
 def _max_share(links: pd.DataFrame, key: str, graph: EntityGraph, n_accounts: int) -> np.ndarray:
     """Per account: the most accounts on any one of its non-hub entities of one kind."""
     out = np.zeros(n_accounts)
@@ -189,10 +289,16 @@ def account_signals(agg: Aggregates, graph: EntityGraph, communities: pd.Series 
         cv = acc["gap_sd"] / acc["gap_mean"]
         acc["pacing"] = np.where((acc["n_gaps"] >= MIN_GAPS) & (cv > 0), 1.0 / cv, np.nan)
     acc["round_clock"] = np.where(acc["n_events"] >= MIN_GAPS, acc["hour_entropy"], np.nan)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        acc["clientele_return"] = np.where(acc["tied_users"] > 0,
+                                           acc["tied_returned"] / acc["tied_users"], np.nan)
+    acc["stranger_reach"] = stranger_reach(acc["untied_reach"], acc["untied_reach_returned"],
+                                           acc["tied_users"], acc["tied_returned"])
     active = acc[acc["n_events"] > 0]
     base = Baselines(quantile=quantile)
     floors = {"untied_users": 1.0, "untied_records": 1.0, "device_share": 1.0, "ip_share": 1.0,
-              "coupon_no_order": 1.0, "profile_reads": 1.0}
+              "coupon_no_order": 1.0, "profile_reads": 1.0, "stranger_reach": HARM_FLOOR,
+              "untied_merchants": HARM_FLOOR}
     for measure, floor in floors.items():
         if measure in GUARDED:
             crews = (None if communities is None
@@ -209,12 +315,33 @@ def account_signals(agg: Aggregates, graph: EntityGraph, communities: pd.Series 
         base.value[measure] = float(vals.quantile(quantile)) if len(vals) else np.inf
         if not np.isfinite(base.value[measure]) or base.value[measure] <= 0:
             base.value[measure] = np.inf
-    for measure in ("untied_users", "untied_records", "profile_reads"):
+    for measure in ("untied_users", "untied_records", "profile_reads", "stranger_reach"):
         base.median_by_type[measure] = (
             active.groupby("account_type")[measure].median().astype(float).to_dict())
+    crews_all = (None if communities is None
+                 else communities.reindex(acc["aid"].to_numpy()).to_numpy())
+    is_active = (acc["n_events"] > 0).to_numpy()
+    types = acc["account_type"].astype(str).to_numpy()
+    for measure in PEER_MEASURES:
+        base.peer[measure] = {}
+        ratio = np.zeros(n)
+        for kind in sorted(set(types.tolist())):
+            peers = types == kind
+            sel = peers & is_active
+            if sel.sum() < MIN_PEERS:
+                sel = is_active
+            value, upper = bulk_baseline(acc[measure].to_numpy()[sel], PEER_QUANTILE,
+                                         HARM_FLOOR,
+                                         None if crews_all is None else crews_all[sel],
+                                         max_upper_share=PEER_MAX_UPPER_SHARE)
+            base.peer[measure][kind] = value
+            if upper is not None:
+                base.peer_set_aside[f"{measure}:{kind}"] = upper
+            ratio[peers] = acc[measure].to_numpy(dtype=float)[peers] / value
+        acc[f"{measure}_ratio"] = ratio
     acc["harm_users_ratio"] = base.ratio("untied_users", acc["untied_users"])
     acc["harm_records_ratio"] = base.ratio("untied_records", acc["untied_records"])
-    acc["harvest_ratio"] = acc[["harm_users_ratio", "harm_records_ratio"]].max(axis=1)
+    acc["harvest_ratio"] = acc[["stranger_reach_ratio", "untied_merchants_ratio"]].max(axis=1)
     acc["device_share_ratio"] = base.ratio("device_share", acc["device_share"])
     acc["ip_share_ratio"] = base.ratio("ip_share", acc["ip_share"])
     acc["coupon_ratio"] = base.ratio("coupon_no_order", acc["coupon_no_order"])

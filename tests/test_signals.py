@@ -73,8 +73,9 @@ def test_small_export_where_rings_are_six_percent_of_accounts(tmp_path):
     ev = evaluate(out, res.labels_path)
     assert ev.rings_found == ev.rings_planted and ev.false_alert_rings == 0
     assert ev.precision == 1.0
+    # Harm is judged against peers at their 75th percentile: the rings stay above it.
     reasons = pd.read_csv(out / "rings.csv")["reasons"]
-    assert reasons.str.contains("outside a separate top").any()
+    assert reasons.str.contains("75th-percentile").all()
 
 
 def test_many_small_shops_reading_strangers_are_a_habit_not_rings(tmp_path):
