@@ -141,7 +141,11 @@ def find_rings(sig: pd.DataFrame, base: Baselines, graph: EntityGraph, communiti
     sig = sig.reset_index(drop=True)
     ratio = sig["harvest_ratio"].to_numpy()
     harvester = ratio >= params.harvest_factor
-    weak = (ratio >= params.join_factor) & ~harvester
+    # Joining takes harm of one's own: reach of strangers over the join factor (reading a
+    # few comment pages of unvisited shops is a common shopper's habit, so comments count
+    # only at the full harvest factor).
+    weak = ((sig["stranger_reach_ratio"].to_numpy() >= params.join_factor)
+            | (sig["untied_merchants_ratio"].to_numpy() >= params.harvest_factor)) & ~harvester
     links = _entity_links(graph)
     if not harvester.any():
         return Rings(pd.DataFrame(columns=RING_COLUMNS), pd.DataFrame(columns=MEMBER_COLUMNS + ["aid"]),
