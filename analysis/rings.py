@@ -44,7 +44,7 @@ from .graph import EntityGraph
 from .params import RingParams
 from .signals import Baselines
 
-__all__ = ["RingParams", "Rings", "find_rings", "partner_review"]
+__all__ = ["RingParams", "Rings", "decide_flag", "find_rings", "partner_review", "ring_score"]
 
 RING_COLUMNS = ["ring_id", "rank", "score", "flagged", "n_accounts", "partner_ids", "first_seen",
                 "last_seen", "profiles_read", "records_harvested", "reasons"]
@@ -388,24 +388,56 @@ def _ring_evidence(c: dict[str, np.ndarray], idx: np.ndarray, hidx: np.ndarray,
             support += 1
             reasons.append(f"claimed {claims:,} coupons at its partner's merchants; "
                            f"{no_order:,} claims at merchants it never ordered from")
-    f = params.harvest_factor
-    flagged = bool(len(hidx)) and ((harm_ratio >= f ** 2 and strong >= 1) or harm_ratio >= f ** 3)
-    score = np.log10(1 + harm_ratio) + 0.5 * support
-    if not flagged:
-        if harm_ratio < f ** 2:
-            reasons.append(f"not flagged: harm {_fmt(harm_ratio)}× the baseline is under the "
-                           f"{f ** 2:g}× a ring needs")
-        else:
-            reasons.append(f"not flagged: a lone account with no partner link, under the "
-                           f"{f ** 3:g}× harm that flags a lone crawler")
+    flagged, why_not = decide_flag(harm_ratio, len(hidx), strong, params)
+    score = ring_score(harm_ratio, support)
+    if why_not:
+        reasons.append(why_not)
     return {
-        "score": round(float(score), 3), "flagged": flagged, "n_accounts": int(len(idx)),
+        "score": score, "flagged": flagged, "n_accounts": int(len(idx)),
         "partner_ids": ";".join(partner_ids), "first_seen": _extreme(m("first_seen"), np.min),
         "last_seen": _extreme(m("last_seen"), np.max), "profiles_read": int(m("profile_reads").sum()),
         "records_harvested": records, "reasons": "; ".join(reasons),
         "harm_ratio": round(float(harm_ratio), 3), "support_signals": support,
         "untied_users": users, "harvesters": int(len(hidx)),
     }
+
+
+def decide_flag(harm_ratio: float, harvesters: int, crew_evidence: int,
+                params: RingParams) -> tuple[bool, str]:
+    """Whether a candidate ring is an alert, and if not, why not (in words).
+
+    ``harm_ratio`` is the ring's harm summed over its members in units of their
+    peer baselines; ``crew_evidence`` counts what households and kiosks do not
+    give (two or more self-harvesting accounts; harvesting partner staff). With
+    ``harvest_factor`` f: flagged at f² with crew evidence, at f³ alone.
+
+    >>> p = RingParams()                       # f = 10
+    >>> decide_flag(150.0, 3, 1, p)            # a crew over 100×
+    (True, '')
+    >>> decide_flag(150.0, 1, 0, p)[0]         # one heavy reader and family: no crew
+    False
+    >>> decide_flag(1500.0, 1, 0, p)           # a lone crawler over 1,000×
+    (True, '')
+    >>> decide_flag(60.0, 4, 2, p)[1]
+    'not flagged: harm 60× its peers is under the 100× a ring needs'
+    """
+    f = params.harvest_factor
+    if harvesters and ((harm_ratio >= f ** 2 and crew_evidence >= 1) or harm_ratio >= f ** 3):
+        return True, ""
+    if harm_ratio < f ** 2:
+        return False, (f"not flagged: harm {_fmt(harm_ratio)}× its peers is under the "
+                       f"{f ** 2:g}× a ring needs")
+    return False, (f"not flagged: no crew evidence (one harvesting account, no harvesting "
+                   f"partner staff), under the {f ** 3:g}× harm that flags a lone crawler")
+
+
+def ring_score(harm_ratio: float, support: int) -> float:
+    """A ring's rank score: log10 of (1 + harm ratio) plus half a point per support signal.
+
+    >>> ring_score(99.0, 0), ring_score(99.0, 2)
+    (2.0, 3.0)
+    """
+    return round(float(np.log10(1 + harm_ratio) + 0.5 * support), 3)
 
 
 def partner_review(sig: pd.DataFrame, base: Baselines, rings: Rings,

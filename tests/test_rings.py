@@ -1,0 +1,158 @@
+"""The detector on hand-built exports, with the expected answer worked out beside each.
+
+Every export has the same honest background: 120 browsers (h000..h119), each on its
+own phone and home IP, who read no profiles. Peer groups here are smaller than
+``signals.MIN_PEERS``, so every account is judged against all active accounts,
+whose 75th percentile of stranger reach is 0: the baseline is the floor of 1.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pandas as pd
+from conftest import ACCOUNTS_H, EVENTS_H, PARTNERS_H, write_table
+
+from analysis.cli import main
+
+T0 = datetime(2020, 3, 1)
+
+
+def _ts(d: datetime) -> str:
+    return d.isoformat() + "Z"
+
+
+def _background(accounts: list, events: list) -> None:
+    accounts += [[f"h{i:03d}", "customer", "2019-07-01", ""] for i in range(120)]
+    for i in range(120):
+        for k in range(3):
+            events.append([_ts(T0 + timedelta(hours=i, minutes=17 * k)), f"h{i:03d}",
+                           f"hphone{i}", f"10.1.{i // 250}.{i % 250}",
+                           ("login", "search", "view_item")[k], "m1" if k == 2 else "", "0"])
+
+
+def _run(tmp_path, partners, accounts, events):
+    exp = tmp_path / "export"
+    write_table(exp / "partners.csv", PARTNERS_H, partners)
+    write_table(exp / "accounts.csv", ACCOUNTS_H, accounts)
+    write_table(exp / "events.csv", EVENTS_H, events)
+    out = tmp_path / "out"
+    assert main(["run", str(exp), "--out", str(out), "--no-progress"]) == 0
+    rings = pd.read_csv(out / "rings.csv")
+    members = pd.read_csv(out / "ring_members.csv", dtype=str, keep_default_na=False)
+    review = pd.read_csv(out / "partners_review.csv")
+    flagged = rings[rings["flagged"].astype(bool)] if len(rings) else rings
+    return flagged, members, review
+
+
+def test_crawler_inside_honest_api_traffic_and_an_honest_partner_with_old_clients(tmp_path):
+    """Two ISV partners with the same habit, and one crawler.
+
+    * P1's staff s1 reads its 200 clients (c000..c199, who order from m1) on 25 days:
+      5,000 tied reads. Mixed in: 150 strangers (u000..u149) read once each, 2.9 % of
+      its reads, under the old 3 % share floor. Its clients come back (r = 1) and none
+      of its untied users does, so no clientele is taken out: reach 150 = 150× the
+      floor, partner staff harvesting -> flagged, a one-account ring.
+    * P2's staff t1 reads its 200 in-window clients (d000..d199) and 50 clients who
+      ordered before the export (e000..e049) on 25 days. The old clients look untied
+      (50 users, 20 % of its reads), but it comes back to all of them, like to its
+      tied clients (r = 1): estimated old clientele 50 / 1 = 50, reach 50 - 50 = 0.
+      Not a harvester; the partner review says why.
+    """
+    partners = [["P1", "Tool Co", "isv", "2019-01-01"], ["P2", "Other ISV", "isv", "2019-01-01"]]
+    accounts = [["m1", "merchant", "2019-02-01", "P1"], ["m2", "merchant", "2019-02-01", "P2"],
+                ["s1", "partner_staff", "2019-03-01", "P1"],
+                ["t1", "partner_staff", "2019-03-01", "P2"]]
+    accounts += [[f"c{i:03d}", "customer", "2019-06-01", ""] for i in range(200)]
+    accounts += [[f"d{i:03d}", "customer", "2019-06-01", ""] for i in range(200)]
+    accounts += [[f"e{i:03d}", "customer", "2019-06-01", ""] for i in range(50)]
+    accounts += [[f"u{i:03d}", "customer", "2019-06-01", ""] for i in range(150)]
+    events: list = []
+    _background(accounts, events)
+    for i in range(200):
+        events.append([_ts(T0 + timedelta(minutes=i)), f"c{i:03d}", f"cp{i}", f"10.2.0.{i}",
+                       "order", "m1", ""])
+        events.append([_ts(T0 + timedelta(minutes=i)), f"d{i:03d}", f"dp{i}", f"10.3.0.{i}",
+                       "order", "m2", ""])
+    for day in range(25):
+        t = T0 + timedelta(days=1 + day)
+        for i in range(200):
+            events.append([_ts(t + timedelta(seconds=20 * i)), "s1", "s1-pc", "192.0.2.1",
+                           "view_profile", f"c{i:03d}", "50"])
+            events.append([_ts(t + timedelta(seconds=20 * i)), "t1", "t1-pc", "192.0.2.2",
+                           "view_profile", f"d{i:03d}", "50"])
+        for i in range(50):
+            events.append([_ts(t + timedelta(hours=2, seconds=20 * i)), "t1", "t1-pc",
+                           "192.0.2.2", "view_profile", f"e{i:03d}", "50"])
+        for i in range(6):   # the crawl: 6 new strangers a day, each read once
+            u = day * 6 + i
+            events.append([_ts(t + timedelta(hours=3, seconds=20 * i)), "s1", "s1-pc",
+                           "192.0.2.1", "view_profile", f"u{u:03d}", "1"])
+    flagged, members, review = _run(tmp_path, partners, accounts, events)
+    assert len(flagged) == 1
+    ring = flagged.iloc[0]
+    assert set(members.loc[members["ring_id"] == ring["ring_id"], "account_id"]) == {"s1"}
+    assert "reached 150 strangers" in ring["reasons"]
+    p2 = review.set_index("partner_id").loc["P2"]
+    assert not bool(p2["flagged"]) and p2["stranger_reach"] == 0
+    assert "reached 0 strangers" in p2["why"]
+    assert bool(review.set_index("partner_id").loc["P1", "flagged"])
+
+
+def test_a_shared_family_phone_does_not_pull_the_family_into_a_crew(tmp_path):
+    """A crew k1..k3 on an emulator reads 200 strangers each (cold users read by 3).
+
+    k1 also logs in once on the family phone of f1, f2 (who read nothing), and k2 and k3
+    crawl through the family's home IP (a residential proxy): 2 of the 4 accounts on
+    that IP are the crew's, so the ring dominates it (share 0.5). Neither the phone nor
+    the IP pulls f1 or f2 in: they have no harm of their own.
+    Expected: one flagged ring, exactly {k1, k2, k3} (3 harvesters: crew evidence).
+    """
+    partners = [["P1", "Promo Co", "promotions", "2019-01-01"]]
+    accounts = [["m1", "merchant", "2019-02-01", "P1"],
+                ["f1", "customer", "2018-01-01", ""], ["f2", "customer", "2018-01-01", ""]]
+    accounts += [[f"k{i}", "customer", f"2020-02-0{i}", ""] for i in (1, 2, 3)]
+    accounts += [[f"u{i:03d}", "customer", "2019-06-01", ""] for i in range(200)]
+    events: list = []
+    _background(accounts, events)
+    for day in range(10):
+        for who in ("f1", "f2"):
+            events.append([_ts(T0 + timedelta(days=day, hours=20)), who, "fam-phone", "home-1",
+                           "view_item", "m1", "0"])
+    events.append([_ts(T0 + timedelta(days=2, hours=21)), "k1", "fam-phone", "home-1",
+                   "login", "", "0"])
+    for j, k in enumerate(("k1", "k2", "k3")):
+        for i in range(200):
+            ip = "198.51.100.7" if k == "k1" else "home-1"
+            events.append([_ts(T0 + timedelta(days=3, minutes=i, seconds=j)), k, "emu-1", ip,
+                           "view_profile", f"u{i:03d}", "1"])
+    flagged, members, _ = _run(tmp_path, partners, accounts, events)
+    assert len(flagged) == 1
+    got = set(members.loc[members["ring_id"] == flagged.iloc[0]["ring_id"], "account_id"])
+    assert got == {"k1", "k2", "k3"}
+    assert "3 accounts harvest on their own" in flagged.iloc[0]["reasons"]
+
+
+def test_one_heavy_reader_of_popular_profiles_with_family_is_no_ring(tmp_path):
+    """g1 reads 400 profiles a day of 30 popular accounts (p00..p29), each read by 40
+    browsers too: 41 readers, so each counts 10 / 41 ≈ 0.24; its reach is about 7.
+    It shares a phone with g2. Under 10× even alone, and one account is no crew.
+    Expected: nothing flagged."""
+    partners = [["P1", "Promo Co", "promotions", "2019-01-01"]]
+    accounts = [["m1", "merchant", "2019-02-01", "P1"], ["g1", "customer", "2018-01-01", ""],
+                ["g2", "customer", "2018-01-01", ""]]
+    accounts += [[f"p{i:02d}", "customer", "2019-06-01", ""] for i in range(30)]
+    events: list = []
+    _background(accounts, events)
+    for b in range(40):
+        for i in range(30):
+            events.append([_ts(T0 + timedelta(days=1, minutes=b, seconds=i)), f"h{b:03d}",
+                           f"hphone{b}", f"10.1.0.{b}", "view_profile", f"p{i:02d}", "1"])
+    for day in range(10):
+        for n in range(400):
+            events.append([_ts(T0 + timedelta(days=day, seconds=60 * n)), "g1", "fam-2",
+                           "home-2", "view_profile", f"p{n % 30:02d}", "1"])
+        events.append([_ts(T0 + timedelta(days=day, hours=22)), "g2", "fam-2", "home-2",
+                       "view_item", "m1", "0"])
+    flagged, _, _ = _run(tmp_path, partners, accounts, events)
+    assert flagged.empty
