@@ -5,7 +5,7 @@ The loader fills the workspace with the validated tables (``ev``, ``accounts``,
 ``partners``, the dictionaries). The aggregation plan then builds derived tables
 (the tie tables ``profile_pairs``, ``comment_pairs``, …) for one as-of.
 :class:`Workspace` records, for every derived table, the as-of it was built
-for, so a query that needs them asks :meth:`Workspace.built_for` instead of
+for, so a query that needs them asks :meth:`Workspace.has_built` instead of
 trusting whatever an earlier call left behind (see
 :func:`analysis.aggregate.ensure_ties`).
 
@@ -39,14 +39,6 @@ class Workspace:
         """Record that the tables ``names`` now hold what was built for ``as_of_key``."""
         for n in names:
             self._built[n] = as_of_key
-
-    def built_for(self, names) -> bool | object:
-        """The as-of key all of ``names`` were built for, or a sentinel when they
-        were not all built for the same one."""
-        keys = {self._built.get(n, _MISSING) for n in names}
-        if len(keys) != 1:
-            return _MISSING
-        return keys.pop()
 
     def has_built(self, names, as_of_key) -> bool:
         """Whether all of ``names`` were built for exactly ``as_of_key``."""
