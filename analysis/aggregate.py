@@ -80,8 +80,8 @@ def event_bounds(con: duckdb.DuckDBPyConnection) -> tuple[datetime | None, datet
     return lo, hi
 
 
-def _cut(bound: datetime | None) -> str:
-    return f"ts < TIMESTAMP '{bound.isoformat(sep=' ')}'" if bound else "TRUE"
+def _cut(bound: datetime | None, column: str = "ts") -> str:
+    return f"{column} < TIMESTAMP '{bound.isoformat(sep=' ')}'" if bound else "TRUE"
 
 
 @dataclass(frozen=True)
@@ -125,11 +125,16 @@ def plan(as_of: date | str | None = None, gap_chunks: int = 1) -> list[Step]:
     ['accounts', 'device_links', 'ip_links', 'coupons', 'partners', 'bounds']
     """
     cut = _cut(as_of_bound(as_of))
+    history_cut = _cut(as_of_bound(as_of), "first_order_at")
     o, p, c, cc = ET["order"], ET["view_profile"], ET["view_comments"], ET["coupon_claim"]
     steps = [
         Step("e", "view", f"SELECT * FROM ev WHERE {cut}"),
+        # Who ordered from whom: the export's orders, and the platform's order history
+        # (the optional ``relationships`` table) for ties from before the export window.
         Step("bought", "table", f"""
-            SELECT DISTINCT aid AS buyer, tid AS merchant FROM e WHERE et = {o} AND tid IS NOT NULL
+            SELECT aid AS buyer, tid AS merchant FROM e WHERE et = {o} AND tid IS NOT NULL
+            UNION
+            SELECT buyer, merchant FROM relationships WHERE {history_cut}
         """),
         Step("bought_partner", "table", """
             SELECT DISTINCT b.buyer, m.partner_id FROM bought b
@@ -151,8 +156,10 @@ def plan(as_of: date | str | None = None, gap_chunks: int = 1) -> list[Step]:
         # Comments of a merchant are tied for the merchant itself, its partner's staff, and
         # shoppers who looked at its items or ordered from it.
         Step("shopped", "table", f"""
-            SELECT DISTINCT aid, tid FROM e
+            SELECT aid, tid FROM e
             WHERE et IN ({o}, {ET['view_item']}) AND tid IS NOT NULL
+            UNION
+            SELECT buyer, merchant FROM relationships WHERE {history_cut}
         """),
         Step("comment_pairs", "table", f"""
             SELECT r.aid, r.tid, r.n, r.rec,

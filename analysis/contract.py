@@ -11,7 +11,9 @@ from pathlib import Path
 __all__ = [
     "ACCOUNT_TYPES",
     "EVENT_TYPES",
+    "OPTIONAL_TABLES",
     "READ_EVENTS",
+    "REQUIRED_TABLES",
     "TABLES",
     "TableSpec",
     "ExportError",
@@ -65,7 +67,16 @@ TABLES: dict[str, TableSpec] = {
         required=("ts", "account_id", "event_type"),
         optional=("device_id", "ip", "target_id", "records"),
     ),
+    "relationships": TableSpec(
+        "relationships",
+        required=("merchant_id", "customer_id", "first_order_at"),
+    ),
 }
+#: Tables an export must hold, in load order.
+REQUIRED_TABLES: tuple[str, ...] = ("partners", "accounts", "events")
+#: Tables an export may hold: merchant-customer pairs from the platform's full order
+#: history, so ties from before the export window are visible.
+OPTIONAL_TABLES: tuple[str, ...] = ("relationships",)
 
 
 class ExportError(Exception):

@@ -36,7 +36,8 @@ from pathlib import Path
 
 import duckdb
 
-from .contract import ACCOUNT_TYPES, EVENT_TYPES, SUFFIXES, TABLES, ExportError, TableSpec
+from .contract import (ACCOUNT_TYPES, EVENT_TYPES, OPTIONAL_TABLES, REQUIRED_TABLES, SUFFIXES, TABLES,
+                       ExportError, TableSpec)
 from .safe import neutralise_sql
 
 __all__ = ["Export", "TableCount", "find_table", "load_export"]
@@ -85,17 +86,19 @@ def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def find_table(export_dir: Path, name: str) -> Path:
+def find_table(export_dir: Path, name: str, *, optional: bool = False) -> Path | None:
     """Return the one file holding table ``name`` in ``export_dir``.
 
-    Raises :class:`ExportError` when the table is missing or given twice.
-    File names are matched case-insensitively.
+    Raises :class:`ExportError` when the table is missing (None instead when
+    ``optional``) or given twice. File names are matched case-insensitively.
     """
     if not export_dir.is_dir():
         raise ExportError(export_dir, "export folder not found")
     wanted = {name + s: s for s in SUFFIXES}
     found = sorted(p for p in export_dir.iterdir() if p.name.lower() in wanted and p.is_file())
     if not found:
+        if optional:
+            return None
         raise ExportError(
             export_dir / f"{name}.csv",
             f"table '{name}' is missing (expected {name}.csv, {name}.csv.gz or {name}.parquet)",
@@ -346,6 +349,44 @@ def _validate_partners(con: duckdb.DuckDBPyConnection) -> None:
     """)
 
 
+def _validate_relationships(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(f"""
+        CREATE OR REPLACE TABLE chk_relationships AS
+        SELECT r.*, m.aid AS merchant, c.aid AS buyer,
+          CASE
+            WHEN nullif(trim(r.merchant_id), '') IS NULL THEN 'empty merchant_id'
+            WHEN m.aid IS NULL THEN 'merchant_id not in accounts'
+            WHEN m.account_type <> 'merchant' THEN 'merchant_id is not a merchant account'
+            WHEN nullif(trim(r.customer_id), '') IS NULL THEN 'empty customer_id'
+            WHEN c.aid IS NULL THEN 'customer_id not in accounts'
+            WHEN {_ts_bad('r.first_order_at')} THEN 'bad first_order_at timestamp'
+          END AS reason
+        FROM raw_relationships r
+        LEFT JOIN accounts m ON m.account_id = trim(r.merchant_id)
+        LEFT JOIN accounts c ON c.account_id = trim(r.customer_id)
+    """)
+    # A duplicate pair is judged among rows that are otherwise valid; the first row is kept.
+    con.execute("""
+        UPDATE chk_relationships SET reason = 'duplicate merchant_id, customer_id (first row kept)'
+        WHERE source_row IN (
+            SELECT source_row FROM (
+                SELECT source_row, row_number() OVER (PARTITION BY merchant, buyer
+                                                      ORDER BY source_row) AS n
+                FROM chk_relationships WHERE reason IS NULL) WHERE n > 1)
+    """)
+    con.execute(f"""
+        CREATE OR REPLACE TABLE relationships AS
+        SELECT merchant, buyer, {_ts_expr('first_order_at')} AS first_order_at
+        FROM chk_relationships WHERE reason IS NULL ORDER BY source_row
+    """)
+
+
+def no_relationships(con: duckdb.DuckDBPyConnection) -> None:
+    """The empty ``relationships`` table of an export that has none."""
+    con.execute("CREATE OR REPLACE TABLE relationships "
+                "(merchant INTEGER, buyer INTEGER, first_order_at TIMESTAMP)")
+
+
 def _validate_accounts(con: duckdb.DuckDBPyConnection) -> None:
     types = ", ".join(f"'{t}'" for t in ACCOUNT_TYPES)
     con.execute(f"""
@@ -585,6 +626,7 @@ def _load_events(con: duckdb.DuckDBPyConnection, path: Path, spec: TableSpec,
 _VALIDATORS = {
     "partners": _validate_partners,
     "accounts": _validate_accounts,
+    "relationships": _validate_relationships,
 }
 
 
@@ -622,7 +664,10 @@ def load_export(export_dir: Path | str, con: duckdb.DuckDBPyConnection, rejects_
     ``timer``, if given, is told when each table starts and is done (for progress).
     """
     export_dir = Path(export_dir)
-    files = {name: find_table(export_dir, name) for name in ("partners", "accounts", "events")}
+    files = {name: find_table(export_dir, name) for name in REQUIRED_TABLES}
+    for name in OPTIONAL_TABLES:
+        if (path := find_table(export_dir, name, optional=True)) is not None:
+            files[name] = path
     export = Export(con=con, export_dir=export_dir, files=files, counts={})
     # Fingerprints are hashed in a thread while DuckDB reads (hashlib lets go of the GIL).
     with ThreadPoolExecutor(max_workers=1) as pool:
@@ -634,7 +679,11 @@ def load_export(export_dir: Path | str, con: duckdb.DuckDBPyConnection, rejects_
 
 def _load_tables(export: Export, rejects_dir: Path, max_reject_rate: float, timer) -> None:
     con = export.con
-    for name in ("partners", "accounts", "events"):
+    if "relationships" not in export.files:
+        no_relationships(con)
+    for name in (*REQUIRED_TABLES, *OPTIONAL_TABLES):
+        if name not in export.files:
+            continue
         spec, path = TABLES[name], export.files[name]
         if timer is not None:
             timer.starting(name)

@@ -173,3 +173,59 @@ def test_hostile_events_load_the_same_from_csv_and_parquet(tmp_path):
         seen.append((tables, export.reject_reasons["events"], export.counts["events"]))
     assert seen[0] == seen[1]
     assert seen[0][2].accepted == 4 and seen[0][2].rejected == 5
+
+
+RELATIONSHIPS_H = ["merchant_id", "customer_id", "first_order_at"]
+
+
+def test_relationships_are_optional_and_validated(tmp_path):
+    exp = small_export(tmp_path)
+    export, con = load(exp, tmp_path)
+    assert "relationships" not in export.counts
+    assert con.execute("SELECT count(*) FROM relationships").fetchone()[0] == 0
+    write_table(exp / "relationships.csv", RELATIONSHIPS_H, [
+        ["m1", "a1", "2018-05-01"],                # ok: an order from before the window
+        ["m1", "a1", "2018-06-01"],                # duplicate pair
+        ["", "a1", "2018-05-01"],                  # empty merchant
+        ["ghost", "a1", "2018-05-01"],             # unknown merchant
+        ["a2", "a1", "2018-05-01"],                # staff, not a merchant
+        ["m1", "", "2018-05-01"],                  # empty customer
+        ["m1", "nobody", "2018-05-01"],            # unknown customer
+        ["m1", "a2", "soon"],                      # bad date
+        [" m1 ", "a2", "2019-02-03T04:05:06+08:00"],  # ok (trimmed, offset)
+    ])
+    export, con = load(exp, tmp_path / "second")
+    assert export.counts["relationships"].as_dict() == {"rows": 9, "accepted": 2, "rejected": 7}
+    rej = pd.read_csv(tmp_path / "second" / "rejects" / "relationships.csv", dtype=str,
+                      keep_default_na=False)
+    assert rej["reason"].tolist() == [
+        "duplicate merchant_id, customer_id (first row kept)", "empty merchant_id",
+        "merchant_id not in accounts", "merchant_id is not a merchant account",
+        "empty customer_id", "customer_id not in accounts", "bad first_order_at timestamp"]
+    kept = con.execute("""SELECT m.account_id, c.account_id, r.first_order_at FROM relationships r
+                          JOIN accounts m ON m.aid = r.merchant JOIN accounts c ON c.aid = r.buyer
+                          ORDER BY 2""").fetchall()
+    assert [(m, c, str(t)) for m, c, t in kept] == [
+        ("m1", "a1", "2018-05-01 00:00:00"), ("m1", "a2", "2019-02-02 20:05:06")]
+
+
+def test_relationships_tie_pre_window_clients(tmp_path):
+    """A staff account of the merchant's partner re-reads a client whose only order is from
+    before the window: untied without the platform's order history, tied with it, and not
+    from a first order after the as-of date."""
+    from analysis.aggregate import aggregate
+
+    exp = small_export(tmp_path, events=[
+        ["2020-01-01T10:00:00Z", "a1", "d1", "10.0.0.1", "login", "", ""],
+        ["2020-01-02T11:00:00Z", "a2", "d2", "10.0.0.2", "view_profile", "a1", "1"]])
+
+    def staff_reads(folder):
+        _, con = load(exp, folder)
+        acc = aggregate(con, "2020-01-05").accounts.set_index("account_id")
+        return acc.loc["a2", "tied_users"], acc.loc["a2", "untied_users"]
+
+    assert staff_reads(tmp_path / "without") == (0, 1)
+    write_table(exp / "relationships.csv", RELATIONSHIPS_H, [["m1", "a1", "2019-03-01"]])
+    assert staff_reads(tmp_path / "with") == (1, 0)
+    write_table(exp / "relationships.csv", RELATIONSHIPS_H, [["m1", "a1", "2020-02-01"]])
+    assert staff_reads(tmp_path / "later") == (0, 1)

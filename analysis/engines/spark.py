@@ -8,7 +8,7 @@ Only the ``result`` statements come back to pandas, and they are account-level
 account-partner coupon pair): the events never leave Spark.
 
 Validation stays in DuckDB (:mod:`analysis.load`): it writes the compact,
-validated tables ``ev``, ``accounts`` and ``partners`` as Parquet into a
+validated tables ``ev``, ``accounts``, ``partners`` and ``relationships`` as Parquet into a
 staging folder (:func:`stage`) and Spark reads them from there. On a cluster
 that folder must be visible at the same path to the driver and every executor
 (``--spark-staging``: a shared mount).
@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MASTER = "local[2]"
 #: Tables the plan reads; what :func:`stage` writes.
-STAGED = ("ev", "accounts", "partners")
+STAGED = ("ev", "accounts", "partners", "relationships")
 
 
 class SparkUnavailable(RuntimeError):
@@ -235,6 +235,7 @@ def stage(con: duckdb.DuckDBPyConnection, folder: Path | str) -> dict[str, str]:
         "ev": "SELECT aid, ts, did, iid, CAST(et AS TINYINT) AS et, tid, rec FROM ev",
         "accounts": "SELECT aid, account_id, account_type, created_at, partner_id FROM accounts",
         "partners": "SELECT partner_id, name, partner_type, onboarded_at FROM partners",
+        "relationships": "SELECT merchant, buyer, first_order_at FROM relationships",
     }
     paths = {}
     for name, q in queries.items():
