@@ -28,6 +28,17 @@ def export(tmp_path_factory) -> Path:
     # accounts and 30 days it flags none, and "the same flagged rings" would prove little).
     root = tmp_path_factory.mktemp("spark-export")
     synth.generate(root, seed=3, accounts=3000, days=45)
+    # The optional order history: every fifth customer ordered from two merchants a year
+    # before the window (so partners' re-reads of them are tied), one pair after it.
+    acc = pd.read_csv(root / "export" / "accounts.csv", dtype=str)
+    merchants = acc.loc[acc["account_type"] == "merchant", "account_id"].tolist()
+    customers = acc.loc[acc["account_type"] == "customer", "account_id"].tolist()[::5]
+    pairs = [(merchants[(i * k) % len(merchants)], c, "2018-06-01")
+             for i, c in enumerate(customers) for k in (1, 7)]
+    pairs.append((merchants[0], customers[1], "2030-01-01"))
+    pd.DataFrame(pairs, columns=["merchant_id", "customer_id", "first_order_at"]) \
+        .drop_duplicates(["merchant_id", "customer_id"]) \
+        .to_csv(root / "export" / "relationships.csv", index=False)
     return root / "export"
 
 
@@ -61,6 +72,11 @@ def test_spark_and_duckdb_agree(export, tmp_path):
         assert list(getattr(b, name).columns) == list(SCHEMAS[name])
     assert (a.first_event, a.last_event, a.as_of) == (b.first_event, b.last_event, b.as_of)
     assert len(a.accounts) == 3000 and a.accounts["n_events"].sum() > 100_000
+    # The reach measures the detector judges by are there, not all zero.
+    for col in ("tied_users", "tied_returned", "untied_reach", "untied_reach_returned"):
+        assert a.accounts[col].sum() > 0, col
+    rec_d = json.loads((out_d / "run.json").read_text())
+    assert rec_d["tables"]["relationships"]["accepted"] > 100
 
     flagged = _flagged_sets(out_d)
     assert flagged, "the test export should flag rings"
