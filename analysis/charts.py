@@ -231,7 +231,8 @@ def degree_distribution(dist: pd.DataFrame, hub_degree: int | None = None) -> go
                         hovertemplate=(f"{esc(kind)}: %{{y:,}} nodes with degree %{{x:,}}"
                                        "<extra></extra>"))
     if hub_degree:
-        fig.add_vline(x=hub_degree, line_dash="dash", line_color="#555",
+        # On a log axis plotly places shapes in log10 units: x=200 would draw at 10^200.
+        fig.add_vline(x=float(np.log10(hub_degree)), line_dash="dash", line_color="#555",
                       annotation_text=f"hub degree {hub_degree}", annotation_position="top")
     ent = dist[dist["kind"].isin(["device", "ip"])]
     top = int(ent["degree"].max()) if len(ent) else 0
@@ -332,8 +333,20 @@ def partner_positions(positions: pd.DataFrame) -> go.Figure:
                            "<extra></extra>"))
     n_hi = int((p["status"] == "high volume, not flagged").sum())
     n_fl = int((p["status"] == "linked to a flagged ring").sum())
-    title = (f"{plural(n_fl, 'partner')} linked to flagged rings read mostly users with no tie; "
-             f"{plural(n_hi, 'high-volume partner')} read their own merchants' buyers")
+    fl = p.loc[p["status"] == "linked to a flagged ring", "untied_share"]
+    hi = p.loc[p["status"] == "high volume, not flagged", "untied_share"]
+
+    def spread(v: pd.Series) -> str:
+        lo, top = f"{v.min():.0%}", f"{v.max():.0%}"
+        return lo if lo == top else f"{lo}–{top}"
+
+    parts = []
+    if n_fl:
+        parts.append(f"{plural(n_fl, 'partner')} linked to flagged rings: {spread(fl)} of "
+                     f"{'its' if n_fl == 1 else 'their'} profile reads had no tie")
+    if n_hi:
+        parts.append(f"{plural(n_hi, 'high-volume partner')} not flagged: {spread(hi)} with no tie")
+    title = "; ".join(parts) or "No partner read many profiles or is linked to a flagged ring"
     fig.update_xaxes(type="log")
     fig.update_yaxes(tickformat=".0%", range=[-0.05, 1.05])
     fig.update_layout(height=440)

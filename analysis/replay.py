@@ -31,12 +31,12 @@ def first_flagged(con: Workspace, findings: Findings, *, step_days: int = 7,
 
     Columns: ring_id, started (first day by which the ring had read 1 % of its
     untied records, or its first event), first_flagged (as-of date; NaT when never within the data),
-    days_to_flag.
+    days_to_flag (never negative), flagged_early (flagged before its harvest was visible).
     """
     flagged = findings.flagged
     cols = ["ring_id", "started", "first_flagged", "days_to_flag"]
     if flagged.empty:
-        return pd.DataFrame(columns=cols)
+        return pd.DataFrame(columns=cols + ["flagged_early"])
     if daily is None:
         daily = records_by_ring(con, findings, flagged_only=True)
     # The harvest starts when the ring's untied records pass 1 % of its total: a
@@ -82,11 +82,17 @@ def first_flagged(con: Workspace, findings: Findings, *, step_days: int = 7,
                 bar.update(1)
     finally:
         if bar:
+            # Runs skipped once every ring was found count as done: the bar ends at 100 %.
+            bar.update(max(0, bar.total - bar.n))
             bar.close()
     out = pd.DataFrame({"ring_id": list(want)})
     out["started"] = out["ring_id"].map(started)
     out["first_flagged"] = pd.to_datetime(out["ring_id"].map(found))
-    out["days_to_flag"] = (out["first_flagged"] - out["started"]).dt.days
-    return out[cols]
+    # A ring may be flagged (some of its accounts, by an earlier run) before its harvest
+    # shows in its records: that is 0 days late, and ``flagged_early`` says so in words.
+    delay = (out["first_flagged"] - out["started"]).dt.days
+    out["flagged_early"] = delay < 0
+    out["days_to_flag"] = delay.clip(lower=0)
+    return out[cols + ["flagged_early"]]
 
 

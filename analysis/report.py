@@ -101,6 +101,8 @@ def ring_lines(findings, lag: pd.DataFrame | None = None,
                                     partners["partner_type"])}
     lag_of = ({} if lag is None or lag.empty
               else dict(zip(lag["ring_id"], lag["days_to_flag"])))
+    early = (set() if lag is None or lag.empty or "flagged_early" not in lag
+             else set(lag.loc[lag["flagged_early"].astype(bool), "ring_id"]))
     out = []
     for r in findings.flagged.itertuples(index=False):
         staff = int(((members["ring_id"] == r.ring_id)
@@ -115,7 +117,9 @@ def ring_lines(findings, lag: pd.DataFrame | None = None,
                f"({_day(r.first_seen)} to {_day(r.last_seen)}) reaching {int((users or {}).get(r.ring_id, r.untied_users)):,} "
                f"users with no business tie, and harvested {int(r.records_harvested):,} records")
         d = lag_of.get(r.ring_id)
-        if d is not None and pd.notna(d):
+        if r.ring_id in early:
+            s += "; weekly runs would have flagged it before its harvest showed in its records"
+        elif d is not None and pd.notna(d):
             s += f"; weekly runs would have flagged it {plural(d, 'day')} after it started"
         out.append(s + ".")
     return out

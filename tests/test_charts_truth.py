@@ -1,0 +1,42 @@
+"""Charts say what their data says: lines where the values are, titles true of the data."""
+
+from __future__ import annotations
+
+import math
+import re
+
+import pandas as pd
+
+from analysis import charts
+
+
+def test_hub_line_sits_at_the_hub_degree_on_the_log_axis():
+    dist = pd.DataFrame({"kind": ["device", "device", "ip"], "degree": [1, 300, 5],
+                         "nodes": [900, 1, 40]})
+    fig = charts.degree_distribution(dist, hub_degree=200)
+    assert fig.layout.xaxis.type == "log"
+    (line,) = fig.layout.shapes
+    assert math.isclose(line.x0, math.log10(200)) and math.isclose(line.x1, math.log10(200))
+
+
+def test_partner_chart_title_quotes_the_shares_it_draws():
+    pos = pd.DataFrame({
+        "partner_id": ["P1", "P2", "P3", "P4"], "name": ["a", "b", "c", "d"],
+        "partner_type": ["isv"] * 4, "accounts": [3, 4, 5, 6],
+        "profiles_read": [1000, 2000, 50000, 10], "untied_share": [0.02, 0.21, 0.05, 0.5],
+        "untied_users": [10, 20, 30, 1],
+        "status": ["linked to a flagged ring", "linked to a flagged ring",
+                   "high volume, not flagged", "other"]})
+    title = charts.partner_positions(pos).layout.title.text
+    assert "read mostly" not in title
+    assert "2 partners linked to flagged rings: 2%–21% of their profile reads had no tie" in title
+    assert "1 high-volume partner not flagged: 5% with no tie" in title
+
+
+def test_detection_lag_is_never_negative_in_words():
+    lag = pd.DataFrame({"ring_id": ["ring-001", "ring-002"],
+                        "started": pd.to_datetime(["2020-01-10", "2020-01-01"]),
+                        "first_flagged": pd.to_datetime(["2020-01-08", "2020-01-15"]),
+                        "days_to_flag": [0, 14], "flagged_early": [True, False]})
+    title = charts.detection_lag(lag).layout.title.text
+    assert not re.search(r"-\d", title)
