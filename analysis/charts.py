@@ -139,14 +139,15 @@ def _date_axis(fig: go.Figure) -> None:
 
 def ring_ranking(rings: pd.DataFrame, top: int = 20) -> go.Figure:
     """Bar chart of the top rings by score, flagged rings highlighted."""
-    r = rings.head(top).iloc[::-1]
+    r = rings.sort_values("rank").head(top) if "rank" in rings else rings.head(top)
+    labels = [esc(ring_label(v)) for v in r["ring_id"]]
     fig = go.Figure()
     for flagged in (True, False):
         part = r[is_flagged(r) == flagged]
         if part.empty:
             continue
         fig.add_bar(
-            x=part["score"], y=[esc(v) for v in part["ring_id"]], orientation="h",
+            x=part["score"], y=[esc(ring_label(v)) for v in part["ring_id"]], orientation="h",
             name="flagged" if flagged else "not flagged",
             marker_color=FLAG_COLOURS[flagged],
             customdata=part[["n_accounts", "profiles_read", "records_harvested"]].to_numpy(),
@@ -158,7 +159,9 @@ def ring_ranking(rings: pd.DataFrame, top: int = 20) -> go.Figure:
     title = (f"{n_flag} of {len(rings)} candidate rings flagged" if len(rings)
              else "No candidate rings in this export")
     fig.update_layout(barmode="overlay", height=max(300, 28 * len(r) + 140))
-    return style(fig, title, x="score (log10 harm ratio + corroborating signals)", y="ring")
+    # Rank 1 on top, in rank order whichever trace a ring is in.
+    fig.update_yaxes(categoryorder="array", categoryarray=labels[::-1])
+    return style(fig, title, x="ranking score (higher means stronger evidence)", y="ring")
 
 
 # -- 01: the export -----------------------------------------------------------------------

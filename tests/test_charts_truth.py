@@ -40,3 +40,14 @@ def test_detection_lag_is_never_negative_in_words():
                         "days_to_flag": [0, 14], "flagged_early": [True, False]})
     title = charts.detection_lag(lag).layout.title.text
     assert not re.search(r"-\d", title)
+
+
+def test_ring_ranking_puts_rank_one_on_top_with_the_report_labels():
+    rings = pd.DataFrame({"ring_id": ["ring-001", "ring-002", "ring-003"], "rank": [1, 2, 3],
+                          "score": [5.0, 3.0, 1.0], "flagged": [True, False, True],
+                          "n_accounts": [5, 2, 3], "profiles_read": [10, 5, 1],
+                          "records_harvested": [10, 5, 1]})
+    fig = charts.ring_ranking(rings)
+    order = list(fig.layout.yaxis.categoryarray)
+    assert order[-1] == "Ring 1" and order == ["Ring 3", "Ring 2", "Ring 1"]   # top is last
+    assert "log10" not in fig.layout.xaxis.title.text

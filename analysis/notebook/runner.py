@@ -137,7 +137,7 @@ def run_notebooks(exports: str | Path, out: str | Path, *, as_of: str | None = N
 # -- chart export ------------------------------------------------------------------------------
 
 def export_charts(figures: dict, folder: str | Path, *, formats: tuple[str, ...] = ("png", "pdf"),
-                  width: int = 1100, scale: float = 1.0) -> list[Path]:
+                  width: int = 1100, scale: float = 2.0) -> list[Path]:
     """Write each figure as NAME.html (plotly.js embedded: works offline) and NAME.png/.pdf.
 
     All static images are made in one kaleido session (one Chromium start), which
