@@ -9,7 +9,7 @@ SEED ?= 7
 EXPORTS ?= data/demo/export
 OUT ?= reports/latest
 
-.PHONY: help setup demo test test-fast report bench quality lint clean
+.PHONY: help setup demo test test-fast report lab bench quality lint clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 12
@@ -32,8 +32,15 @@ test: setup ## run both test tiers (fast, then slow)
 test-fast: setup ## the fast tier only: unit tests, hand-built exports, doctests (< 2 min)
 	$(PY) -m pytest -m "not slow"
 
-report: setup ## run the five notebooks on EXPORTS= into OUT=
-	$(PY) -m analysis report $(EXPORTS) --out $(OUT) --seed $(SEED)
+RING ?=
+AS_OF ?=
+report: setup ## run the five notebooks on EXPORTS= into OUT= (optional RING=, AS_OF=)
+	$(PY) -m analysis report $(EXPORTS) --out $(OUT) --seed $(SEED) \
+		$(if $(RING),--ring $(RING)) $(if $(AS_OF),--as-of $(AS_OF))
+
+lab: setup ## JupyterLab on the notebooks, with EXPORTS= (and OUT=) as their default export
+	RINGSCOPE_EXPORT="$(abspath $(EXPORTS))" RINGSCOPE_OUT="$(abspath $(OUT))" \
+		$(VENV)/bin/jupyter lab notebooks
 
 quality: setup ## detection quality per scenario on held-out seeds -> benchmarks/quality.md
 	$(PY) -m analysis.workshop.quality --out benchmarks/quality.md

@@ -99,9 +99,13 @@ def find_table(export_dir: Path, name: str, *, optional: bool = False) -> Path |
     if not found:
         if optional:
             return None
+        hint = ""
+        if (export_dir / "export").is_dir():
+            hint = f"; did you mean {export_dir / 'export'}?"
         raise ExportError(
             export_dir / f"{name}.csv",
-            f"table '{name}' is missing (expected {name}.csv, {name}.csv.gz or {name}.parquet)",
+            f"table '{name}' is missing (expected {name}.csv, {name}.csv.gz or {name}.parquet)"
+            f"{hint}",
         )
     if len(found) > 1:
         names = ", ".join(p.name for p in found)

@@ -1,4 +1,4 @@
-"""Charts say what their data says: lines where the values are, titles true of the data."""
+"""Charts say what their data says; the notebooks start where the analyst is."""
 
 from __future__ import annotations
 
@@ -51,3 +51,13 @@ def test_ring_ranking_puts_rank_one_on_top_with_the_report_labels():
     order = list(fig.layout.yaxis.categoryarray)
     assert order[-1] == "Ring 1" and order == ["Ring 3", "Ring 2", "Ring 1"]   # top is last
     assert "log10" not in fig.layout.xaxis.title.text
+
+
+def test_make_lab_sets_the_notebooks_default_export(monkeypatch, tmp_path):
+    from analysis import config
+
+    monkeypatch.setenv(config.EXPORT_ENV, str(tmp_path / "exp"))
+    monkeypatch.setenv(config.OUT_ENV, str(tmp_path / "out"))
+    assert config.export_dir(None) == (tmp_path / "exp").resolve()
+    assert config.out_dir(None) == (tmp_path / "out").resolve()
+    assert config.export_dir("elsewhere") != (tmp_path / "exp").resolve()   # a parameter wins

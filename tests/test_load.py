@@ -229,3 +229,13 @@ def test_relationships_tie_pre_window_clients(tmp_path):
     assert staff_reads(tmp_path / "with") == (1, 0)
     write_table(exp / "relationships.csv", RELATIONSHIPS_H, [["m1", "a1", "2020-02-01"]])
     assert staff_reads(tmp_path / "later") == (0, 1)
+
+
+def test_a_folder_holding_an_export_subfolder_gets_a_pointer(tmp_path, capsys):
+    exp = small_export(tmp_path)
+    parent = exp.parent / "case"
+    exp.rename(parent / "export") if parent.mkdir() is None else None
+    code = main(["run", str(parent), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1
+    assert f"did you mean {parent / 'export'}?" in err
