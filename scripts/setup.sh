@@ -37,3 +37,10 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 "$VENV/bin/python" -m pip install -q --upgrade pip
 "$VENV/bin/python" -m pip install -q -e '.[spark,dev]'
+
+# Notebooks never reach git with outputs (they can hold real ids): .gitattributes routes
+# *.ipynb through the nbstripout filter, configured here for this clone.
+if git -C "$(dirname "$0")/.." rev-parse --git-dir >/dev/null 2>&1; then
+    (cd "$(dirname "$0")/.." && "$VENV/bin/nbstripout" --install) \
+        || echo "setup: could not configure the nbstripout git filter" >&2
+fi

@@ -43,3 +43,24 @@ def test_spark_is_an_extra_not_a_base_dependency():
     base = {n for n, _ in map(_split, project["dependencies"])}
     assert "pyspark" not in base and "pyspark" in {n for n, _ in map(
         _split, project["optional-dependencies"]["spark"])}
+
+
+def test_notebooks_reach_git_without_outputs(tmp_path):
+    """.gitattributes sends notebooks through nbstripout; the filter strips outputs."""
+    import subprocess
+    import sys
+
+    import nbformat
+
+    root = Path(__file__).resolve().parent.parent
+    assert "*.ipynb filter=nbstripout" in (root / ".gitattributes").read_text()
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("print('a0001822')")
+    cell.outputs = [nbformat.v4.new_output("stream", text="a0001822\n")]
+    cell.execution_count = 1
+    nb.cells.append(cell)
+    path = tmp_path / "run.ipynb"
+    nbformat.write(nb, path)
+    subprocess.run([sys.executable, "-m", "nbstripout", str(path)], check=True)
+    stripped = nbformat.read(path, as_version=4)
+    assert stripped.cells[0].outputs == [] and "a0001822\n" not in path.read_text()
