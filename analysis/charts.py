@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import html
 import math
+import random
 
 import numpy as np
 import pandas as pd
@@ -368,15 +369,25 @@ def _node_class(r) -> str:
 
 
 def _layout(sub, seed: int) -> dict[int, tuple[float, float]]:
-    import networkx as nx
+    """Fruchterman-Reingold positions from igraph (C: thousands of nodes in a second),
+    started from seeded random positions so the same ring always looks the same."""
+    import igraph as ig
 
-    g = nx.Graph()
-    g.add_nodes_from(sub.nodes["node"].astype(int).tolist())
-    g.add_edges_from(zip(sub.edges["u"].astype(int).tolist(), sub.edges["v"].astype(int).tolist()))
-    if g.number_of_nodes() == 0:
+    ids = sub.nodes["node"].astype(int).tolist()
+    if not ids:
         return {}
-    k = 2.5 / math.sqrt(g.number_of_nodes())
-    return nx.spring_layout(g, seed=seed, k=k, iterations=300)
+    index = {n: i for i, n in enumerate(ids)}
+    edges = [(index[u], index[v]) for u, v in zip(sub.edges["u"].astype(int), sub.edges["v"].astype(int))
+             if u in index and v in index]
+    g = ig.Graph(n=len(ids), edges=edges)
+    start = np.random.default_rng(seed).uniform(-1, 1, size=(len(ids), 2)).tolist()
+    # igraph's layouts draw from its random number generator: a seeded one for this call.
+    ig.set_random_number_generator(random.Random(seed))
+    try:
+        coords = g.layout_fruchterman_reingold(seed=start, niter=500).coords
+    finally:
+        ig.set_random_number_generator(random)
+    return {n: (float(x), float(y)) for n, (x, y) in zip(ids, coords)}
 
 
 def ring_network(sub, pseudonyms=None, *, seed: int = 7, title: str | None = None) -> go.Figure:
@@ -401,6 +412,7 @@ def ring_network(sub, pseudonyms=None, *, seed: int = 7, title: str | None = Non
     fig.add_scatter(x=ex, y=ey, mode="lines", line={"color": "#BBBBBB", "width": 1},
                     hoverinfo="skip", showlegend=False)
     classes = nodes.assign(cls=[_node_class(r) for r in nodes.itertuples(index=False)])
+    n_ring = int(nodes["in_ring"].sum())
     for cls, (name, colour, symbol) in NODE_CLASSES.items():
         part = classes[classes["cls"] == cls]
         if part.empty:
@@ -415,14 +427,20 @@ def ring_network(sub, pseudonyms=None, *, seed: int = 7, title: str | None = Non
                     + f"<br>{_n(r.n_events or 0)} events, {_n(r.profile_reads or 0)} profiles read"
                     f"<br>{_n(r.untied_users or 0)} users read with no tie, "
                     f"{_n(r.untied_records or 0)} records"
-                    f"<br>seen {_day(r.first_seen)} to {_day(r.last_seen)}")
+                    f"<br>seen {_day(r.first_seen)} to {_day(r.last_seen)}"
+                    + (f"<br>{_n(getattr(r, 'own_devices', 0) or 0)} devices and "
+                       f"{_n(getattr(r, 'own_ips', 0) or 0)} IPs of its own (not drawn)"
+                       if (getattr(r, "own_devices", 0) or getattr(r, "own_ips", 0)) else ""))
             elif r.kind == "partner":
                 hover.append(f"<b>partner {lab}</b><br>{esc(r.partner_name)}"
                              f" ({esc(r.partner_type)})<br>{_n(r.accounts)} accounts")
             else:
                 what = "device" if r.kind == "device" else "IP"
                 hover.append(f"<b>{what} {lab}</b><br>used by {_n(r.accounts)} account(s)")
-            text.append(lab if (r.in_ring or r.kind == "partner" or len(nodes) <= 40) else "")
+            # Labels only where they stay readable: partners always, ring accounts in a small
+            # ring, everything in a small picture; the rest on hover.
+            text.append(lab if (r.kind == "partner" or len(nodes) <= 40
+                                or (r.in_ring and n_ring <= 25)) else "")
         size = 16 if cls in ("staff", "ring", "partner") else 11
         fig.add_scatter(
             x=[pos[n][0] for n in part["node"].astype(int)],
@@ -445,6 +463,13 @@ def ring_network(sub, pseudonyms=None, *, seed: int = 7, title: str | None = Non
             title += f"; {c['other accounts']} neighbouring accounts"
             if sub.left_out:
                 title += f" ({sub.left_out} more left out)"
+        shared = c["devices"] + c["ips"]
+        if getattr(sub, "entities_left_out", 0):
+            title += (f"; showing {shared:,} of {shared + sub.entities_left_out:,} shared "
+                      f"devices and IPs")
+        own = sum(getattr(sub, "folded", {}).values())
+        if own:
+            title += f"; {plural(own, 'one-account device or IP', 'one-account devices and IPs')} folded into their accounts"
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False, scaleanchor="x", scaleratio=1)
     fig.update_layout(height=640, legend={"orientation": "h", "y": -0.02}, hovermode="closest")

@@ -10,7 +10,7 @@ evidence. Management outputs go through :mod:`analysis.pseudonym` first.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -88,6 +88,11 @@ class RingGraph:
     edges: pd.DataFrame
     hops: int
     left_out: int = 0
+    #: Devices and IPs used by one account only, folded into that account's counts
+    #: (``own_devices``, ``own_ips`` on its node) instead of drawn.
+    folded: dict[str, int] = field(default_factory=dict)
+    #: Shared devices and IPs not drawn because of the cap (``max_entities``).
+    entities_left_out: int = 0
 
     def counts(self) -> dict[str, int]:
         n = self.nodes
@@ -98,8 +103,13 @@ class RingGraph:
                 "partners": int((n["kind"] == "partner").sum())}
 
 
+#: Most shared devices and IPs a ring's network draws (the busiest for the ring first).
+MAX_ENTITIES = 200
+
+
 def ring_subgraph(findings: Findings, ring_id: str, hops: int = 1, *, max_accounts: int = 150,
-                  through_partners: bool = False) -> RingGraph:
+                  through_partners: bool = False,
+                  max_entities: int = MAX_ENTITIES) -> RingGraph:
     """The ring's accounts and what links them, optionally with their neighbourhood.
 
     Parameters
@@ -110,6 +120,11 @@ def ring_subgraph(findings: Findings, ring_id: str, hops: int = 1, *, max_accoun
     max_accounts : at most this many outside accounts are added (those with the
         most events on the shared devices and IPs first); ``left_out`` counts the rest.
     through_partners : at 2 hops, also add every account of the ring's partners.
+    max_entities : at most this many shared devices and IPs are kept (those used by
+        most of the drawn accounts first); ``entities_left_out`` counts the rest.
+        Devices and IPs used by a single account are folded into that account's
+        ``own_devices`` and ``own_ips`` (``folded`` counts them), so a ring of
+        thousands of one-off IPs still draws its accounts, not a cloud of IPs.
 
     Returns
     -------
@@ -140,8 +155,23 @@ def ring_subgraph(findings: Findings, ring_id: str, hops: int = 1, *, max_accoun
         left_out = max(0, len(weight) - max_accounts)
         outside = weight.index.to_numpy()[:max_accounts]
     keep_acc = np.concatenate([aids, outside])
-    nodes_set = set(keep_acc.tolist()) | set(ents.tolist())
-    edges = e[e["u"].isin(keep_acc) & e["v"].isin(list(nodes_set))].copy()
+    cand = e[e["u"].isin(keep_acc) & e["v"].isin(ents)]
+    # A device or IP that only one account uses (in the whole graph) says nothing about who
+    # operates together: fold it into that account's counts.
+    deg = g.nodes.set_index("node")["degree"]
+    is_ent = cand["kind"].isin(["device", "ip"]).to_numpy()
+    single = is_ent & (deg.reindex(cand["v"]).to_numpy() <= 1)
+    own = cand[single]
+    folded = {k: int(own.loc[own["kind"] == k, "v"].nunique()) for k in ("device", "ip")}
+    cand = cand[~single]
+    ent_use = (cand[cand["kind"].isin(["device", "ip"])].groupby("v")["u"].nunique()
+               .sort_values(ascending=False, kind="stable"))
+    entities_left_out = max(0, len(ent_use) - max_entities)
+    dropped = set(ent_use.index[max_entities:].tolist())
+    dropped |= set(own["v"].tolist())
+    keep_ents = [v for v in ents.tolist() if v not in dropped]
+    nodes_set = set(keep_acc.tolist()) | set(keep_ents)
+    edges = cand[cand["v"].isin(keep_ents)].copy()
     nodes = g.nodes[g.nodes["node"].isin(list(nodes_set))].copy()
     nodes = nodes.rename(columns={"degree": "accounts"})
     nodes["in_ring"] = nodes["node"].isin(aids)
@@ -162,9 +192,14 @@ def ring_subgraph(findings: Findings, ring_id: str, hops: int = 1, *, max_accoun
         nodes["partner_name"] = None
         nodes["partner_type"] = None
     nodes.loc[nodes["kind"] == "account", "accounts"] = 1
+    for k, col in (("device", "own_devices"), ("ip", "own_ips")):
+        n_own = own[own["kind"] == k].groupby("u")["v"].nunique()
+        nodes[col] = (nodes["node"].map(n_own).fillna(0).astype("int64")
+                      .where(nodes["kind"] == "account", 0))
     nodes = nodes.sort_values(["hop", "kind", "node"], kind="stable").reset_index(drop=True)
     return RingGraph(ring_id=ring_id, nodes=nodes, edges=edges.reset_index(drop=True), hops=hops,
-                     left_out=int(left_out))
+                     left_out=int(left_out), folded=folded,
+                     entities_left_out=int(entities_left_out))
 
 
 # -- evidence -------------------------------------------------------------------------------
