@@ -23,7 +23,7 @@ from .queries import (
     ring_subgraph,
 )
 
-__all__ = ["RingCase", "case", "split_reasons"]
+__all__ = ["RingCase", "case", "split_reasons", "write_investigations"]
 
 
 def split_reasons(reasons: str) -> list[str]:
@@ -83,7 +83,9 @@ class RingCase:
 
     def write(self, folder: str | Path) -> list[Path]:
         """Write the evidence into ``folder/<ring_id>/``: evidence.csv, partner_staff.csv,
-        daily.csv and the figures as HTML (plotly.js embedded). Real ids: not for management."""
+        daily.csv and the figures as HTML (one ``folder/plotly.min.js`` for all of them, so
+        they work offline). Real ids: not for management."""
+        from .charts import PLOTLY_JS, write_html
         from .safe import write_csv
 
         if self.ring_id is None:
@@ -94,10 +96,22 @@ class RingCase:
                  write_csv(self.staff, where / "partner_staff.csv"),
                  write_csv(self.daily, where / "daily.csv")]
         for name, fig in self.figures().items():
-            path = where / f"{name}.html"
-            fig.write_html(str(path), include_plotlyjs=True, full_html=True)
-            paths.append(path)
+            paths.append(write_html(fig, where / f"{name}.html", Path(folder) / PLOTLY_JS))
         return paths
+
+
+def write_investigations(export: Export, findings: Findings, folder: str | Path, *,
+                         also: int | str | None = None) -> list[Path]:
+    """Write ``folder/<ring_id>/`` for every flagged ring (and ring ``also``, when given and
+    not flagged): the investigator's case files, real ids."""
+    rings = list(findings.flagged["ring_id"])
+    extra = resolve_ring(findings, also) if also is not None else None
+    if extra is not None and extra not in rings:
+        rings.append(extra)
+    written: list[Path] = []
+    for ring_id in rings:
+        written += case(export, findings, ring_id).write(folder)
+    return written
 
 
 def case(export: Export, findings: Findings, ring: int | str | None = None, *,

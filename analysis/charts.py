@@ -18,6 +18,7 @@ that can show them; without it they show the raw ids (the investigator's view).
 from __future__ import annotations
 
 import html
+from pathlib import Path
 import math
 import random
 
@@ -36,6 +37,8 @@ __all__ = ["OKABE_ITO", "KIND_COLOURS", "esc", "style", "empty", "ring_ranking",
            "users_exposed", "partners_implicated", "detection_lag"]
 
 #: Okabe & Ito (2008) colour-blind-safe palette.
+#: The one copy of plotly.js an output folder carries (see :func:`write_html`).
+PLOTLY_JS = "plotly.min.js"
 OKABE_ITO = ["#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7",
              "#000000"]
 KIND_COLOURS = {"account": "#0072B2", "device": "#E69F00", "ip": "#009E73", "partner": "#D55E00"}
@@ -93,6 +96,29 @@ def _cd(columns) -> list[list]:
     """Customdata rows from columns of mixed types (keeps numbers numeric for d3 formats)."""
     cols = [list(c.tolist() if hasattr(c, "tolist") else c) for c in columns]
     return [list(row) for row in zip(*cols)]
+
+
+def write_html(fig: go.Figure, path: Path | str, js_file: Path | str) -> Path:
+    """Write ``fig`` as a full HTML page that loads plotly.js from ``js_file``.
+
+    ``js_file`` (written once, when missing) sits in the output folder, so the pages
+    work offline and a folder of charts carries one copy of plotly.js (~4.6 MB),
+    not one per page. The page refers to it by a relative path.
+    """
+    import os
+
+    import plotly.offline
+
+    path, js_file = Path(path), Path(js_file)
+    if not js_file.exists():
+        js_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = js_file.with_name(f".{js_file.name}.tmp-{os.getpid()}")
+        tmp.write_text(plotly.offline.get_plotlyjs(), encoding="utf-8")
+        tmp.replace(js_file)
+    rel = Path(os.path.relpath(js_file, path.parent)).as_posix()
+    fig.write_html(str(path), include_plotlyjs=rel, full_html=True,
+                   config={"displaylogo": False, "responsive": True})
+    return path
 
 
 def plural(n, word: str, many: str | None = None) -> str:

@@ -32,6 +32,9 @@ class RingParams:
     dominated_share: float = 0.5
     #: Accounts created within this many days of each other form a burst.
     burst_days: int = 7
+    #: Self-harvesting accounts that make a crew. A pair is what a shop's two logins on
+    #: one PC or a household looks like, so two harvesters are judged like a lone one.
+    crew_harvesters: int = 3
 
 
 @dataclass

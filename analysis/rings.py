@@ -22,9 +22,11 @@ How a ring is cut out
 
 A ring is **flagged** when its harm, summed over its members in units of each
 member's peer baseline, is at least ``harvest_factor``² and it carries crew
-evidence that households, kiosks and offices do not give: two or more
-accounts that each harvest on their own, or partner staff harvesting (the
-seed case). A lone harvester needs ``harvest_factor``³ (a lone crawler). The
+evidence that households, kiosks and offices do not give: ``crew_harvesters``
+(3) or more accounts that each harvest on their own, or partner staff
+harvesting (the seed case). A lone harvester, or a pair, needs
+``harvest_factor``³ (a lone crawler): a pair is what a household or a shop's
+two logins on one PC look like. The
 weaker operating signals (operating together on shared devices or IPs,
 machine pacing, round-the-clock activity, a new-account burst, coupon abuse)
 raise the score and are reported, but never flag on their own. Its **score**
@@ -347,9 +349,9 @@ def _ring_evidence(c: dict[str, np.ndarray], idx: np.ndarray, hidx: np.ndarray,
                else "it shares devices or IPs with partner staff")
         reasons.append(f"linked to partner {', '.join(what)}: {how}")
         partner_ids = names
-    if len(hidx) >= 2:
-        # A crew: several accounts that each harvest on their own (a household or a
-        # kiosk has one heavy reader at most).
+    if len(hidx) >= params.crew_harvesters:
+        # A crew: several accounts that each harvest on their own. A household, a kiosk
+        # or a shop's two logins on one PC give one or two heavy readers, not three.
         strong += 1
         reasons.append(f"{len(hidx)} accounts harvest on their own, together")
     if together >= 2:
@@ -408,7 +410,7 @@ def decide_flag(harm_ratio: float, harvesters: int, crew_evidence: int,
 
     ``harm_ratio`` is the ring's harm summed over its members in units of their
     peer baselines; ``crew_evidence`` counts what households and kiosks do not
-    give (two or more self-harvesting accounts; harvesting partner staff). With
+    give (``crew_harvesters`` or more self-harvesting accounts; harvesting partner staff). With
     ``harvest_factor`` f: flagged at f² with crew evidence, at f³ alone.
 
     >>> p = RingParams()                       # f = 10
@@ -416,6 +418,8 @@ def decide_flag(harm_ratio: float, harvesters: int, crew_evidence: int,
     (True, '')
     >>> decide_flag(150.0, 1, 0, p)[0]         # one heavy reader and family: no crew
     False
+    >>> decide_flag(400.0, 2, 0, p)[1]         # a shop's two logins on one PC: a pair
+    'not flagged: no crew evidence (2 accounts harvesting, under the 3 of a crew; no harvesting partner staff), under the 1000× harm that flags a lone crawler'
     >>> decide_flag(1500.0, 1, 0, p)           # a lone crawler over 1,000×
     (True, '')
     >>> decide_flag(60.0, 4, 2, p)[1]
@@ -427,8 +431,13 @@ def decide_flag(harm_ratio: float, harvesters: int, crew_evidence: int,
     if harm_ratio < f ** 2:
         return False, (f"not flagged: harm {_fmt(harm_ratio)}× its peers is under the "
                        f"{f ** 2:g}× a ring needs")
-    return False, (f"not flagged: no crew evidence (one harvesting account, no harvesting "
+    return False, (f"not flagged: no crew evidence ({plural_accounts(harvesters)} harvesting, "
+                   f"under the {params.crew_harvesters} of a crew; no harvesting "
                    f"partner staff), under the {f ** 3:g}× harm that flags a lone crawler")
+
+
+def plural_accounts(n: int) -> str:
+    return f"{n} account" if n == 1 else f"{n} accounts"
 
 
 def ring_score(harm_ratio: float, support: int) -> float:

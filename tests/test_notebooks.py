@@ -141,18 +141,25 @@ def test_outputs_of_the_run(report_run):
                        if "data" in o)
     plain = [a for a in evidence["account_id"] if re.fullmatch(r"[\w.-]+", a)]
     assert plain and all(a in html_out for a in plain)
+    # Every flagged ring has its case folder, all sharing one plotly.js.
+    cases = sorted(p.name for p in (out / "investigation").iterdir() if p.is_dir())
+    assert set(rings.loc[rings["flagged"], "ring_id"]) <= set(cases)
+    assert (out / "investigation" / "plotly.min.js").exists()
+    assert 'src="../plotly.min.js"' in (out / "investigation" / top / "network.html").read_text()
 
 
 def test_charts_exported_as_html_png_pdf(report_run):
     charts = report_run["out"] / "charts"
     for name in CHARTS:
         page = (charts / f"{name}.html").read_text(encoding="utf-8")
-        assert len(page) > 1_000_000 and "Plotly.newPlot" in page     # plotly.js embedded
-        assert not re.search(r"<script[^>]*\bsrc=", page)               # works offline
+        assert "Plotly.newPlot" in page and len(page) < 1_000_000     # plotly.js not in it
+        # Offline: the one script it loads is the folder's own copy of plotly.js.
+        assert re.findall(r'<script[^>]*\bsrc="([^"]+)"', page) == ["plotly.min.js"]
         assert (charts / f"{name}.pdf").read_bytes()[:5] == b"%PDF-"
         png = png_summary(charts / f"{name}.png")
-        assert png["width"] >= 800 and png["height"] >= 250
+        assert png["width"] >= 1600 and png["height"] >= 500    # 2x scale for slides
         assert png["colours"] > 20 and png["top_share"] < 0.97, (name, png["colours"])
+    assert (charts / "plotly.min.js").stat().st_size > 1_000_000
 
 
 def test_report_renders_in_chromium(report_run, tmp_path):

@@ -12,7 +12,7 @@ each notebook's ``parameters`` cell. The notebooks write into ``OUT``::
     OUT/charts/NAME.html|png|pdf management charts, pseudonymised (05)
     OUT/report.html              the management page, pseudonymised (05)
 
-Also here: :func:`export_charts` (self-contained HTML with plotly.js embedded,
+Also here: :func:`export_charts` (HTML pages sharing one plotly.min.js per folder,
 and PNG and PDF through one kaleido browser session).
 """
 
@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import config
+from ..charts import PLOTLY_JS, write_html
 from ..contract import ExportError
 
 __all__ = ["NOTEBOOKS", "NotebookError", "ReportRun", "run_notebooks", "export_charts",
@@ -138,7 +139,7 @@ def run_notebooks(exports: str | Path, out: str | Path, *, as_of: str | None = N
 
 def export_charts(figures: dict, folder: str | Path, *, formats: tuple[str, ...] = ("png", "pdf"),
                   width: int = 1100, scale: float = 2.0) -> list[Path]:
-    """Write each figure as NAME.html (plotly.js embedded: works offline) and NAME.png/.pdf.
+    """Write each figure as NAME.html (loading the folder's plotly.min.js: works offline) and NAME.png/.pdf.
 
     All static images are made in one kaleido session (one Chromium start), which
     is several times faster than one per figure. ``figures`` maps a file name
@@ -154,10 +155,7 @@ def export_charts(figures: dict, folder: str | Path, *, formats: tuple[str, ...]
     for name, fig in figures.items():
         if not name or not all(c.isalnum() or c in "_-" for c in name):
             raise ValueError(f"bad chart name {name!r}")
-        path = folder / f"{name}.html"
-        fig.write_html(str(path), include_plotlyjs=True, full_html=True,
-                       config={"displaylogo": False, "responsive": True})
-        written.append(path)
+        written.append(write_html(fig, folder / f"{name}.html", folder / PLOTLY_JS))
     if formats and figures:
         figs, files, heights = [], [], []
         for fmt in formats:

@@ -211,11 +211,14 @@ def _summary_row(name: str, rows: list[dict]) -> list[str]:
 
 def render_worlds(tuning: list[dict], held_out: list[dict]) -> str:
     lines = ["## Randomised worlds", "",
-             "Each seed of `analysis.workshop.synth.worlds` (written by a separate session "
-             "that never read the detector) draws every parameter of every tactic and "
-             "look-alike from wide ranges: 500-100,000 accounts, 30-365 days, pre-window "
-             "clientele, records per call, crew sizes, crawl shares, proxies, id styles, "
-             "offsets. Seeds "
+             "Each seed of `analysis.workshop.synth.worlds` draws a world: which generator "
+             "(the demo generator with a random non-empty subset of its six ring scenarios, "
+             "or the independent tactics generator written by a session that never read the "
+             "detector), 1,000-100,000 accounts (log-uniform, capped at about 3M events), "
+             "30-365 days ending on a random day of 2020-2026, the file format, and for "
+             "Parquet worlds sometimes many small shops prospecting strangers' profiles. "
+             "The behaviours inside a world are those two generators' own: these worlds "
+             "widen sizes, windows, mixes and formats, not the catalogue of tactics. Seeds "
              f"{WORLD_TUNING_SEEDS[0]}-{WORLD_TUNING_SEEDS[-1]} were looked at while tuning; "
              f"seeds {WORLD_HELD_OUT_SEEDS[0]}-{WORLD_HELD_OUT_SEEDS[-1]} were held out of "
              "tuning. Average precision (AP) is that of the candidate-ring ranking.", "",
