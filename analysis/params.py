@@ -57,7 +57,9 @@ class TrackingParams:
     regrow_members: int = 1
     #: ... or this many devices or IPs it dominates ...
     regrow_entities: int = 1
-    #: ... or harvested this many times the records it had harvested when dismissed.
+    #: ... or harvests this many times the records per day of activity it harvested when
+    #: dismissed (per day: a steady ring in an export holding every event to date is no
+    #: growth).
     regrow_harvest: float = 1.5
     #: ``--previous`` must be a run of the same export: at least this estimated Jaccard
     #: overlap of the two exports' account ids (from run.json's hashed sketches).

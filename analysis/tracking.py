@@ -37,7 +37,8 @@ writes ``superseded_at`` (an older verdict stays as history) and what the
 ring was when decided (``n_accounts``, ``records_harvested``, ``members``,
 ``entities``). A dismissed ring is not flagged again unless it grew
 materially since the verdict: ``regrow_members`` new members, ``regrow_entities``
-new devices or IPs it dominates, or ``regrow_harvest`` times the records.
+new devices or IPs it dominates, or ``regrow_harvest`` times the records
+harvested per day of activity.
 Without the snapshot (a hand-written line) the previous run's figures stand
 in for it. A confirmed or monitored ring stays in the alert queue with its
 growth since the verdict.
@@ -70,7 +71,7 @@ log = logging.getLogger(__name__)
 
 VERDICTS = ("confirmed", "dismissed", "monitoring")
 CASE_COLUMNS = ["ring_key", "verdict", "note", "decided_at", "superseded_at", "n_accounts",
-                "records_harvested", "members", "entities"]
+                "records_harvested", "records_per_day", "members", "entities"]
 KEY_COLUMNS = ["ring_key", "ring_id", "present", "flagged", "status", "n_accounts",
                "records_harvested", "untied_users", "first_seen", "last_seen", "absent_runs",
                "partner_ids", "members", "devices", "ips"]
@@ -112,6 +113,9 @@ def _unneutralise(value: str) -> str:
 
 
 def _ids(value) -> frozenset[str]:
+    """A set of ids from a set, a list or a ``;``-joined cell (as written by write_csv)."""
+    if isinstance(value, (set, frozenset, list, tuple)):
+        return frozenset(str(x) for x in value)
     return frozenset(_unneutralise(x) for x in split_ids(_unneutralise(value)
                                                         if isinstance(value, str) else value))
 
@@ -170,8 +174,8 @@ def _parse_keys(df: pd.DataFrame) -> pd.DataFrame:
     for c in ("members", "devices", "ips", "partner_ids"):
         df[c] = [_ids(v) for v in df.get(c, [""] * len(df))]
     for c in ("present", "flagged"):
-        df[c] = is_flagged(df.rename(columns={c: "flagged"})[["flagged"]]).to_numpy() \
-            if c in df else False
+        df[c] = (is_flagged(pd.DataFrame({"flagged": df[c]})).to_numpy() if c in df
+                 else False)
     for c in ("n_accounts", "records_harvested", "untied_users", "absent_runs"):
         df[c] = pd.to_numeric(df.get(c, 0), errors="coerce").fillna(0).astype("int64")
     df["ring_key"] = df["ring_key"].map(_unneutralise)
@@ -471,6 +475,8 @@ def assign_keys(current: pd.DataFrame, previous: pd.DataFrame, last_key: int = 0
                           "last_seen": p.get("last_seen", "")})
     changes = pd.concat([assigned.assign(last_seen="")[CHANGE_COLUMNS],
                          pd.DataFrame(gone_rows, columns=CHANGE_COLUMNS)], ignore_index=True)
+    for c in ("n_accounts", "prev_n_accounts", "added", "removed"):
+        changes[c] = pd.to_numeric(changes[c]).astype("Int64")
     return assigned.drop(columns=["prev_key"]), changes, last_key
 
 
@@ -519,15 +525,28 @@ def read_cases(path: str | Path) -> pd.DataFrame:
     return df[~doubled].reset_index(drop=True)
 
 
+def _per_day(records, first, last) -> float:
+    """Records harvested per day of the ring's activity (first to last event, inclusive).
+
+    >>> _per_day(300, "2020-03-01T10:00:00Z", "2020-03-03T09:00:00Z")
+    100.0
+    """
+    a, b = pd.to_datetime(first, errors="coerce"), pd.to_datetime(last, errors="coerce")
+    days = (b.normalize() - a.normalize()).days + 1 if pd.notna(a) and pd.notna(b) else 1
+    return float(records) / max(days, 1)
+
+
 def record_verdict(cases: str | Path, ring_key: str, verdict: str, note: str = "",
-                   decided_at: str | None = None, *, findings: Findings | None = None) -> Path:
+                   decided_at: str | None = None, *, findings: Findings | None = None,
+                   run: str | Path | None = None) -> Path:
     """Record an analyst's verdict on a ring into the cases file, atomically.
 
     A previous current verdict on the same key stays as history: its
     ``superseded_at`` is set to this decision's time. With ``findings`` (a tracked
-    run holding the ring), what the ring is now is stored beside the verdict
-    (members, devices/IPs, records harvested), so a later run can tell whether a
-    dismissed ring grew since. The file is sorted by ring key and time: plain,
+    run holding the ring) or ``run`` (a run's output folder, read through its
+    ``ring_keys.csv``), what the ring is now is stored beside the verdict
+    (members, devices/IPs it dominates, records harvested and per day), so a
+    later run can tell whether a dismissed ring grew since. The file is sorted by ring key and time: plain,
     diff-friendly CSV to keep in git.
 
     >>> import tempfile; from pathlib import Path
@@ -547,16 +566,27 @@ def record_verdict(cases: str | Path, ring_key: str, verdict: str, note: str = "
     old = _read_cases_all(path) if path.exists() else pd.DataFrame(columns=CASE_COLUMNS)
     current = (old["ring_key"] == ring_key) & (old["superseded_at"] == "")
     old.loc[current, "superseded_at"] = decided_at
-    snap = {"n_accounts": "", "records_harvested": "", "members": "", "entities": ""}
+    snap = {"n_accounts": "", "records_harvested": "", "records_per_day": "", "members": "",
+            "entities": ""}
+    ledger = None
     if findings is not None and findings.tracking is not None:
-        row = findings.tracking.keys[findings.tracking.keys["ring_key"] == ring_key]
+        ledger = findings.tracking.keys
+    elif run is not None and (Path(run) / "ring_keys.csv").exists():
+        ledger = _parse_keys(pd.read_csv(Path(run) / "ring_keys.csv", dtype=str,
+                                         keep_default_na=False))
+    if ledger is not None:
+        row = ledger[ledger["ring_key"] == ring_key]
         if len(row) and bool(row["present"].iloc[0]):
             r = row.iloc[0]
             snap = {"n_accounts": str(int(r["n_accounts"])),
                     "records_harvested": str(int(r["records_harvested"])),
+                    "records_per_day": f"{_per_day(r['records_harvested'], r['first_seen'], r['last_seen']):.3f}",
                     "members": join_ids(_ids(r["members"])),
                     "entities": join_ids(sorted(_entities({"devices": _ids(r["devices"]),
                                                            "ips": _ids(r["ips"])})))}
+        else:
+            log.warning("%s is not a ring of that run: the verdict is recorded without what "
+                        "the ring was", ring_key)
     new = pd.DataFrame([{"ring_key": ring_key, "verdict": verdict, "note": note,
                          "decided_at": decided_at, "superseded_at": "", **snap}])
     out = pd.concat([old[CASE_COLUMNS], new[CASE_COLUMNS]], ignore_index=True)
@@ -565,8 +595,12 @@ def record_verdict(cases: str | Path, ring_key: str, verdict: str, note: str = "
     return write_csv(out, path)   # written beside, then moved into place
 
 
-def _growth(row, base_members, base_entities, base_records, base_n, params) -> tuple[bool, str]:
-    """Whether a ring grew materially since a verdict, and what grew (in words)."""
+def _growth(row, base_members, base_entities, base_rate, base_n, params) -> tuple[bool, str]:
+    """Whether a ring grew materially since a verdict, and what grew (in words).
+
+    The harvest is compared per day of activity: an export that holds every event to
+    date adds the same steady harvest each week, which is not growth.
+    """
     parts, grew = [], False
     if base_members is not None:
         new = len(row["members"] - base_members)
@@ -580,15 +614,19 @@ def _growth(row, base_members, base_entities, base_records, base_n, params) -> t
         new = len(_entities(row) - base_entities)
         parts.append(f"{new} new device{'s' if new != 1 else ''} or IPs")
         grew |= new >= params.regrow_entities
-    rec = int(row["records_harvested"])
-    if base_records is not None:
-        ratio = rec / base_records if base_records else (np.inf if rec else 1.0)
+    rate = _per_day(row["records_harvested"], row["first_seen"], row["last_seen"])
+    if base_rate is not None:
+        ratio = rate / base_rate if base_rate else (np.inf if rate else 1.0)
         ratio_txt = f"{ratio:.1f}×" if np.isfinite(ratio) else "from none"
         big = ratio >= params.regrow_harvest
-        parts.append(f"records harvested {int(base_records):,} → {rec:,} ({ratio_txt}"
-                     f"{'' if big else f', under {params.regrow_harvest:g}×'})")
+        parts.append(f"records harvested per day {_fmt_rate(base_rate)} → {_fmt_rate(rate)} "
+                     f"({ratio_txt}{'' if big else f', under {params.regrow_harvest:g}×'})")
         grew |= bool(big)
     return grew, ", ".join(parts)
+
+
+def _fmt_rate(x: float) -> str:
+    return f"{x:,.0f}" if x >= 10 else f"{x:,.1f}"
 
 
 def _apply_verdicts(rings: pd.DataFrame, prof: pd.DataFrame, cases: pd.DataFrame | None,
@@ -615,17 +653,16 @@ def _apply_verdicts(rings: pd.DataFrame, prof: pd.DataFrame, cases: pd.DataFrame
         p = prof.loc[r["ring_id"]]
         if c["members"]:
             bm, be = _ids(c["members"]), _ids(c["entities"])
-            brec = int(float(c["records_harvested"] or 0))
+            brate = float(c["records_per_day"]) if c["records_per_day"] else None
             bn = None
         elif key in prev_row.index:   # no snapshot: the previous run's figures stand in
             q = prev_row.loc[key]
             bm, be = q["members"], _entities(q)
-            brec, bn = int(q["records_harvested"]), None
+            brate, bn = _per_day(q["records_harvested"], q["first_seen"], q["last_seen"]), None
         else:
-            bm = be = None
-            brec = int(float(c["records_harvested"])) if c["records_harvested"] else None
+            bm = be = brate = None
             bn = int(float(c["n_accounts"])) if c["n_accounts"] else None
-        grew, what = _growth(p, bm, be, brec, bn, params)
+        grew, what = _growth(p, bm, be, brate, bn, params)
         day = str(c["decided_at"])[:10]
         rings.at[i, "verdict"] = c["verdict"]
         rings.at[i, "verdict_note"] = c["note"]
@@ -776,7 +813,7 @@ def write_tracking(findings: Findings, out: Path) -> list[Path]:
     if t is None:
         return []
     paths = [write_csv(t.key_file(), out / "ring_keys.csv"),
-             write_csv(t.changes.fillna(""), out / "ring_changes.csv")]
+             write_csv(t.changes.astype(object).fillna(""), out / "ring_changes.csv")]
     g = findings.graph
     comm = pd.DataFrame({"kind": g.nodes["kind"].astype(str).to_numpy(),
                          "key": g.nodes["key"].astype(str).to_numpy(),
