@@ -365,3 +365,23 @@ def test_handoff_writes_gexf_graphml_and_neo4j(two_weeks, tmp_path):
     # real ids: the investigator's files (and never in the management page)
     assert any(i.startswith("account:x") for i in nodes["id:ID"])
     assert "handoff" not in (out / "report.html").read_text()
+
+
+# -- the weekly replay of keys (workshop) -------------------------------------------------------
+
+def test_weekly_keys_in_memory_and_through_the_cli_agree(tmp_path):
+    from analysis.workshop.weekly import weekly_keys
+
+    exp = tiny_ring_export(tmp_path)
+    dates = ["2020-01-11", "2020-01-13", "2020-01-14", "2020-01-20"]
+    labels = tmp_path / "labels.csv"
+    pd.DataFrame({"account_id": ["s1", "k1", "k2", "k3"], "ring_id": "R1"}).to_csv(labels,
+                                                                                  index=False)
+    mem = weekly_keys(exp, dates, labels=labels)
+    cli = weekly_keys(exp, dates, labels=labels, use_cli=True, work=tmp_path / "runs")
+    # Nothing is knowable on the 11th; the ring is flagged from the 13th and keeps its key.
+    assert mem.weeks["flagged"].tolist() == [0, 1, 1, 1]
+    assert mem.weeks["eligible"].tolist()[2:] == [1, 1] and mem.summary["survival"] == 1.0
+    assert mem.summary["shared_keys"] == 0 and mem.summary["median_key_changes"] == 0
+    assert mem.rings["ring"].tolist() == ["R1"] and mem.rings["weeks"].tolist() == [3]
+    assert cli.weeks.equals(mem.weeks) and cli.rings.equals(mem.rings)
