@@ -385,3 +385,28 @@ def test_weekly_keys_in_memory_and_through_the_cli_agree(tmp_path):
     assert mem.summary["shared_keys"] == 0 and mem.summary["median_key_changes"] == 0
     assert mem.rings["ring"].tolist() == ["R1"] and mem.rings["weeks"].tolist() == [3]
     assert cli.weeks.equals(mem.weeks) and cli.rings.equals(mem.rings)
+
+
+def test_management_page_counts_changes_without_ids(two_weeks):
+    _, _, out2, exp2 = two_weeks
+    page = (out2 / "report.html").read_text(encoding="utf-8")
+    assert ("Since the previous run: 2 rings newly flagged, 4 still flagged (2 of them grew), "
+            "3 closed") in page
+    acc = pd.read_csv(exp2 / "accounts.csv", dtype=str)["account_id"]
+    assert not [a for a in acc if f">{a}<" in page or f" {a} " in page or f" {a};" in page]
+
+
+def test_evaluate_against_verdicts(two_weeks, tmp_path):
+    from analysis.workshop.evaluate import evaluate_verdicts
+
+    _, out1, out2, _ = two_weeks
+    w1 = _by_members(out1)
+    cases = tmp_path / "cases.csv"
+    tracking.record_verdict(cases, w1[frozenset({"a1", "a2", "a3"})]["ring_key"], "confirmed",
+                            "", "2020-03-05T10:00:00Z")
+    tracking.record_verdict(cases, w1[frozenset({"g1", "g2", "g3"})]["ring_key"], "dismissed",
+                            "", "2020-03-05T10:00:00Z")
+    res = evaluate_verdicts(out2, cases)
+    # A is flagged in week 2 (confirmed, found); G is gone from week 2.
+    assert res["confirmed_flagged"] == 1 and res["recall"] == 1.0 and res["precision"] == 1.0
+    assert res["not_in_run"] == [w1[frozenset({"g1", "g2", "g3"})]["ring_key"]]
