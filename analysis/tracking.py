@@ -365,8 +365,7 @@ def assign_keys(current: pd.DataFrame, previous: pd.DataFrame, last_key: int = 0
                 and i not in key_of and j not in taken:
             key_of[i] = j
             taken.add(j)
-    for i, j, jm, je, partner, present, key in sorted(
-            pairs, key=lambda t: (-t[2], -t[3], -t[4], not t[5], t[6], t[0])):
+    for i, j, *_ in sorted(pairs, key=lambda t: (-t[2], -t[3], -t[4], not t[5], t[6], t[0])):
         if i not in key_of and j not in taken:
             key_of[i] = j
             taken.add(j)
