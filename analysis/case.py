@@ -63,7 +63,13 @@ class RingCase:
         r = self.ring
         flag = "FLAGGED" if bool(r["flagged"]) else "not flagged"
         why = "\n".join(f"  - {x}" for x in split_reasons(r["reasons"]))
-        return (f"{r['ring_id']} (rank {r['rank']}, score {r['score']:.2f}, {flag}): "
+        key = ""
+        if "ring_key" in r and isinstance(r["ring_key"], str):
+            key = f"{r['ring_key']}, {r['status']}"
+            if r.get("verdict"):
+                key += f", {r['verdict']} on {str(r['decided_at'])[:10]}"
+            key = f"[{key}] "
+        return (f"{key}{r['ring_id']} (rank {r['rank']}, score {r['score']:.2f}, {flag}): "
                 f"{r['n_accounts']} accounts, partners {r['partner_ids'] or 'none'}\n"
                 f"seen {r['first_seen']} to {r['last_seen']}\nwhy:\n{why}")
 

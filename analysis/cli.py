@@ -83,6 +83,15 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--memory-limit", type=_memory, default="3GB", metavar="SIZE",
                    help="DuckDB's memory limit, e.g. 3GB or 800MB (default 3GB); tables "
                         "and sorts beyond it spill to the run's workspace folder")
+    r.add_argument("--previous", type=Path, default=None, metavar="PREV_OUT",
+                   help="the previous run's output folder: rings keep their ring_key, get a "
+                        "status (new, grown, ...), and communities start from its own")
+    r.add_argument("--cases", type=Path, default=None, metavar="CASES.csv",
+                   help="analysts' verdicts (ring_key, verdict, note, decided_at); needs "
+                        "--previous")
+    r.add_argument("--handoff", action="append", default=[], metavar="RING",
+                   help="write this ring (key, id or rank) as GEXF, GraphML and Neo4j import "
+                        "CSVs into OUT/handoff/ (real ids); repeatable")
     r.add_argument("--no-progress", action="store_true")
 
     n = sub.add_parser("report", help="run the five notebooks headless on an export "
@@ -94,6 +103,10 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument("--seed", type=int, default=7)
     n.add_argument("--ring", default=None,
                    help="ring for notebook 04: rank or ring id (default: the top flagged ring)")
+    n.add_argument("--previous", type=Path, default=None, metavar="PREV_OUT",
+                   help="the previous run's output folder (ring keys, statuses)")
+    n.add_argument("--cases", type=Path, default=None, metavar="CASES.csv",
+                   help="analysts' verdicts; notebook 04's picker records into it")
     n.add_argument("--no-progress", action="store_true")
     return p
 
@@ -108,7 +121,7 @@ def _cmd_report(a) -> int:
         def progress(total):
             return tqdm(total=total, desc="notebooks", unit="nb", file=sys.stderr)
     res = run_notebooks(a.exports_dir, a.out, as_of=a.as_of, seed=a.seed, ring=a.ring,
-                        progress=progress)
+                        previous=a.previous, cases=a.cases, progress=progress)
     print(f"{len(res.notebooks)} notebooks executed into {res.out / 'notebooks'}; "
           f"report {res.report}; {len(res.charts)} chart files in {res.out / 'charts'}")
     return EXIT_OK
@@ -132,12 +145,19 @@ def _cmd_run(a) -> int:
                        resolution=a.resolution, hub_degree=a.hub_degree,
                        max_reject_rate=a.max_reject_rate, engine=a.engine,
                        spark_master=a.spark_master, spark_staging=a.spark_staging,
-                       memory_limit=a.memory_limit)
+                       memory_limit=a.memory_limit,
+                       previous=str(a.previous) if a.previous else None,
+                       cases=str(a.cases) if a.cases else None, handoff=tuple(a.handoff))
     export, findings = run(a.exports_dir, a.out, params, progress=progress)
     rings = findings.rings.rings
     n_flag = int(is_flagged(rings).sum()) if len(rings) else 0
     rej = sum(c.rejected for c in export.counts.values())
-    print(f"{len(rings)} candidate rings, {n_flag} flagged; {rej} rows rejected; "
+    since = ""
+    if findings.tracking is not None and findings.tracking.previous is not None:
+        c = findings.tracking.counts()
+        since = (f" ({c['new']} new, {c['continuing']} continuing, {c['closed']} closed since "
+                 f"the previous run)")
+    print(f"{len(rings)} candidate rings, {n_flag} flagged{since}; {rej} rows rejected; "
           f"outputs in {a.out}")
     return EXIT_OK
 

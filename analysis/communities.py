@@ -45,11 +45,15 @@ import pandas as pd
 
 from .graph import EntityGraph
 
-__all__ = ["ENGINES", "detect_communities"]
+__all__ = ["ENGINES", "WARM_ENGINES", "detect_communities", "seed_membership"]
 
 log = logging.getLogger(__name__)
 
 ENGINES = ("igraph", "leiden", "louvain")
+#: Engines that can start from a previous partition (warm start): igraph's Leiden takes
+#: ``initial_membership``, python-louvain's ``best_partition`` a ``partition``. igraph's
+#: multilevel takes none.
+WARM_ENGINES = ("leiden", "louvain")
 #: Also accepted by :func:`detect_communities`: networkx's own Louvain, for the benchmark's
 #: engine comparison (as slow as python-louvain; not offered on the command line).
 _ALL_ENGINES = ENGINES + ("networkx",)
@@ -102,9 +106,29 @@ def _settle_components(graph: EntityGraph, resolution: float):
     return labels, sub_nodes, sub_u, sub_v, sub_w
 
 
+def _start(initial: np.ndarray | None, n: int) -> list[int] | None:
+    """A starting membership for nodes ``0..n-1``: the previous labels renumbered densely,
+    every node without one (-1) on its own."""
+    if initial is None:
+        return None
+    init = np.asarray(initial, dtype=np.int64)[:n]
+    init = np.concatenate([init, np.full(n - len(init), -1, dtype=np.int64)])
+    known = init >= 0
+    out = np.empty(n, dtype=np.int64)
+    _, dense = np.unique(init[known], return_inverse=True)
+    out[known] = dense
+    k = int(dense.max()) + 1 if known.any() else 0
+    out[~known] = k + np.arange(int((~known).sum()))
+    return out.tolist()
+
+
 def _run_engine(engine: str, n: int, u: np.ndarray, v: np.ndarray, w: np.ndarray,
-                resolution: float, seed: int) -> np.ndarray:
-    """Community numbers for nodes ``0..n-1`` of the graph with edges ``(u, v, w)``."""
+                resolution: float, seed: int, initial: np.ndarray | None = None) -> np.ndarray:
+    """Community numbers for nodes ``0..n-1`` of the graph with edges ``(u, v, w)``.
+
+    ``initial`` (previous labels, -1 for none) starts the engines of :data:`WARM_ENGINES`.
+    """
+    start = _start(initial, n) if engine in WARM_ENGINES else None
     if engine in ("louvain", "networkx"):
         import networkx as nx
 
@@ -119,8 +143,9 @@ def _run_engine(engine: str, n: int, u: np.ndarray, v: np.ndarray, w: np.ndarray
             return labels
         import community as community_louvain
 
-        part = community_louvain.best_partition(g, weight="weight", resolution=resolution,
-                                                random_state=seed)
+        part = community_louvain.best_partition(
+            g, weight="weight", resolution=resolution, random_state=seed,
+            partition=None if start is None else dict(enumerate(start)))
         return np.array([part[i] for i in range(n)], dtype=np.int64)
     import igraph as ig
 
@@ -133,15 +158,44 @@ def _run_engine(engine: str, n: int, u: np.ndarray, v: np.ndarray, w: np.ndarray
             cl = g.community_multilevel(weights="weight", resolution=resolution)
         else:
             cl = g.community_leiden(objective_function="modularity", weights="weight",
-                                    resolution=resolution, n_iterations=-1)
+                                    resolution=resolution, n_iterations=-1,
+                                    initial_membership=start)
     finally:
         ig.set_random_number_generator(random)
     return np.asarray(cl.membership, dtype=np.int64)
 
 
+def seed_membership(graph: EntityGraph, previous: pd.DataFrame | None) -> pd.Series | None:
+    """The previous run's communities on this graph's nodes, for a warm start.
+
+    ``previous`` holds ``kind, key, community`` (a run's ``communities.parquet``);
+    nodes are matched by kind and raw id. Returns a Series indexed by node id
+    (-1 for a node the previous run did not have), or None without a previous.
+
+    >>> nodes = pd.DataFrame({"node": [0, 1], "kind": "account", "key": ["a", "b"],
+    ...                       "degree": 1})
+    >>> g = EntityGraph(nodes, pd.DataFrame(columns=["u", "v", "weight"]), pd.DataFrame(), 200)
+    >>> prev = pd.DataFrame({"kind": ["account"], "key": ["b"], "community": [4]})
+    >>> seed_membership(g, prev).tolist()
+    [-1, 4]
+    """
+    if previous is None or len(previous) == 0:
+        return None
+    lab = previous.drop_duplicates(["kind", "key"]).set_index(["kind", "key"])["community"]
+    idx = pd.MultiIndex.from_arrays([graph.nodes["kind"].astype(str),
+                                     graph.nodes["key"].astype(str)])
+    got = lab.reindex(idx).fillna(-1).astype(np.int64).to_numpy()
+    return pd.Series(got, index=graph.nodes["node"].to_numpy(), name="previous")
+
+
 def detect_communities(graph: EntityGraph, *, engine: str = "igraph", resolution: float = 1.0,
-                       seed: int = 0, settle: bool = True) -> pd.Series:
+                       seed: int = 0, settle: bool = True,
+                       initial: pd.Series | None = None) -> pd.Series:
     """Partition the graph's nodes into communities.
+
+    ``initial`` (node id → previous community, -1 for none; :func:`seed_membership`)
+    starts the engines of :data:`WARM_ENGINES` from the previous run's partition:
+    communities stay stable across weekly runs. Other engines ignore it.
 
     ``settle`` labels components too small to split directly (see the module
     doc); without it the engine gets the whole graph (for the benchmark's
@@ -180,7 +234,10 @@ def detect_communities(graph: EntityGraph, *, engine: str = "igraph", resolution
         su, sv = graph.edges["u"].to_numpy(np.int64), graph.edges["v"].to_numpy(np.int64)
         sw = graph.edges["weight"].to_numpy(float)   # (the two extra nodes stay isolated)
     if len(sub_nodes):
-        inner = _run_engine(engine, len(sub_nodes) + 2, su, sv, sw, resolution, seed)
+        init = None
+        if initial is not None and engine in WARM_ENGINES:
+            init = np.append(initial.reindex(sub_nodes).fillna(-1).to_numpy(np.int64), [-1, -1])
+        inner = _run_engine(engine, len(sub_nodes) + 2, su, sv, sw, resolution, seed, init)
         labels[sub_nodes] = labels.max() + 1 + inner[:len(sub_nodes)]
     log.info("communities: %d of %d nodes left to %s after settling small components",
              len(sub_nodes), len(node_ids), engine)

@@ -19,13 +19,14 @@ if TYPE_CHECKING:  # names for annotations only: no import at run time
     from .graph import EntityGraph
     from .rings import Rings
     from .signals import Baselines
+    from .tracking import Tracking
 
 __all__ = ["STEPS", "Findings", "flagged_rings", "flagged_accounts", "is_flagged", "split_ids",
            "join_ids"]
 
 #: The steps a run goes through, in order: what a progress bar counts.
 STEPS = ("partners", "accounts", "events", "aggregate", "graph", "communities", "signals",
-         "rings", "report")
+         "rings", "tracking", "report")
 
 
 def split_ids(value) -> list[str]:
@@ -87,6 +88,10 @@ class Findings:
     rings: Rings
     review: pd.DataFrame
     timings: dict[str, float] = field(default_factory=dict)
+    #: Whether community detection started from the previous run's communities, and how.
+    warm_start: dict = field(default_factory=dict)
+    #: Ring keys, statuses against the previous run, verdicts (:mod:`analysis.tracking`).
+    tracking: Tracking | None = None
 
     @property
     def flagged(self) -> pd.DataFrame:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-__all__ = ["ENGINES", "RingParams", "RunParams"]
+__all__ = ["ENGINES", "RingParams", "RunParams", "TrackingParams"]
 
 #: Engines for the heavy stage (events → per-account aggregates); the rest runs in pandas.
 ENGINES = ("duckdb", "spark")
@@ -37,6 +37,43 @@ class RingParams:
     crew_harvesters: int = 3
 
 
+@dataclass(frozen=True)
+class TrackingParams:
+    """Parameters of ring identity across runs and of analysts' verdicts
+    (:mod:`analysis.tracking`)."""
+
+    #: A ring inherits the key of a previous ring whose members it shares by at least
+    #: this Jaccard overlap (the best overlap first, one key per ring).
+    match_jaccard: float = 0.3
+    #: ... or, with shared partner staff, by this much Jaccard overlap of the devices and IPs
+    #: the two rings dominate (a crew that rotated its accounts on the same phones).
+    entity_jaccard: float = 0.5
+    #: A ring that holds at least this share of the members of two or more previous rings
+    #: merged them.
+    merge_share: float = 0.5
+    #: A previous ring whose members now sit in two or more rings, each holding at least this
+    #: share of them (and two accounts), split.
+    split_share: float = 0.25
+    #: Grown (shrunk): at least this share more (fewer) members than the matched ring.
+    size_change: float = 0.2
+    #: A dismissed ring is flagged again when it gained at least this many members ...
+    regrow_members: int = 1
+    #: ... or this many devices or IPs it dominates ...
+    regrow_entities: int = 1
+    #: ... or harvests this many times the records per day of activity it harvested when
+    #: dismissed (per day: a steady ring in an export holding every event to date is no
+    #: growth).
+    regrow_harvest: float = 1.5
+    #: ``--previous`` must be a run of the same export: at least this estimated Jaccard
+    #: overlap of the two exports' account ids (from run.json's hashed sketches).
+    same_export_overlap: float = 0.2
+    #: Keys of rings gone from the runs are kept in ring_keys.csv this many runs, so a ring
+    #: that pauses gets its key back.
+    forget_after: int = 4
+    #: Size of the hashed account-id sketch in run.json.
+    sketch_size: int = 256
+
+
 @dataclass
 class RunParams:
     """Parameters of one run; all of them are recorded in ``run.json``."""
@@ -56,8 +93,16 @@ class RunParams:
     #: Where DuckDB stages the validated tables as Parquet for Spark; None = the run's
     #: workspace folder. On a cluster: a shared mount every executor sees at the same path.
     spark_staging: str | None = None
+    #: The previous run's output folder: rings keep their keys, communities start from it.
+    previous: str | None = None
+    #: The analysts' verdicts (ring_key, verdict, note, decided_at).
+    cases: str | None = None
+    #: Rings (key, id or rank) whose subgraph is written to ``handoff/`` (GEXF, GraphML, Neo4j).
+    handoff: tuple[str, ...] = ()
+    tracking: TrackingParams = field(default_factory=TrackingParams)
 
     def record(self) -> dict:
         """The parameters as ``run.json`` records them (the ring thresholds nested)."""
-        return {**{k: v for k, v in asdict(self).items() if k != "ring"},
-                "ring": asdict(self.ring)}
+        return {**{k: v for k, v in asdict(self).items() if k not in ("ring", "tracking")},
+                "handoff": list(self.handoff), "ring": asdict(self.ring),
+                "tracking": asdict(self.tracking)}

@@ -25,9 +25,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import config
+from . import config, tracking
 from .aggregate import Aggregates, aggregate
-from .communities import detect_communities
+from .communities import WARM_ENGINES, detect_communities, seed_membership
 from .findings import STEPS, Findings
 from .graph import EntityGraph, build_graph
 from .load import Export, load_export
@@ -84,14 +84,18 @@ class StepTimer:
 
 
 def analyse(con: Workspace, params: RunParams, timings: dict[str, float] | None = None, *,
-            spark=None, bar=None, on_step: StepHook | None = None) -> Findings:
+            spark=None, bar=None, on_step: StepHook | None = None,
+            initial_communities: pd.DataFrame | None = None) -> Findings:
     """Run aggregate → graph → communities → signals → rings on a loaded workspace.
 
     The aggregate step runs on ``params.engine``. For Spark, ``spark`` is a
     :class:`analysis.spark.SparkAggregator` already staged from ``con``; without
     one, one is made (and its staged files removed) for this call. ``bar`` is a
     tqdm-like progress bar advanced once per step of :data:`STEPS`; ``on_step``
-    wraps each step (see :class:`StepTimer`).
+    wraps each step (see :class:`StepTimer`). ``initial_communities`` (the previous
+    run's ``communities.parquet``) starts community detection from it where the
+    engine allows (:data:`analysis.communities.WARM_ENGINES`); ``Findings.warm_start``
+    says whether it did.
     """
     timings = {} if timings is None else timings
     timer = StepTimer(timings, bar, on_step)
@@ -115,11 +119,21 @@ def analyse(con: Workspace, params: RunParams, timings: dict[str, float] | None 
         ips = con.execute("SELECT ip FROM ips ORDER BY iid").df()["ip"]
         graph = build_graph(agg, devices, ips, hub_degree=params.hub_degree)
     with timer.step("communities"):
+        initial = seed_membership(graph, initial_communities)
         communities = detect_communities(graph, engine=params.communities,
-                                         resolution=params.resolution, seed=params.seed)
+                                         resolution=params.resolution, seed=params.seed,
+                                         initial=initial)
+    warm = {"used": initial is not None and params.communities in WARM_ENGINES
+            and bool((initial >= 0).any())}
+    if initial is not None:
+        warm["seeded_nodes"] = int((initial >= 0).sum())
+        if params.communities not in WARM_ENGINES:
+            warm["why_not"] = (f"the {params.communities} engine takes no starting partition "
+                               f"(warm starts: {', '.join(WARM_ENGINES)})")
     sig, base, rings, review = detect(agg, graph, communities, params, timer)
     return Findings(params=params, aggregates=agg, graph=graph, communities=communities,
-                    signals=sig, baselines=base, rings=rings, review=review, timings=timings)
+                    signals=sig, baselines=base, rings=rings, review=review, timings=timings,
+                    warm_start=warm)
 
 
 def detect(agg: Aggregates, graph: EntityGraph, communities: pd.Series, params: RunParams,
@@ -153,7 +167,8 @@ def _iso(ts) -> str:
 
 
 def write_findings(findings: Findings, out: Path) -> None:
-    """Write rings.csv, ring_members.csv and partners_review.csv into ``out``."""
+    """Write rings.csv, ring_members.csv and partners_review.csv into ``out``; with ring
+    tracking also ring_keys.csv, ring_changes.csv and communities.parquet."""
     rings = findings.rings.rings.copy()
     for col in ("first_seen", "last_seen"):
         rings[col] = rings[col].map(_iso)
@@ -161,6 +176,7 @@ def write_findings(findings: Findings, out: Path) -> None:
     write_csv(rings, out / "rings.csv")
     write_csv(findings.rings.members.drop(columns=["aid"]), out / "ring_members.csv")
     write_csv(findings.review, out / "partners_review.csv")
+    tracking.write_tracking(findings, out)
 
 
 def run(export_dir: Path | str, out_dir: Path | str, params: RunParams | None = None,
@@ -176,6 +192,12 @@ def run(export_dir: Path | str, out_dir: Path | str, params: RunParams | None = 
     params = params or RunParams()
     if params.as_of is not None:
         date.fromisoformat(str(params.as_of))  # fail early on a bad date
+    # The previous run and the verdicts: read first, so a bad one fails before any work.
+    prev = tracking.load_previous(params.previous) if params.previous else None
+    cases = tracking.read_cases(params.cases) if params.cases else None
+    if cases is not None and not params.previous:
+        raise tracking.TrackingError("--cases needs --previous (ring keys are only stable "
+                                     "along a chain of runs)")
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_dir.parent / f".{out_dir.name}.part-{os.getpid()}"
@@ -197,9 +219,19 @@ def run(export_dir: Path | str, out_dir: Path | str, params: RunParams | None = 
             spark = SparkAggregator(con, params.spark_staging or (tmp / "workspace.spark"),
                                     master=params.spark_master,
                                     driver_memory=params.memory_limit, timings=timings)
-        findings = analyse(con, params, timings, spark=spark, bar=bar, on_step=on_step)
+        identity = tracking.export_identity(con, params.tracking.sketch_size)
+        tracking.check_same_export(prev, identity, params.tracking)
+        findings = analyse(con, params, timings, spark=spark, bar=bar, on_step=on_step,
+                           initial_communities=prev.communities if prev else None)
+        with timer.step("tracking"):
+            findings = tracking.follow(findings, prev, cases, identity=identity)
         with timer.step("report"):
             write_findings(findings, tmp)
+            if params.handoff:
+                from .handoff import export_ring
+
+                for ring in params.handoff:
+                    export_ring(findings, ring, tmp / "handoff")
             n_after = 0
             if params.as_of is not None:
                 n_after = con.execute("SELECT count(*) FROM ev WHERE ts >= ?",
@@ -230,6 +262,11 @@ def run(export_dir: Path | str, out_dir: Path | str, params: RunParams | None = 
             "peer_baselines": {m: {k: round(float(v), 4) for k, v in d.items()}
                                for m, d in findings.baselines.peer.items()},
             "peer_baselines_set_aside": findings.baselines.peer_set_aside,
+            # Weekly runs: the export's identity (hashed account-id sketch, no raw ids), the
+            # warm start, and the ring keys against the previous run.
+            "export_identity": identity,
+            "warm_start": findings.warm_start,
+            "tracking": findings.tracking.record(),
             "rings": int(len(findings.rings.rings)),
             "flagged_rings": int(len(findings.flagged)),
             "timings_s": {**export.timings, **timings,
@@ -261,7 +298,8 @@ def run(export_dir: Path | str, out_dir: Path | str, params: RunParams | None = 
 
 def open_findings(exports: str | Path | None = None, as_of: str | None = None, seed: int = 7,
                   *, rejects_dir: str | Path | None = None, workspace: str | Path | None = None,
-                  params: RunParams | None = None, progress: bool = True
+                  params: RunParams | None = None, progress: bool = True,
+                  previous: str | Path | None = None, cases: str | Path | None = None
                   ) -> tuple[Export, Findings]:
     """Load and validate an export into a fresh workspace, then analyse it.
 
@@ -274,15 +312,21 @@ def open_findings(exports: str | Path | None = None, as_of: str | None = None, s
     workspace : a DuckDB file for big exports (default: in memory)
     params : full run parameters (``as_of`` and ``seed`` override theirs)
     progress : show a progress bar, one tick per step (a widget in JupyterLab)
+    previous, cases : the previous run's output folder and the verdicts file, as
+        ``run --previous --cases``: ring keys, statuses and verdicts
 
     Returns
     -------
     (export, findings); ``export.con`` is the workspace, kept open for the
     functions of this module that read events.
     """
-    params = replace(params or RunParams(), as_of=as_of or None, seed=int(seed))
+    params = replace(params or RunParams(), as_of=as_of or None, seed=int(seed),
+                     previous=str(previous) if previous else None,
+                     cases=str(cases) if cases else None)
     if params.as_of is not None:
         date.fromisoformat(str(params.as_of))
+    prev = tracking.load_previous(params.previous) if params.previous else None
+    verdicts = tracking.read_cases(params.cases) if params.cases else None
     if rejects_dir is None:
         rejects_dir = Path(tempfile.mkdtemp(prefix="ringscope-rejects-"))
     con = open_workspace(workspace, memory_limit=params.memory_limit)
@@ -294,7 +338,13 @@ def open_findings(exports: str | Path | None = None, as_of: str | None = None, s
     try:
         export = load_export(config.export_dir(exports), con, Path(rejects_dir),
                              max_reject_rate=params.max_reject_rate, timer=StepTimer({}, bar))
-        findings = analyse(con, params, bar=bar)
+        identity = tracking.export_identity(con, params.tracking.sketch_size)
+        tracking.check_same_export(prev, identity, params.tracking)
+        timer = StepTimer({}, bar)
+        findings = analyse(con, params, bar=bar,
+                           initial_communities=prev.communities if prev else None)
+        with timer.step("tracking"):
+            findings = tracking.follow(findings, prev, verdicts, identity=identity)
     finally:
         if bar is not None:
             bar.close()

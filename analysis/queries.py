@@ -31,7 +31,8 @@ def ring_choices(findings: Findings) -> list[tuple[str, str]]:
     out = []
     for r in findings.rings.rings.itertuples(index=False):
         flag = "flagged" if bool(r.flagged) else "not flagged"
-        out.append((f"{r.ring_id} · score {r.score:.2f} · {r.n_accounts} accounts · {flag}",
+        key = f"{r.ring_key} ({r.status}) · " if hasattr(r, "ring_key") else ""
+        out.append((f"{key}{r.ring_id} · score {r.score:.2f} · {r.n_accounts} accounts · {flag}",
                     r.ring_id))
     return out
 

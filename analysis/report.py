@@ -38,8 +38,8 @@ from .queries import (
     users_exposed,
 )
 
-__all__ = ["Management", "management", "write_report", "summary_lines", "ring_lines",
-           "figure_html"]
+__all__ = ["Management", "management", "write_report", "summary_lines", "since_lines",
+           "ring_lines", "figure_html"]
 
 
 def figure_html(fig, *, include_js: bool | str) -> str:
@@ -79,7 +79,24 @@ def summary_lines(findings: Findings, export: Export, users_exposed: int | None 
                      f"{records:,} user records.")
     else:
         lines.append("No ring is flagged.")
+    lines += since_lines(findings, users_exposed)
     return lines
+
+
+def since_lines(findings: Findings, users_exposed: int | None = None) -> list[str]:
+    """What changed since the previous run, in counts (ring keys tie rings across runs;
+    no ids): rings newly flagged, still flagged (and how many grew), closed."""
+    t = findings.tracking
+    if t is None or t.previous is None:
+        return []
+    c = t.counts()
+    when = f" (as of {t.previous.as_of})" if t.previous.as_of else ""
+    flagged = flagged_rings(findings.rings.rings)
+    users = (int(flagged["untied_users"].sum()) if users_exposed is None else users_exposed)
+    return [f"Since the previous run{when}: {plural(c['new'], 'ring')} newly flagged, "
+            f"{c['continuing']:,} still flagged ({c['grown']:,} of them grew), "
+            f"{c['closed']:,} closed (gone, merged, quiet or dismissed); "
+            f"{users:,} distinct users exposed to date by the rings flagged now."]
 
 
 def _day(ts) -> str:

@@ -18,8 +18,9 @@ LAYERS: list[tuple[str, ...]] = [
     ("notebook",),                                   # helpers the notebooks call
     ("replay",),                                     # as-of replays of the pipeline
     ("pipeline",),                                   # the steps in order
-    ("report", "case"),                              # outputs
+    ("report", "case", "handoff"),                   # outputs
     ("charts", "pseudonym"),
+    ("tracking",),                                   # ring keys, statuses, verdicts
     ("queries",),                                    # questions asked of findings
     ("rings",),
     ("signals",),

@@ -30,7 +30,7 @@ from analysis.workshop.screens import chromium, png_summary
 #: Slow tier (`make test` runs it after the fast tier).
 pytestmark = pytest.mark.slow
 
-PARAMETERS = {"EXPORTS", "OUT", "AS_OF", "SEED", "RING"}
+PARAMETERS = {"EXPORTS", "OUT", "AS_OF", "SEED", "RING", "PREVIOUS", "CASES"}
 EVIL_NAME = '<img src=x onerror="document.title=\'pwned\'">'
 EVIL_TYPE = "<script>alert('type')</script>"
 EVIL_ACCOUNT = "<script>alert('acct')</script>"

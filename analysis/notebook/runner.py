@@ -2,7 +2,7 @@
 
 ``python -m analysis report EXPORTS --out OUT`` (``make report``) calls
 :func:`run_notebooks`, which executes ``notebooks/01_…`` to ``05_…`` with
-papermill, injecting the parameters (EXPORTS, OUT, AS_OF, SEED, RING) after
+papermill, injecting the parameters (EXPORTS, OUT, AS_OF, SEED, RING, PREVIOUS, CASES) after
 each notebook's ``parameters`` cell. The notebooks write into ``OUT``::
 
     OUT/notebooks/0N_….ipynb     the executed notebooks (04 holds real ids)
@@ -42,7 +42,7 @@ NOTEBOOKS = ("01_load_and_validate", "02_build_graph", "03_find_rings", "04_inve
 #: would break the CLI's one-line errors; a failing cell is reported from the notebook.
 KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=CRITICAL"]
 #: Errors in a notebook that come from its parameters (a ring that is not there, a bad date).
-USER_ERRORS = ("ValueError",)
+USER_ERRORS = ("ValueError", "TrackingError")
 
 
 class NotebookError(Exception):
@@ -62,6 +62,7 @@ class ReportRun:
 
 def run_notebooks(exports: str | Path, out: str | Path, *, as_of: str | None = None,
                   seed: int = 7, ring: int | str | None = None,
+                  previous: str | Path | None = None, cases: str | Path | None = None,
                   notebooks: list[str] | tuple[str, ...] = NOTEBOOKS,
                   source: Path | None = None, kernel_name: str | None = None,
                   progress=None) -> ReportRun:
@@ -71,6 +72,8 @@ def run_notebooks(exports: str | Path, out: str | Path, *, as_of: str | None = N
     ----------
     exports, out : the export folder and the output folder (created)
     as_of, seed, ring : injected as AS_OF, SEED and RING
+    previous, cases : injected as PREVIOUS and CASES (the previous run's output folder and
+        the verdicts file; None: none)
     notebooks : which notebooks to run, by name, in order
     source : folder of the notebooks (default ``notebooks/`` of the project)
     kernel_name : Jupyter kernel (default: the one the notebook names, ``python3``)
@@ -96,7 +99,9 @@ def run_notebooks(exports: str | Path, out: str | Path, *, as_of: str | None = N
     shutil.rmtree(out / "charts", ignore_errors=True)
     (out / "report.html").unlink(missing_ok=True)
     params = {"EXPORTS": str(exports), "OUT": str(out), "AS_OF": as_of, "SEED": int(seed),
-              "RING": ring}
+              "RING": ring,
+              "PREVIOUS": str(Path(previous).expanduser().resolve()) if previous else None,
+              "CASES": str(Path(cases).expanduser().resolve()) if cases else None}
     result = ReportRun(out=out)
     bar = progress(total=len(notebooks)) if progress else None
     try:

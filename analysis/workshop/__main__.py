@@ -2,7 +2,8 @@
 
 * ``synth OUT_DIR`` writes a synthetic export to ``OUT_DIR/export/`` and, outside
   it, ``labels.csv`` and ``truth.json``;
-* ``evaluate OUT_DIR --labels labels.csv`` scores a run against labels
+* ``evaluate OUT_DIR --labels labels.csv`` scores a run against labels (``--cases
+  CASES.csv`` against the analysts' verdicts)
   (``--replay`` replays weekly as-of dates over an export instead);
 * ``screenshots OUT_DIR [--docs DIR]`` renders the README's pictures from a report run.
 """
@@ -30,7 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("evaluate", help="score a run's flagged rings against labels")
     e.add_argument("out_dir", type=Path, help="a run's output folder (or, with --replay, "
                                               "the export folder)")
-    e.add_argument("--labels", type=Path, required=True)
+    e.add_argument("--labels", type=Path, default=None)
+    e.add_argument("--cases", type=Path, default=None,
+                   help="score a tracked run against the analysts' verdicts instead of labels")
     e.add_argument("--replay", action="store_true",
                    help="replay weekly as-of dates over an export and report days to flag")
     e.add_argument("--truth", type=Path, default=None,
@@ -62,8 +65,14 @@ def _evaluate(a) -> int:
         table = replay(a.out_dir, a.labels, truth=a.truth, seed=a.seed, out=a.out)
         print(table.to_string(index=False))
         return 0
-    from .evaluate import evaluate
+    from .evaluate import evaluate, evaluate_verdicts
 
+    if a.cases is not None:
+        res = evaluate_verdicts(a.out_dir, a.cases)
+        print(json.dumps(res, indent=2))
+        return 0
+    if a.labels is None:
+        raise ValueError("evaluate needs --labels or --cases")
     ev = evaluate(a.out_dir, a.labels)
     for line in ev.lines():
         print(line)

@@ -15,9 +15,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..findings import flagged_rings
+from ..findings import flagged_rings, is_flagged
 
-__all__ = ["Evaluation", "at_least_half", "evaluate", "evaluate_frames", "read_labels"]
+__all__ = ["Evaluation", "at_least_half", "evaluate", "evaluate_frames", "evaluate_verdicts",
+           "read_labels"]
 
 
 def at_least_half(part: int, whole: int) -> bool:
@@ -123,3 +124,31 @@ def evaluate(out_dir: Path | str, labels_path: Path | str) -> Evaluation:
     rings = pd.read_csv(out_dir / "rings.csv", dtype={"ring_id": str})
     members = pd.read_csv(out_dir / "ring_members.csv", dtype=str, keep_default_na=False)
     return evaluate_frames(rings, members, read_labels(labels_path))
+
+
+def evaluate_verdicts(out_dir: Path | str, cases_path: Path | str) -> dict:
+    """Score a run against the analysts' own verdicts (the cases file as labels).
+
+    Rings are tied to verdicts by ``ring_key`` (the run must be tracked). A
+    confirmed ring is a true ring, a dismissed one a false alert; monitoring
+    rings are not scored. ``precision``: confirmed among the decided rings the run
+    flags; ``recall``: confirmed rings of the run that it flags. A dismissed ring
+    flagged again (it grew materially) counts against precision: the analyst
+    decides anew.
+    """
+    from ..tracking import read_cases
+
+    rings = pd.read_csv(Path(out_dir) / "rings.csv", dtype=str, keep_default_na=False)
+    if "ring_key" not in rings:
+        raise ValueError(f"{out_dir}: rings.csv has no ring_key (run made before ring tracking)")
+    cases = read_cases(cases_path).set_index("ring_key")["verdict"]
+    rings = rings.assign(verdict=rings["ring_key"].map(cases).fillna(""),
+                         flag=is_flagged(rings).to_numpy())
+    conf = rings[rings["verdict"] == "confirmed"]
+    dism = rings[rings["verdict"] == "dismissed"]
+    tp, fp = int(conf["flag"].sum()), int(dism["flag"].sum())
+    return {"decided": int(len(conf) + len(dism)), "confirmed": int(len(conf)),
+            "dismissed": int(len(dism)), "confirmed_flagged": tp, "dismissed_flagged": fp,
+            "precision": tp / (tp + fp) if tp + fp else None,
+            "recall": tp / len(conf) if len(conf) else None,
+            "not_in_run": sorted(set(cases.index) - set(rings["ring_key"]))}
