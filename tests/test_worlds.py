@@ -1,36 +1,54 @@
-"""Randomised worlds: deterministic, and the seeds of make quality span the ranges."""
+"""The detector-blind world generator: its seeds span the ranges, worlds are written the
+same twice, they keep the export contract, and the answer key matches the export."""
 
 from __future__ import annotations
 
 import json
 
 import pandas as pd
+import pytest
 
-from analysis.workshop.synth import SCENARIOS
-from analysis.workshop.synth.worlds import (MAX_ACCOUNT_DAYS, MAX_DAYS, MIN_DAYS, draw_params,
+from analysis.load import load_export
+from analysis.workshop.synth.worlds import (LOOKALIKES, MAX_DAYS, MIN_DAYS, TACTICS, draw_params,
                                             generate_world)
+from analysis.workspace import open_workspace
 
 
 def test_quality_seeds_span_the_ranges():
     worlds = [draw_params(s) for s in range(1, 41)]
     assert min(w["accounts"] for w in worlds) < 1500 and max(w["accounts"] for w in worlds) > 30000
-    assert min(w["days"] for w in worlds) < 45 and max(w["days"] for w in worlds) > 330
+    assert min(w["days"] for w in worlds) < 60 and max(w["days"] for w in worlds) > 330
     assert all(MIN_DAYS <= w["days"] <= MAX_DAYS for w in worlds)
-    assert all(w["accounts"] * w["days"] <= MAX_ACCOUNT_DAYS for w in worlds)
-    assert {w["generator"] for w in worlds} == {"demo", "holdout"}
-    assert {w["format"] for w in worlds} == {"csv", "csv.gz", "parquet"}
-    assert any(w["prospecting_shops"] > 0 for w in worlds)
-    planted = {s for w in worlds if w["generator"] == "demo" for s in w["scenarios"]}
-    assert planted == set(SCENARIOS)
-    assert len({json.dumps(w, sort_keys=True) for w in worlds}) == 40
+    assert {t for w in worlds for t in w["tactics"]} == set(TACTICS)
+    assert {k for w in worlds for k in w["lookalike_kinds"]} == set(LOOKALIKES)
+    with_history = sum(w["format"]["relationships"] for w in worlds)
+    assert 5 <= with_history <= 35
+    assert len({w["format"]["ts_offset"] for w in worlds}) >= 3
+    assert len({w["format"]["id_style"] for w in worlds}) >= 3
+    assert len({json.dumps(w, sort_keys=True, default=str) for w in worlds}) == 40
 
 
-def test_a_world_is_written_the_same_twice(tmp_path):
-    a = generate_world(tmp_path / "a", seed=6, accounts=1000, days=30, fmt="csv")
-    b = generate_world(tmp_path / "b", seed=6, accounts=1000, days=30, fmt="csv")
-    for name in ("accounts.csv", "partners.csv", "events.csv"):
-        assert (a.export_dir / name).read_bytes() == (b.export_dir / name).read_bytes()
-    labels = pd.read_csv(a.labels_path, dtype=str)
-    accounts = pd.read_csv(a.export_dir / "accounts.csv", dtype=str)
-    assert len(labels) and set(labels["account_id"]) <= set(accounts["account_id"])
-    assert json.loads(a.params_path.read_text())["accounts"] == 1000
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    return generate_world(tmp_path_factory.mktemp("w") / "a", seed=1, accounts=1500, days=40)
+
+
+def test_a_world_is_written_the_same_twice(world, tmp_path):
+    again = generate_world(tmp_path / "b", seed=1, accounts=1500, days=40)
+    names = sorted(p.name for p in world.export_dir.iterdir())
+    assert names == sorted(p.name for p in again.export_dir.iterdir())
+    for name in names:
+        assert (world.export_dir / name).read_bytes() == (again.export_dir / name).read_bytes()
+    assert world.labels_path.read_bytes() == again.labels_path.read_bytes()
+
+
+def test_a_world_keeps_the_contract_and_its_answer_key(world, tmp_path):
+    export = load_export(world.export_dir, open_workspace(), tmp_path / "rejects")
+    assert all(c.rejected == 0 for c in export.counts.values()), export.counts
+    accounts = set(export.con.execute("SELECT account_id FROM accounts").df()["account_id"])
+    labels = pd.read_csv(world.labels_path, dtype=str, keep_default_na=False)
+    assert len(labels) and set(labels["account_id"]) <= accounts
+    truth = json.loads(world.truth_path.read_text())
+    planted = {a for r in truth["rings"] for a in r["accounts"]}
+    assert planted == set(labels["account_id"])
+    assert json.loads(world.params_path.read_text())["accounts"] == 1500
