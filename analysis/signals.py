@@ -44,8 +44,10 @@ returned (an integrator's API call returns up to a hundred records):
     merchants whose comment pages (user comments) it read with no tie.
 
 Each is compared with the account's **peers**: staff with staff, merchants with
-merchants, customers with customers (the 75th percentile of active accounts of
-its type, guarded as above; :data:`PEER_QUANTILE`). ``harvest_ratio`` is the
+merchants, customers with customers, readers with readers (the 75th percentile of
+the accounts of its type that read profiles, or comment pages, at all, guarded as
+above; :data:`PEER_QUANTILE`, :data:`READS_OF`). Most customers read nobody's
+profile; against them anyone who reads a few strangers would stand out. ``harvest_ratio`` is the
 larger of the two ratios.
 Records read with no tie (``untied_records``) and the untied share stay in the
 evidence and the reasons; they decide nothing.
@@ -102,6 +104,9 @@ PEER_MEASURES = ("stranger_reach", "untied_merchants")
 PEER_QUANTILE = 0.75
 #: Largest share of a peer group the guard may set aside.
 PEER_MAX_UPPER_SHARE = 0.5
+#: The reads that make an account a peer for a harm measure: its peers are the accounts
+#: of its type that read profiles (for reach of strangers) or comment pages at all.
+READS_OF = {"stranger_reach": "profile_reads", "untied_merchants": "comment_reads"}
 #: Smallest baseline of a harm measure: a harvest is counted in people, so a peer
 #: group that reads no strangers at all still needs a few before one of it stands out.
 HARM_FLOOR = 1.0
@@ -126,6 +131,9 @@ class Baselines:
     peer: dict[str, dict[str, float]] = field(default_factory=dict)
     #: Peer baselines taken below a separated upper group: ``(measure, type)`` → share.
     peer_set_aside: dict[str, float] = field(default_factory=dict)
+    #: ``(measure, type)`` whose baseline is the 95th percentile of all the type's active
+    #: accounts (lower than its readers' 75th percentile: readers were few, crews many).
+    peer_rule: dict[str, str] = field(default_factory=dict)
     median_by_type: dict[str, dict[str, float]] = field(default_factory=dict)
     #: Measures whose baseline was taken below a separated upper group: that group's
     #: share of the active accounts (see the module doc).
@@ -140,13 +148,17 @@ class Baselines:
 
     def describe_peer(self, measure: str, account_type: str) -> str:
         """The peer baseline in words: "the 75th-percentile partner staff account"."""
-        pct = f"{PEER_QUANTILE:.0%}".removesuffix("%")
         kind = str(account_type).replace("_", " ")
         key = f"{measure}:{account_type}"
+        if self.peer_rule.get(key) == "all":
+            pct, who = f"{BASELINE_QUANTILE:.0%}".removesuffix("%"), f"{kind} account"
+        else:
+            what = "profiles" if READS_OF.get(measure) == "profile_reads" else "comment pages"
+            pct = f"{PEER_QUANTILE:.0%}".removesuffix("%")
+            who = f"{kind} account that reads {what}"
         if key in self.peer_set_aside:
-            return (f"the {pct}th-percentile {kind} account outside a separate top "
-                    f"{self.peer_set_aside[key]:.0%}")
-        return f"the {pct}th-percentile {kind} account"
+            return f"the {pct}th-percentile {who} outside a separate top {self.peer_set_aside[key]:.0%}"
+        return f"the {pct}th-percentile {who}"
 
     def describe(self, measure: str) -> str:
         """What the baseline of ``measure`` is, in words for a reason."""
@@ -325,18 +337,32 @@ def account_signals(agg: Aggregates, graph: EntityGraph, communities: pd.Series 
     for measure in PEER_MEASURES:
         base.peer[measure] = {}
         ratio = np.zeros(n)
+        # Readers are compared with readers: most customers read no one's profile, and
+        # against them anyone who reads a few strangers would look like a harvester.
+        reads = (acc[READS_OF[measure]].to_numpy(dtype=float) > 0) & is_active
         for kind in sorted(set(types.tolist())):
             peers = types == kind
-            sel = peers & is_active
+            sel = peers & reads
             if sel.sum() < MIN_PEERS:
-                sel = is_active
+                sel = reads if reads.sum() >= MIN_PEERS else is_active
             value, upper = bulk_baseline(acc[measure].to_numpy()[sel], PEER_QUANTILE,
                                          HARM_FLOOR,
                                          None if crews_all is None else crews_all[sel],
                                          max_upper_share=PEER_MAX_UPPER_SHARE)
+            # Where readers are few, crews can be a quarter of them; the 95th percentile of
+            # all the type's active accounts, most of them reading no one, then says more.
+            # The lower of the two is the baseline.
+            every = peers & is_active if (peers & is_active).sum() >= MIN_PEERS else is_active
+            value_all, upper_all = bulk_baseline(
+                acc[measure].to_numpy()[every], BASELINE_QUANTILE, HARM_FLOOR,
+                None if crews_all is None else crews_all[every])
+            key = f"{measure}:{kind}"
+            if value_all < value:
+                value, upper = value_all, upper_all
+                base.peer_rule[key] = "all"
             base.peer[measure][kind] = value
             if upper is not None:
-                base.peer_set_aside[f"{measure}:{kind}"] = upper
+                base.peer_set_aside[key] = upper
             ratio[peers] = acc[measure].to_numpy(dtype=float)[peers] / value
         acc[f"{measure}_ratio"] = ratio
     acc["harm_users_ratio"] = base.ratio("untied_users", acc["untied_users"])
