@@ -24,12 +24,60 @@ EXIT_OK, EXIT_FAIL, EXIT_UNUSABLE = 0, 1, 2
 
 
 def _date(value: str) -> str:
-    from datetime import date
+    """An as-of day: a real date from 1970 up to tomorrow (UTC); an export holds nothing later."""
+    from datetime import date, datetime, timedelta, timezone
 
     try:
-        return date.fromisoformat(value).isoformat()
+        day = date.fromisoformat(value.strip())
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {value!r}") from None
+    latest = datetime.now(timezone.utc).date() + timedelta(days=1)
+    if not date(1970, 1, 1) <= day <= latest:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a day an export can hold "
+                                         f"(1970-01-01 to {latest.isoformat()})")
+    return day.isoformat()
+
+
+def _resolution(value: str) -> float:
+    """Community resolution: a finite number > 0."""
+    import math
+
+    try:
+        v = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
+    if not math.isfinite(v) or v <= 0 or v > 1e6:
+        raise argparse.ArgumentTypeError(f"must be a number above 0 (such as 1.0): {value!r}")
+    return v
+
+
+def _hub_degree(value: str) -> int:
+    """Hub degree: a whole number of accounts, 1 or more."""
+    try:
+        v = int(value.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more (accounts sharing a device or IP): "
+                                         f"{value!r}")
+    return v
+
+
+def _seed(value: str) -> int:
+    try:
+        v = int(value.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
+    if not 0 <= v < 2 ** 31:
+        raise argparse.ArgumentTypeError(f"must be between 0 and {2 ** 31 - 1}: {value!r}")
+    return v
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (exit 2), naming the flag."""
+
+    def error(self, message: str):
+        self.exit(EXIT_UNUSABLE, f"error: {' '.join(message.split())}\n")
 
 
 def _rate(value: str) -> float:
@@ -53,21 +101,26 @@ def _memory(value: str) -> str:
 def build_parser() -> argparse.ArgumentParser:
     from .communities import ENGINES
 
-    p = argparse.ArgumentParser(prog="python -m analysis",
+    p = _Parser(prog="python -m analysis",
                                 description="Find data-harvesting rings in platform exports.")
     p.add_argument("-v", "--verbose", action="store_true", help="log each step")
-    sub = p.add_subparsers(dest="command", required=True)
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     r = sub.add_parser("run", help="run the pipeline on an export folder")
     r.add_argument("exports_dir", type=Path)
-    r.add_argument("--out", type=Path, required=True, help="output folder (replaced atomically)")
+    r.add_argument("--out", type=Path, required=True,
+                   help="output folder (replaced atomically): missing, empty or an earlier "
+                        "output of ringscope")
+    r.add_argument("--force", action="store_true",
+                   help="--out is a folder ringscope did not write: move it aside (to "
+                        "OUT.before-ringscope-TIME) instead of refusing")
     r.add_argument("--as-of", type=_date, default=None,
                    help="use only events up to the end of this day (UTC)")
-    r.add_argument("--seed", type=int, default=7)
+    r.add_argument("--seed", type=_seed, default=7)
     r.add_argument("--communities", choices=ENGINES, default="igraph",
                    help="community engine (louvain = python-louvain)")
-    r.add_argument("--resolution", type=float, default=1.0)
-    r.add_argument("--hub-degree", type=int, default=200,
+    r.add_argument("--resolution", type=_resolution, default=1.0)
+    r.add_argument("--hub-degree", type=_hub_degree, default=200,
                    help="devices/IPs shared by more accounts are hubs, left out of the graph")
     r.add_argument("--max-reject-rate", type=_rate, default=0.05,
                    help="fail (exit 2) when more of a table's rows are rejected (default 5%%)")
@@ -97,10 +150,13 @@ def build_parser() -> argparse.ArgumentParser:
     n = sub.add_parser("report", help="run the five notebooks headless on an export "
                                       "(report.html, charts, executed notebooks)")
     n.add_argument("exports_dir", type=Path)
-    n.add_argument("--out", type=Path, required=True, help="output folder")
+    n.add_argument("--out", type=Path, required=True,
+                   help="output folder (replaced atomically), as for run")
+    n.add_argument("--force", action="store_true",
+                   help="--out is a folder ringscope did not write: move it aside first")
     n.add_argument("--as-of", type=_date, default=None,
                    help="use only events up to the end of this day (UTC)")
-    n.add_argument("--seed", type=int, default=7)
+    n.add_argument("--seed", type=_seed, default=7)
     n.add_argument("--ring", default=None,
                    help="ring for notebook 04: rank or ring id (default: the top flagged ring)")
     n.add_argument("--previous", type=Path, default=None, metavar="PREV_OUT",
@@ -121,7 +177,8 @@ def _cmd_report(a) -> int:
         def progress(total):
             return tqdm(total=total, desc="notebooks", unit="nb", file=sys.stderr)
     res = run_notebooks(a.exports_dir, a.out, as_of=a.as_of, seed=a.seed, ring=a.ring,
-                        previous=a.previous, cases=a.cases, progress=progress)
+                        previous=a.previous, cases=a.cases, progress=progress,
+                        force=a.force)
     print(f"{len(res.notebooks)} notebooks executed into {res.out / 'notebooks'}; "
           f"report {res.report}; {len(res.charts)} chart files in {res.out / 'charts'}")
     return EXIT_OK
@@ -148,7 +205,7 @@ def _cmd_run(a) -> int:
                        memory_limit=a.memory_limit,
                        previous=str(a.previous) if a.previous else None,
                        cases=str(a.cases) if a.cases else None, handoff=tuple(a.handoff))
-    export, findings = run(a.exports_dir, a.out, params, progress=progress)
+    export, findings = run(a.exports_dir, a.out, params, progress=progress, force=a.force)
     rings = findings.rings.rings
     n_flag = int(is_flagged(rings).sum()) if len(rings) else 0
     rej = sum(c.rejected for c in export.counts.values())
@@ -163,54 +220,91 @@ def _cmd_run(a) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from . import outdir
+
     parser = build_parser()
     a = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if a.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    with outdir.interrupts():
+        try:
+            return _run(a)
+        except KeyboardInterrupt as exc:       # a signal between the run's own handlers
+            signum = outdir.interrupted_by() or getattr(exc, "signum", 2)
+            print(f"error: {outdir.interrupt_message(signum)}", file=sys.stderr)
+            return outdir.exit_code(signum)
+
+
+def _run(a) -> int:
+    from . import outdir
+
     try:
         return {"run": _cmd_run, "report": _cmd_report}[a.command](a)
-    except ExportError as exc:
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a signal turns any failure into "interrupted"
+        signum = outdir.interrupted_by()
+        if signum is not None:
+            print(f"error: {outdir.interrupt_message(signum)}", file=sys.stderr)
+            return outdir.exit_code(signum)
+        return _fail(a, exc)
+
+
+def _fail(a, exc: Exception) -> int:
+    """One line on stderr for an exception, and the exit code."""
+    if isinstance(exc, ExportError):
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_UNUSABLE
-    except (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError) as exc:
+    if isinstance(exc, (FileNotFoundError, PermissionError, IsADirectoryError,
+                        NotADirectoryError)):
         print(f"error: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_UNUSABLE
-    except ValueError as exc:
+    if isinstance(exc, ValueError):
         msg = " ".join(str(exc).split())[:300]
         print(f"error: {msg}", file=sys.stderr)
         return EXIT_UNUSABLE
-    except MemoryError:
+    if isinstance(exc, MemoryError):
         print("error: out of memory; raise --memory-limit if the machine has more, or run "
               "the heavy stage on Spark (--engine spark)", file=sys.stderr)
         return EXIT_FAIL
-    except BrokenPipeError:
+    if isinstance(exc, BrokenPipeError):
         # The reader went away (e.g. `| head`); not an error of the run.
         import os
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
-    except KeyboardInterrupt:
-        print("error: interrupted; previous outputs left as they were", file=sys.stderr)
-        return 130
-    except Exception as exc:  # noqa: BLE001 - the user gets one line, never a traceback
-        import duckdb
-
-        from .engines.spark import SparkUnavailable
-
-        if isinstance(exc, duckdb.OutOfMemoryException):
-            limit = getattr(a, "memory_limit", None)
-            within = f" within --memory-limit {limit}" if limit else ""
-            print(f"error: DuckDB ran out of memory{within} (spilling to disk was not enough); "
-                  f"raise --memory-limit, or run the heavy stage on Spark (--engine spark)",
-                  file=sys.stderr)
-            return EXIT_FAIL
-
-        if isinstance(exc, SparkUnavailable):   # no Java 17+ or no pyspark: say so plainly
-            print(f"error: {exc}", file=sys.stderr)
-            return EXIT_FAIL
-        msg = " ".join(str(exc).split())[:300]
-        print(f"error: unexpected {type(exc).__name__}: {msg} (re-run with -v for the log)",
-              file=sys.stderr)
-        if a.verbose:
-            logging.getLogger(__name__).exception("unexpected error")
+    if isinstance(exc, OSError):
+        # Disk full, a read-only folder, ...: say which path, or the output folder.
+        where = exc.filename or getattr(a, "out", None) or ""
+        print(f"error: {where}: {exc.strerror or exc} (nothing was replaced; the previous "
+              f"output is as it was)", file=sys.stderr)
         return EXIT_FAIL
+    import duckdb
+
+    from .engines.spark import SparkUnavailable
+
+    if isinstance(exc, duckdb.OutOfMemoryException):
+        limit = getattr(a, "memory_limit", None)
+        within = f" within --memory-limit {limit}" if limit else ""
+        print(f"error: DuckDB ran out of memory{within} (spilling to disk was not enough); "
+              f"raise --memory-limit, or run the heavy stage on Spark (--engine spark)",
+              file=sys.stderr)
+        return EXIT_FAIL
+    if isinstance(exc, duckdb.IOException):
+        msg = " ".join(str(exc).split())[:300]
+        print(f"error: {msg} (output folder {getattr(a, 'out', '')}; the previous output is "
+              f"as it was)", file=sys.stderr)
+        return EXIT_FAIL
+    if isinstance(exc, duckdb.InterruptException) or "Query interrupted" in str(exc):
+        print("error: interrupted; the partial output was removed and the previous output "
+              "left as it was", file=sys.stderr)
+        return 130
+    if isinstance(exc, SparkUnavailable):   # no Java 17+ or no pyspark: say so plainly
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAIL
+    msg = " ".join(str(exc).split())[:300]
+    print(f"error: unexpected {type(exc).__name__}: {msg} (re-run with -v for the log)",
+          file=sys.stderr)
+    if a.verbose:
+        logging.getLogger(__name__).exception("unexpected error")
+    return EXIT_FAIL

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import csv
 import gzip
-import hashlib
 import io
 import logging
 import re
@@ -36,11 +35,22 @@ from pathlib import Path
 
 import duckdb
 
-from .contract import (ACCOUNT_TYPES, EVENT_TYPES, OPTIONAL_TABLES, REQUIRED_TABLES, SUFFIXES, TABLES,
-                       ExportError, TableSpec)
+from .contract import (
+    ACCOUNT_TYPES,
+    EVENT_TYPES,
+    OPTIONAL_TABLES,
+    REQUIRED_TABLES,
+    SUFFIXES,
+    TABLES,
+    ExportError,
+    TableSpec,
+)
+from .csvlines import FileScan, scan_file
+from .csvlines import account as account_lines
 from .safe import neutralise_sql
 
-__all__ = ["Export", "TableCount", "find_table", "load_export"]
+__all__ = ["Export", "TableCount", "RejectRateError", "find_table", "load_export",
+           "EVENT_REASONS"]
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +82,10 @@ class Export:
     fingerprints: dict[str, dict[str, object]] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     reject_reasons: dict[str, dict[str, int]] = field(default_factory=dict)
+    #: Line accounting of each CSV table (:func:`analysis.csvlines.account`).
+    lines: dict[str, dict[str, int]] = field(default_factory=dict)
+    #: The export's newest plausible time (UTC, ISO): later events are quarantined.
+    horizon: str | None = None
 
     @property
     def n_events(self) -> int:
@@ -95,7 +109,7 @@ def find_table(export_dir: Path, name: str, *, optional: bool = False) -> Path |
     if not export_dir.is_dir():
         raise ExportError(export_dir, "export folder not found")
     wanted = {name + s: s for s in SUFFIXES}
-    found = sorted(p for p in export_dir.iterdir() if p.name.lower() in wanted and p.is_file())
+    found = sorted(p for p in export_dir.iterdir() if p.name.lower() in wanted)
     if not found:
         if optional:
             return None
@@ -111,15 +125,28 @@ def find_table(export_dir: Path, name: str, *, optional: bool = False) -> Path |
         names = ", ".join(p.name for p in found)
         raise ExportError(export_dir / found[0].name,
                           f"table '{name}' is given twice ({names}); keep exactly one")
-    return found[0]
+    path = found[0]
+    if not path.is_file():
+        raise ExportError(path, f"not a regular file ({_file_kind(path)}); the table must be "
+                                f"a plain file")
+    return path
 
 
-def _fingerprint(path: Path) -> dict[str, object]:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            h.update(block)
-    return {"file": path.name, "bytes": path.stat().st_size, "sha256": h.hexdigest()}
+def _file_kind(path: Path) -> str:
+    """What ``path`` is when it is not a regular file (never opened: a FIFO would block)."""
+    import stat
+
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return "a broken symbolic link"
+    except OSError as exc:
+        return f"cannot be read: {exc.strerror or exc}"
+    kinds = [(stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+             (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+             (stat.S_ISSOCK, "a socket")]
+    what = next((w for test, w in kinds if test(mode)), "not a plain file")
+    return f"a symbolic link to {what}" if path.is_symlink() else what
 
 
 def _read_csv_header(path: Path) -> list[str]:
@@ -206,6 +233,8 @@ def _source(con: duckdb.DuckDBPyConnection, path: Path, spec: TableSpec, *,
             raise _file_error(path, "unreadable Parquet file", exc) from None
         names = [r[0] for r in schema]
         types = {r[0]: str(r[1]).upper() for r in schema}
+        # DuckDB renames a doubled column (ts, ts_1); the file's own names tell.
+        _map_columns(path, _parquet_names(path, names), spec)
         positions = _map_columns(path, names, spec)
         selects = []
         for col in spec.columns:
@@ -248,14 +277,43 @@ def _source(con: duckdb.DuckDBPyConnection, path: Path, spec: TableSpec, *,
     return f"SELECT {', '.join(selects)} FROM {reader}"
 
 
+def _parquet_names(path: Path, fallback: list[str]) -> list[str]:
+    """The top-level column names as the Parquet file itself holds them."""
+    try:
+        import pyarrow.parquet as pq
+
+        return list(pq.read_schema(path).names)
+    except Exception:  # noqa: BLE001 - DuckDB read it; its names are the next best
+        return fallback
+
+
 def _broken_lines(con: duckdb.DuckDBPyConnection, table: str) -> None:
-    """Keep the CSV lines the last ``stage`` scan could not parse, one row per line."""
+    """Keep the CSV records the last ``stage`` scan could not parse, one row per record.
+
+    DuckDB numbers records from the header (line 1), so a broken record's data row
+    is its ``line`` less one. ``byte_pos`` is where the record starts and
+    ``multiline`` whether it spans lines (a quote gone wrong).
+    """
     con.execute(
-        f"CREATE OR REPLACE TABLE {table} AS SELECT min(line) AS source_row, "
+        f"CREATE OR REPLACE TABLE {table} AS SELECT (min(line) - 1)::BIGINT AS source_row, "
         f"any_value(csv_line) AS raw_line, "
-        f"'unparseable CSV line ' || string_agg(DISTINCT lower(error_type), '; ') AS reason "
+        f"'unparseable CSV line ' || string_agg(DISTINCT lower(error_type), '; ') AS reason, "
+        f"min(line_byte_position) AS byte_pos, "
+        f"bool_or(contains(csv_line, chr(10)) OR contains(csv_line, chr(13))) AS multiline "
         f"FROM reject_errors GROUP BY line ORDER BY line"
     )
+
+
+def _empty_broken(con: duckdb.DuckDBPyConnection, table: str) -> None:
+    con.execute(f"CREATE OR REPLACE TABLE {table} (source_row BIGINT, raw_line VARCHAR, "
+                f"reason VARCHAR, byte_pos UBIGINT, multiline BOOLEAN)")
+
+
+def _row_fix(n: str, broken: str) -> str:
+    """SQL: the data row of the reader's ``n``-th parsed record, counting the broken ones
+    before it (the reader numbers only the records it could parse)."""
+    return (f"({n} + (SELECT count(*) FROM (SELECT source_row - row_number() OVER "
+            f"(ORDER BY source_row) AS k FROM {broken}) b WHERE b.k < {n}))")
 
 
 def _stage(con: duckdb.DuckDBPyConnection, path: Path, spec: TableSpec) -> tuple[str, int]:
@@ -275,12 +333,14 @@ def _stage(con: duckdb.DuckDBPyConnection, path: Path, spec: TableSpec) -> tuple
     try:
         con.execute(f"CREATE TABLE {raw} AS {source}")
         if is_csv:
-            # rowid follows insertion order, which DuckDB keeps in file order.
-            con.execute(f"CREATE VIEW {view} AS SELECT rowid + 1 AS source_row, * FROM {raw}")
             _broken_lines(con, broken)
+            # rowid follows insertion order, which DuckDB keeps in file order.
+            con.execute(f"CREATE TABLE {raw}_n AS SELECT {_row_fix('r.n', broken)} "
+                        f"AS source_row, r.* EXCLUDE (n) FROM (SELECT rowid + 1 AS n, * "
+                        f"FROM {raw}) r")
+            con.execute(f"CREATE VIEW {view} AS SELECT * FROM {raw}_n")
         else:
-            con.execute(f"CREATE TABLE {broken} "
-                        f"(source_row BIGINT, raw_line VARCHAR, reason VARCHAR)")
+            _empty_broken(con, broken)
             con.execute(f"CREATE VIEW {view} AS SELECT * FROM {raw}")
     except duckdb.Error as exc:
         kind = "unreadable file" if is_csv else "unreadable Parquet file"
@@ -291,7 +351,7 @@ def _stage(con: duckdb.DuckDBPyConnection, path: Path, spec: TableSpec) -> tuple
 
 def _drop_staging(con: duckdb.DuckDBPyConnection, name: str) -> None:
     con.execute(f"DROP VIEW IF EXISTS raw_{name}; DROP TABLE IF EXISTS raw_{name}_t; "
-                f"DROP TABLE IF EXISTS raw_{name}_broken")
+                f"DROP TABLE IF EXISTS raw_{name}_t_n; DROP TABLE IF EXISTS raw_{name}_broken")
 
 
 def _file_error(path: Path, what: str, exc: duckdb.Error) -> Exception:
@@ -318,11 +378,16 @@ def _first_line(exc: BaseException) -> str:
     return text[:200]
 
 
-_TS = "TRY_CAST(TRY_CAST(trim({c}) AS TIMESTAMPTZ) AS TIMESTAMP)"
+#: ISO 8601 as the contract takes it: a date, optionally a time (seconds and fraction
+#: optional) and an offset up to ±18:00 (RE2, for DuckDB). No names, no ``epoch``.
+ISO_TS = (r"\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?"
+          r"(Z|[+-](0\d|1[0-8])(:?[0-5]\d)?)?)?")
+_TS = ("CASE WHEN regexp_full_match(trim(@c), '" + ISO_TS + "') "
+       "THEN TRY_CAST(TRY_CAST(trim(@c) AS TIMESTAMPTZ) AS TIMESTAMP) END")
 
 
 def _ts_expr(col: str) -> str:
-    return _TS.format(c=col)
+    return _TS.replace("@c", col)
 
 
 def _ts_bad(col: str, *, allow_empty: bool = False) -> str:
@@ -429,8 +494,12 @@ def _validate_accounts(con: duckdb.DuckDBPyConnection) -> None:
 
 
 #: Why an events row is quarantined, by the code the events scan gives it (checked in order).
-EVENT_REASONS = ("bad ts timestamp", "empty account_id", "unknown event_type",
-                 "records is not an integer >= 0", "account_id not in accounts")
+EVENT_REASONS = ("bad ts timestamp", "ts after the export's newest plausible time",
+                 "empty account_id", "unknown event_type", "records is not an integer >= 0",
+                 "ip is not an IPv4 or IPv6 address", "account_id not in accounts")
+#: A dotted-quad IPv4 address (RE2); IPv6 is checked by :mod:`ipaddress`.
+_IPV4 = (r"((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}"
+         r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])")
 #: Grouping-set numbers of the distinct raw values collected by the first events scan.
 _KEY_COLUMNS = ("account_id", "device_id", "ip", "target_id", "event_type")
 
@@ -463,13 +532,16 @@ def _events_keys(con: duckdb.DuckDBPyConnection, source: str,
     n_rows = con.execute("SELECT coalesce(sum(n), 0) FROM ev_keys WHERE is_account_id").fetchone()[0]
     con.execute("""
         CREATE OR REPLACE TEMP TABLE ev_keys_t AS
-        SELECT *, nullif(trim(raw), '') AS k FROM ev_keys WHERE raw IS NOT NULL;
+        SELECT *, nullif(trim(raw), '') AS k FROM ev_keys WHERE raw IS NOT NULL;""")
+    _valid_ips(con)
+    con.execute("""
         CREATE OR REPLACE TABLE devices AS
         SELECT (row_number() OVER (ORDER BY k) - 1)::INTEGER AS did, k AS device_id
         FROM (SELECT DISTINCT k FROM ev_keys_t WHERE is_device_id AND k IS NOT NULL);
         CREATE OR REPLACE TABLE ips AS
         SELECT (row_number() OVER (ORDER BY k) - 1)::INTEGER AS iid, k AS ip
-        FROM (SELECT DISTINCT k FROM ev_keys_t WHERE is_ip AND k IS NOT NULL);
+        FROM (SELECT DISTINCT k FROM ev_keys_t WHERE is_ip AND k IS NOT NULL
+              AND k IN (SELECT k FROM ip_ok));
         CREATE OR REPLACE TABLE targets AS
         SELECT aid AS tid, account_id AS target_id FROM accounts
         UNION ALL
@@ -486,7 +558,8 @@ def _events_keys(con: duckdb.DuckDBPyConnection, source: str,
         SELECT t.raw, d.did FROM ev_keys_t t JOIN devices d ON d.device_id = t.k
         WHERE t.is_device_id;
         CREATE OR REPLACE TEMP TABLE map_ip AS
-        SELECT t.raw, i.iid FROM ev_keys_t t JOIN ips i ON i.ip = t.k WHERE t.is_ip;
+        SELECT t.raw, i.iid, (t.k IS NOT NULL AND i.iid IS NULL) AS bad_ip FROM ev_keys_t t
+        LEFT JOIN ips i ON i.ip = t.k WHERE t.is_ip;
         CREATE OR REPLACE TEMP TABLE map_target AS
         SELECT t.raw, g.tid FROM ev_keys_t t JOIN targets g ON g.target_id = t.k
         WHERE t.is_target_id;
@@ -504,8 +577,31 @@ def _events_keys(con: duckdb.DuckDBPyConnection, source: str,
             hashed.add(col)
     for name in _MAPS.values():
         con.execute(f"ALTER TABLE {name} ADD COLUMN h UBIGINT; UPDATE {name} SET h = hash(raw)")
-    con.execute("DROP TABLE ev_keys; DROP TABLE ev_keys_t")
+    con.execute("DROP TABLE ev_keys; DROP TABLE ev_keys_t; DROP TABLE ip_ok")
     return int(n_rows), hashed
+
+
+def _valid_ips(con: duckdb.DuckDBPyConnection) -> None:
+    """``ip_ok``: the distinct trimmed ip values that are IPv4 or IPv6 addresses."""
+    import ipaddress
+
+    import pyarrow as pa
+
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE ip_ok AS SELECT DISTINCT k FROM ev_keys_t
+                    WHERE is_ip AND k IS NOT NULL AND regexp_full_match(k, '{_IPV4}')""")
+    six = con.execute("""SELECT DISTINCT k FROM ev_keys_t WHERE is_ip AND k IS NOT NULL
+                         AND contains(k, ':')""").fetchall()
+    ok = []
+    for (k,) in six:
+        try:
+            ipaddress.IPv6Address(k)
+        except ValueError:
+            continue
+        ok.append(k)
+    if ok:
+        con.register("ip6_ok_arrow", pa.table({"k": pa.array(ok, pa.string())}))
+        con.execute("INSERT INTO ip_ok SELECT k FROM ip6_ok_arrow")
+        con.unregister("ip6_ok_arrow")
 
 
 #: The raw → id map of each key column, and its alias in :func:`_checked_events`.
@@ -516,32 +612,36 @@ _ALIAS = {"account_id": "ma", "device_id": "md", "ip": "mi", "target_id": "mt",
 
 
 def _checked_events(source: str, *, text_ts: bool, text_records: bool,
-                    hashed: set[str] = frozenset()) -> str:
+                    hashed: set[str] = frozenset(), horizon: str = _TS_MAX) -> str:
     """Second scan: each event's ids and values, and the code of what is wrong with it.
 
     ``bad`` is NULL for a valid row, else the 1-based index into
     :data:`EVENT_REASONS`. ``source`` is a :func:`_source` query; its own
     columns (and ``source_row`` when it numbers rows) pass through as ``r.*``.
     Key columns in ``hashed`` join their map on the hash (see :func:`_events_keys`).
+    Events after ``horizon`` (the export's newest plausible time) are quarantined.
     """
     on = {c: (f"{_ALIAS[c]}.h = hash(r.{c})" if c in hashed else f"{_ALIAS[c]}.raw = r.{c}")
           for c in _KEY_COLUMNS}
     if text_ts:
         # The common UTC form is parsed by a fixed format; anything else (offsets,
-        # spaces, fractions, dates alone) by the general TIMESTAMPTZ cast.
-        t = ("coalesce(try_strptime(r.ts, '%Y-%m-%dT%H:%M:%SZ'), "
-             "TRY_CAST(TRY_CAST(trim(r.ts) AS TIMESTAMPTZ) AS TIMESTAMP))")
+        # spaces, fractions, dates alone) by the general cast, when it is ISO 8601.
+        # (The fixed format would read DuckDB's special 'epoch': a digit must lead.)
+        t = ("coalesce(CASE WHEN left(r.ts, 1) BETWEEN '0' AND '9' THEN "
+             "try_strptime(r.ts, '%Y-%m-%dT%H:%M:%SZ') END, " + _ts_expr("r.ts") + ")")
     else:
         t = "r.ts"
     if text_records:
-        recd = "coalesce(TRY_CAST(r.records AS DOUBLE), TRY_CAST(trim(r.records) AS DOUBLE))"
+        # A plain integer: digits only (no sign, exponent, underscore or fraction).
+        recd = ("CASE WHEN regexp_full_match(r.records, ' *[0-9]+ *') "
+                "THEN TRY_CAST(trim(r.records) AS DOUBLE) END")
         blank = "(records IS NULL OR trim(records) = '')"
     else:
         recd, blank = "CAST(r.records AS DOUBLE)", "records IS NULL"
     return f"""
         WITH p AS (
-            SELECT r.*, {t} AS t, {recd} AS recd, ma.empty, ma.aid, md.did, mi.iid, mt.tid,
-                   me.et
+            SELECT r.*, {t} AS t, {recd} AS recd, ma.empty, ma.aid, md.did, mi.iid, mi.bad_ip,
+                   mt.tid, me.et
             FROM ({source}) r
             LEFT JOIN map_account ma ON {on['account_id']}
             LEFT JOIN map_device md ON {on['device_id']}
@@ -552,25 +652,64 @@ def _checked_events(source: str, *, text_ts: bool, text_records: bool,
           CASE
             WHEN t IS NULL OR NOT isfinite(t) OR t < TIMESTAMP '{_TS_MIN}'
                  OR t >= TIMESTAMP '{_TS_MAX}' THEN 1
-            WHEN empty IS NOT FALSE THEN 2
-            WHEN et IS NULL THEN 3
-            WHEN recd IS NULL AND NOT {blank} THEN 4
+            WHEN t > TIMESTAMP '{horizon}' THEN 2
+            WHEN empty IS NOT FALSE THEN 3
+            WHEN et IS NULL THEN 4
+            WHEN recd IS NULL AND NOT {blank} THEN 5
             WHEN recd IS NOT NULL AND (NOT isfinite(recd) OR recd < 0 OR recd <> floor(recd)
-                 OR recd > 2e9) THEN 4
-            WHEN aid IS NULL THEN 5
+                 OR recd > 2e9) THEN 5
+            WHEN bad_ip THEN 6
+            WHEN aid IS NULL THEN 7
           END::UTINYINT AS bad,
           CASE WHEN recd IS NULL OR NOT isfinite(recd) OR recd > 2e9 THEN 1
                ELSE recd END::INTEGER AS rec
         FROM p"""
 
 
+def _cap(rejected: int, rows: int, max_reject_rate: float) -> int | None:
+    """How many rejects to keep: all, unless the limit is certainly exceeded; then just enough
+    to exceed it (the first ones in file order).
+
+    >>> _cap(3, 100, 0.05), _cap(9_000_000, 9_000_000, 0.05)
+    (None, 450001)
+    """
+    if rows and rejected / rows > max_reject_rate:
+        return min(rejected, int(max_reject_rate * rows) + 1)
+    return None
+
+
+def _data_horizon(con: duckdb.DuckDBPyConnection, n: int):
+    """The newest plausible time by the data itself, or None.
+
+    The newest events (at most one in a thousand) are implausible when a gap longer
+    than a day, and longer than everything before them spans, separates them from
+    the rest: a stray 2099 among months of 2020. Judged only from 1,000 events on.
+    """
+    from datetime import timedelta
+
+    if n < 1000:
+        return None
+    k_max = max(1, n // 1000)
+    top = [r[0] for r in con.execute(f"SELECT ts FROM ev ORDER BY ts DESC LIMIT {k_max + 1}")
+           .fetchall()]
+    oldest = con.execute("SELECT min(ts) FROM ev").fetchone()[0]
+    best = None
+    for k in range(1, min(k_max, len(top) - 1) + 1):
+        gap = top[k - 1] - top[k]
+        if gap > max(timedelta(days=1), top[k] - oldest):
+            best = k
+    return None if best is None else top[best]
+
+
 def _load_events(con: duckdb.DuckDBPyConnection, path: Path, spec: TableSpec,
-                 rejects_dir: Path) -> tuple[TableCount, dict[str, int]]:
+                 rejects_dir: Path, *, max_reject_rate: float, horizon: str,
+                 scan: FileScan | None) -> dict:
     """Read and validate the events file without staging its text.
 
     Two scans of the file: the first collects distinct raw keys (dictionaries,
     raw → id maps), the second writes the compact ``ev`` table. Only when rows
-    were rejected does a third, numbered scan collect them with their reasons.
+    were rejected does a third, numbered scan collect them with their reasons
+    (only as many as prove the reject limit exceeded, when it is).
     """
     is_csv = not path.name.lower().endswith(".parquet")
     if is_csv:
@@ -585,8 +724,9 @@ def _load_events(con: duckdb.DuckDBPyConnection, path: Path, spec: TableSpec,
         if is_csv:
             _broken_lines(con, "ev_broken")
         else:
-            con.execute("CREATE OR REPLACE TABLE ev_broken "
-                        "(source_row BIGINT, raw_line VARCHAR, reason VARCHAR)")
+            _empty_broken(con, "ev_broken")
+        n_broken = con.execute("SELECT count(*) FROM ev_broken").fetchone()[0]
+        lines = _lines(con, path, scan, n_read + n_broken, "ev_broken")
         # The maps are small and exact in size; the file's size is only estimated. Keep
         # the written join order so every join builds its hash table on the map.
         con.execute("SET disabled_optimizers = 'join_order,build_side_probe_side'")
@@ -595,20 +735,32 @@ def _load_events(con: duckdb.DuckDBPyConnection, path: Path, spec: TableSpec,
                 CREATE OR REPLACE TABLE ev AS
                 SELECT aid, t AS ts, did, iid, et, tid, rec
                 FROM ({_checked_events(_source(con, path, spec, typed=True, scan='again'),
-                                       **how)})
+                                       **how, horizon=horizon)})
                 WHERE bad IS NULL
             """)
         finally:
             con.execute("RESET disabled_optimizers")
         accepted = con.execute("SELECT count(*) FROM ev").fetchone()[0]
+        own = _data_horizon(con, accepted)
+        if own is not None and str(own) < horizon:
+            horizon = str(own)
+            con.execute(f"DELETE FROM ev WHERE ts > TIMESTAMP '{horizon}'")
+            accepted = con.execute("SELECT count(*) FROM ev").fetchone()[0]
+        n_rows = n_read + int(n_broken)
+        cap = _cap(n_rows - accepted, n_rows, max_reject_rate)
+        limit = f"ORDER BY source_row LIMIT {cap}" if cap is not None else ""
         if accepted < n_read:
             numbered = _source(con, path, spec, typed=True, scan="numbered")
-            reasons = " ".join(f"WHEN {i} THEN '{r}'" for i, r in enumerate(EVENT_REASONS, 1))
+            reasons = " ".join(f"WHEN {i} THEN '{_sql_str(r)}'"
+                               for i, r in enumerate(EVENT_REASONS, 1))
             con.execute(f"""
                 CREATE OR REPLACE TEMP TABLE chk_events AS
-                SELECT source_row, {', '.join(f'CAST({c} AS VARCHAR) AS {c}' for c in spec.columns)},
-                       CASE bad {reasons} END AS reason
-                FROM ({_checked_events(numbered, **how)}) WHERE bad IS NOT NULL
+                SELECT * FROM (
+                  SELECT {_row_fix('c.source_row', 'ev_broken')} AS source_row,
+                         {', '.join(f'CAST(c.{x} AS VARCHAR) AS {x}' for x in spec.columns)},
+                         CASE c.bad {reasons} END AS reason
+                  FROM ({_checked_events(numbered, **how, horizon=horizon)}) c
+                  WHERE c.bad IS NOT NULL) {limit}
             """)
         else:
             con.execute(f"""CREATE OR REPLACE TEMP TABLE chk_events AS SELECT
@@ -616,15 +768,25 @@ def _load_events(con: duckdb.DuckDBPyConnection, path: Path, spec: TableSpec,
                 NULL::VARCHAR AS reason WHERE false""")
     except duckdb.Error as exc:
         raise _file_error(path, "unreadable file", exc) from None
-    n_rej = _write_rejects(con, spec, "chk_events", "ev_broken", rejects_dir)
-    n_broken = con.execute("SELECT count(*) FROM ev_broken").fetchone()[0]
-    n_rows = n_read + int(n_broken)
+    _, kept, last = _write_rejects(con, spec, "chk_events", "ev_broken", rejects_dir, cap)
+    n_rej = n_rows - int(accepted)
     reasons = dict(con.execute(
         "SELECT reason, count(*) FROM rej GROUP BY reason ORDER BY reason").fetchall())
     for t in ("chk_events", "ev_broken", "map_account", "map_device", "map_ip", "map_target",
               "map_event_type"):
         con.execute(f"DROP TABLE IF EXISTS {t}")
-    return TableCount(rows=n_rows, accepted=n_rows - n_rej, rejected=n_rej), reasons
+    return {"count": TableCount(rows=n_rows, accepted=n_rows - n_rej, rejected=n_rej),
+            "reasons": reasons, "kept": kept, "last_row": last, "lines": lines,
+            "horizon": horizon}
+
+
+def _lines(con: duckdb.DuckDBPyConnection, path: Path, scan: FileScan | None, records: int,
+           broken: str) -> dict | None:
+    """Line accounting of a CSV table (:func:`analysis.csvlines.account`)."""
+    if scan is None or scan.lines is None:
+        return None
+    at = con.execute(f"SELECT min(byte_pos) FROM {broken} WHERE multiline").fetchone()[0]
+    return account_lines(path, scan, records, None if at is None else int(at))
 
 
 _VALIDATORS = {
@@ -635,12 +797,13 @@ _VALIDATORS = {
 
 
 def _write_rejects(con: duckdb.DuckDBPyConnection, spec: TableSpec, rows: str, broken: str,
-                   rejects_dir: Path) -> int:
+                   rejects_dir: Path, limit: int | None = None) -> tuple[int, int, int | None]:
     """Write quarantined rows of one table, as read, with ``source_row`` and ``reason``.
 
     ``rows`` holds the rejected rows (``source_row``, the contract's columns as
     read, ``reason``); ``broken`` the CSV lines that could not be parsed.
-    Leaves them in the temp table ``rej``.
+    Leaves them in the temp table ``rej``. With ``limit`` only the first rows (in
+    file order) are written. Returns (rows in ``rej``, rows written, last row written).
     """
     cols = ", ".join(f"{neutralise_sql('r.' + c)} AS {c}" for c in spec.columns)
     empty = ", ".join(f"NULL AS {c}" for c in spec.columns)
@@ -651,11 +814,62 @@ def _write_rejects(con: duckdb.DuckDBPyConnection, spec: TableSpec, rows: str, b
         SELECT source_row, {empty}, {neutralise_sql('raw_line')}, reason FROM {broken}
     """)
     n = con.execute("SELECT count(*) FROM rej").fetchone()[0]
+    cut = f" LIMIT {int(limit)}" if limit is not None else ""
     rejects_dir.mkdir(parents=True, exist_ok=True)
     target = _sql_str(str(rejects_dir / f"{spec.name}.csv"))
-    con.execute(f"COPY (SELECT * FROM rej ORDER BY source_row, reason) TO '{target}' "
+    con.execute(f"COPY (SELECT * FROM rej ORDER BY source_row, reason{cut}) TO '{target}' "
                 f"(HEADER, DELIMITER ',', QUOTE '\"', ESCAPE '\"')")
-    return int(n)
+    kept, last = con.execute(f"SELECT count(*), max(source_row) FROM (SELECT source_row FROM rej "
+                             f"ORDER BY source_row, reason{cut})").fetchone()
+    return int(n), int(kept), (None if last is None else int(last))
+
+
+class RejectRateError(ExportError):
+    """More of a table's rows were rejected than ``--max-reject-rate`` allows (exit 2).
+
+    The rejects written (all of them, or just the first ones that prove the limit
+    exceeded) are in ``rejects/<table>.csv``; :meth:`kept_in` names the folder they
+    were finally kept in.
+    """
+
+    def __init__(self, path: Path, table: str, rejected: int, rows: int, rate: float,
+                 kept: int, last_row: int | None, where: str = "rejects"):
+        self.table, self.rejected, self.rows, self.rate = table, rejected, rows, rate
+        self.kept, self.last_row, self.where = kept, last_row, where
+        self.file = Path(path)
+        stopped = ""
+        if kept < rejected:
+            stopped = (f"quarantine stopped once the limit was certainly exceeded: the first "
+                       f"{kept:,} rejected rows (up to data row {last_row:,}) are kept; ")
+        super().__init__(path, f"{rejected:,} of {rows:,} rows rejected "
+                               f"({rejected / rows:.1%} > --max-reject-rate {rate:.1%}); "
+                               f"{stopped}see {where}/{table}.csv")
+
+    def kept_in(self, folder: Path | str) -> RejectRateError:
+        """The same error, naming the folder the rejects were kept in."""
+        return RejectRateError(self.file, self.table, self.rejected, self.rows, self.rate,
+                               self.kept, self.last_row, where=str(folder))
+
+    def note(self) -> str:
+        """The text of the NOTE.txt kept beside the rejects."""
+        from datetime import datetime, timezone
+
+        when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        return (f"ringscope stopped at {when}: {self}\n\n"
+                f"This folder holds the rows quarantined by that run, for review: "
+                f"{self.table}.csv and any other table's rejects, each row as read with its "
+                f"source_row (1-based data row) and reason. No findings were written.\n")
+
+
+def _horizon(files: dict[str, Path]) -> str:
+    """The newest plausible event time by the export's files: the newest file time (or
+    now, if earlier), plus a day for clocks that disagree. An event cannot be newer than
+    the file that holds it."""
+    from datetime import datetime, timedelta, timezone
+
+    newest = max((p.stat().st_mtime for p in files.values()), default=time.time())
+    when = datetime.fromtimestamp(min(newest, time.time()), tz=timezone.utc) + timedelta(days=1)
+    return when.strftime("%Y-%m-%d %H:%M:%S")
 
 
 def load_export(export_dir: Path | str, con: duckdb.DuckDBPyConnection, rejects_dir: Path,
@@ -663,25 +877,41 @@ def load_export(export_dir: Path | str, con: duckdb.DuckDBPyConnection, rejects_
     """Read and validate an export into ``con``; write quarantined rows to ``rejects_dir``.
 
     Raises :class:`ExportError` when the export cannot be used: a missing or
-    doubled table, a missing column, an unreadable file, a Parquet column of an
-    impossible type, or more than ``max_reject_rate`` of a table's rows rejected.
-    ``timer``, if given, is told when each table starts and is done (for progress).
+    doubled table, a missing column, an unreadable file, lines a broken quote would
+    swallow, a Parquet column of an impossible type, or (:class:`RejectRateError`)
+    more than ``max_reject_rate`` of a table's rows rejected. ``timer``, if given, is
+    told when each table starts and is done (for progress).
     """
     export_dir = Path(export_dir)
     files = {name: find_table(export_dir, name) for name in REQUIRED_TABLES}
     for name in OPTIONAL_TABLES:
         if (path := find_table(export_dir, name, optional=True)) is not None:
             files[name] = path
-    export = Export(con=con, export_dir=export_dir, files=files, counts={})
-    # Fingerprints are hashed in a thread while DuckDB reads (hashlib lets go of the GIL).
+    export = Export(con=con, export_dir=export_dir, files=files, counts={},
+                    horizon=_horizon(files))
+    # Files are hashed and their lines counted in a thread while DuckDB reads
+    # (hashlib and bytes.count let go of the GIL).
     with ThreadPoolExecutor(max_workers=1) as pool:
-        prints = {name: pool.submit(_fingerprint, path) for name, path in files.items()}
-        _load_tables(export, rejects_dir, max_reject_rate, timer)
-        export.fingerprints = {name: f.result() for name, f in prints.items()}
+        scans = {name: pool.submit(scan_file, path) for name, path in files.items()}
+        try:
+            _load_tables(export, rejects_dir, max_reject_rate, timer, scans)
+        finally:
+            for f in scans.values():
+                f.cancel()
+        export.fingerprints = {name: f.result().fingerprint for name, f in scans.items()}
     return export
 
 
-def _load_tables(export: Export, rejects_dir: Path, max_reject_rate: float, timer) -> None:
+def _scan_of(scans, name: str) -> FileScan | None:
+    try:
+        return scans[name].result() if scans and name in scans else None
+    except OSError as exc:
+        raise ExportError(getattr(exc, "filename", None),
+                          f"cannot read the file ({exc.strerror or exc})") from None
+
+
+def _load_tables(export: Export, rejects_dir: Path, max_reject_rate: float, timer,
+                 scans=None) -> None:
     con = export.con
     if "relationships" not in export.files:
         no_relationships(con)
@@ -693,33 +923,39 @@ def _load_tables(export: Export, rejects_dir: Path, max_reject_rate: float, time
             timer.starting(name)
         t0 = time.perf_counter()
         if name == "events":
-            count, reasons = _load_events(con, path, spec, rejects_dir)
+            res = _load_events(con, path, spec, rejects_dir, max_reject_rate=max_reject_rate,
+                               horizon=export.horizon, scan=_scan_of(scans, name))
+            count, reasons, kept, last = res["count"], res["reasons"], res["kept"], res["last_row"]
+            lines, export.horizon = res["lines"], res["horizon"]
         else:
             _, n_broken = _stage(con, path, spec)
+            n_parsed = con.execute(f"SELECT count(*) FROM raw_{name}").fetchone()[0]
+            lines = _lines(con, path, _scan_of(scans, name), n_parsed + n_broken,
+                           f"raw_{name}_broken")
             try:
                 _VALIDATORS[name](con)
             except duckdb.Error as exc:
                 raise _file_error(path, "cannot validate table", exc) from None
-            n_rows = con.execute(f"SELECT count(*) FROM raw_{name}").fetchone()[0] + n_broken
-            n_rej = _write_rejects(
+            n_rows = n_parsed + n_broken
+            n_bad = con.execute(f"SELECT count(*) FROM chk_{name} WHERE reason IS NOT NULL"
+                                ).fetchone()[0] + n_broken
+            n_rej, kept, last = _write_rejects(
                 con, spec, f"(SELECT source_row, {', '.join(spec.columns)}, reason "
                            f"FROM chk_{name} WHERE reason IS NOT NULL)",
-                f"raw_{name}_broken", rejects_dir)
+                f"raw_{name}_broken", rejects_dir, _cap(n_bad, n_rows, max_reject_rate))
             count = TableCount(rows=int(n_rows), accepted=int(n_rows) - n_rej, rejected=n_rej)
             reasons = dict(con.execute(
                 "SELECT reason, count(*) FROM rej GROUP BY reason ORDER BY reason").fetchall())
             _drop_staging(con, name)
         export.counts[name] = count
         export.reject_reasons[name] = reasons
+        if lines is not None:
+            export.lines[name] = lines
         export.timings[f"load_{name}"] = round(time.perf_counter() - t0, 3)
         log.info("%s: %d rows, %d accepted, %d rejected", name, count.rows, count.accepted,
                  count.rejected)
         if count.rows and count.rejected / count.rows > max_reject_rate:
-            raise ExportError(
-                path,
-                f"{count.rejected} of {count.rows} rows rejected "
-                f"({count.rejected / count.rows:.1%} > --max-reject-rate {max_reject_rate:.1%}); "
-                f"see rejects/{name}.csv",
-            )
+            raise RejectRateError(path, name, count.rejected, count.rows, max_reject_rate,
+                                  kept, last)
         if timer is not None:
             timer.done(name)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import platform
 import shutil
 import tempfile
@@ -25,12 +24,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import config, tracking
+from . import config, outdir, tracking
 from .aggregate import Aggregates, aggregate
 from .communities import WARM_ENGINES, detect_communities, seed_membership
 from .findings import STEPS, Findings
 from .graph import EntityGraph, build_graph
-from .load import Export, load_export
+from .load import Export, RejectRateError, load_export
 from .params import ENGINES, RunParams
 from .rings import find_rings, partner_review
 from .safe import write_csv
@@ -180,119 +179,131 @@ def write_findings(findings: Findings, out: Path) -> None:
 
 
 def run(export_dir: Path | str, out_dir: Path | str, params: RunParams | None = None,
-        *, progress=None, on_step: StepHook | None = None) -> tuple[Export, Findings]:
+        *, progress=None, on_step: StepHook | None = None, force: bool = False
+        ) -> tuple[Export, Findings]:
     """Load, analyse and report one export into ``out_dir`` (atomically).
 
     The outputs are written to a temporary folder beside ``out_dir`` and moved
     into place at the end, so a run that dies halfway leaves the previous
-    output as it was.
+    output as it was. ``out_dir`` must pass :func:`analysis.outdir.check_out`
+    (``force``: a folder the tool did not write is moved aside first). A run
+    stopped by too many rejected rows keeps them in ``out_dir/rejects/``
+    (:meth:`analysis.outdir.OutputFolder.keep_rejects`).
     """
     from .report import write_report
 
     params = params or RunParams()
     if params.as_of is not None:
         date.fromisoformat(str(params.as_of))  # fail early on a bad date
+    plan = outdir.check_out(out_dir, export=export_dir, previous=params.previous, force=force)
     # The previous run and the verdicts: read first, so a bad one fails before any work.
     prev = tracking.load_previous(params.previous) if params.previous else None
     cases = tracking.read_cases(params.cases) if params.cases else None
     if cases is not None and not params.previous:
         raise tracking.TrackingError("--cases needs --previous (ring keys are only stable "
                                      "along a chain of runs)")
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir.parent / f".{out_dir.name}.part-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
     timings: dict[str, float] = {}
-    bar = progress(total=len(STEPS)) if progress else None
-    timer = StepTimer(timings, bar, on_step)
+    timer = StepTimer(timings, None, on_step)
     t_start = time.perf_counter()
     con = spark = None
-    try:
-        con = open_workspace(memory_limit=params.memory_limit, spill_dir=tmp / "workspace.tmp")
-        with timer.step("read_validate"):
-            export = load_export(export_dir, con, tmp / "rejects",
-                                 max_reject_rate=params.max_reject_rate, timer=timer)
-        if params.engine == "spark":
-            from .engines.spark import SparkAggregator
+    stop_watch = None
+    with outdir.OutputFolder(plan, "run") as folder:
+        tmp = folder.tmp
+        bar = progress(total=len(STEPS)) if progress else None
+        timer.bar = bar
+        try:
+            con = open_workspace(memory_limit=params.memory_limit,
+                                 spill_dir=tmp / "workspace.tmp")
+            stop_watch = outdir.on_interrupt(con.interrupt)
+            with timer.step("read_validate"):
+                try:
+                    export = load_export(export_dir, con, tmp / "rejects",
+                                         max_reject_rate=params.max_reject_rate, timer=timer)
+                except RejectRateError as exc:
+                    con.close()
+                    con = None
+                    where = folder.keep_rejects(exc.note())
+                    raise exc.kept_in(where) from None
+            if params.engine == "spark":
+                from .engines.spark import SparkAggregator
 
-            spark = SparkAggregator(con, params.spark_staging or (tmp / "workspace.spark"),
-                                    master=params.spark_master,
-                                    driver_memory=params.memory_limit, timings=timings)
-        identity = tracking.export_identity(con, params.tracking.sketch_size)
-        tracking.check_same_export(prev, identity, params.tracking)
-        findings = analyse(con, params, timings, spark=spark, bar=bar, on_step=on_step,
-                           initial_communities=prev.communities if prev else None)
-        with timer.step("tracking"):
-            findings = tracking.follow(findings, prev, cases, identity=identity)
-        with timer.step("report"):
-            write_findings(findings, tmp)
-            if params.handoff:
-                from .handoff import export_ring
+                spark = SparkAggregator(con, params.spark_staging or (tmp / "workspace.spark"),
+                                        master=params.spark_master,
+                                        driver_memory=params.memory_limit, timings=timings)
+            identity = tracking.export_identity(con, params.tracking.sketch_size)
+            tracking.check_same_export(prev, identity, params.tracking)
+            findings = analyse(con, params, timings, spark=spark, bar=bar, on_step=on_step,
+                               initial_communities=prev.communities if prev else None)
+            with timer.step("tracking"):
+                findings = tracking.follow(findings, prev, cases, identity=identity)
+            with timer.step("report"):
+                write_findings(findings, tmp)
+                if params.handoff:
+                    from .handoff import export_ring
 
-                for ring in params.handoff:
-                    export_ring(findings, ring, tmp / "handoff")
-            n_after = 0
-            if params.as_of is not None:
-                n_after = con.execute("SELECT count(*) FROM ev WHERE ts >= ?",
-                                      [findings.aggregates.as_of]).fetchone()[0]
-            write_report(findings, export, tmp / "report.html")
-        if bar:
-            bar.close()
-        record = {
-            "tool": "ringscope",
-            "parameters": params.record(),
-            "communities_engine": params.communities,
-            "engine": params.engine,
-            **({"spark": {"master": spark.master, "version": spark.version}} if spark else {}),
-            "versions": _versions(),
-            "inputs": export.fingerprints,
-            "tables": {k: v.as_dict() for k, v in export.counts.items()},
-            "reject_reasons": export.reject_reasons,
-            "events_after_as_of": int(n_after),
-            "events_used": int(export.n_events - n_after),
-            "graph": {"nodes": int(len(findings.graph.nodes)),
-                      "edges": int(len(findings.graph.edges)),
-                      "hubs": int(len(findings.graph.hubs))},
-            "baselines": {k: (round(float(v), 4) if math.isfinite(v) else None)
-                          for k, v in findings.baselines.value.items()},
-            # Harm baselines taken below a separate top group: that group's share of accounts.
-            "baselines_set_aside": findings.baselines.set_aside,
-            # Harm is judged against peers: per measure and account type.
-            "peer_baselines": {m: {k: round(float(v), 4) for k, v in d.items()}
-                               for m, d in findings.baselines.peer.items()},
-            "peer_baselines_set_aside": findings.baselines.peer_set_aside,
-            # Weekly runs: the export's identity (hashed account-id sketch, no raw ids), the
-            # warm start, and the ring keys against the previous run.
-            "export_identity": identity,
-            "warm_start": findings.warm_start,
-            "tracking": findings.tracking.record(),
-            "rings": int(len(findings.rings.rings)),
-            "flagged_rings": int(len(findings.flagged)),
-            "timings_s": {**export.timings, **timings,
-                          "total": round(time.perf_counter() - t_start, 3)},
-        }
-        con.close()
-        con = None
-        for f in tmp.glob("workspace.*"):
-            if f.is_dir():
-                shutil.rmtree(f, ignore_errors=True)
-            else:
-                f.unlink()
-        shutil.rmtree(tmp / "workspace.tmp", ignore_errors=True)
-        (tmp / "run.json").write_text(json.dumps(record, indent=2, sort_keys=True, default=str)
-                                      + "\n")
-        old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
-        if out_dir.exists():
-            os.replace(out_dir, old)
-        os.replace(tmp, out_dir)
-        shutil.rmtree(old, ignore_errors=True)
-    finally:
-        if spark is not None:
-            spark.close()
-        if con is not None:
+                    for ring in params.handoff:
+                        export_ring(findings, ring, tmp / "handoff")
+                n_after = 0
+                if params.as_of is not None:
+                    n_after = con.execute("SELECT count(*) FROM ev WHERE ts >= ?",
+                                          [findings.aggregates.as_of]).fetchone()[0]
+                write_report(findings, export, tmp / "report.html")
+            if bar:
+                bar.close()
+            record = {
+                "tool": "ringscope",
+                "parameters": params.record(),
+                "communities_engine": params.communities,
+                "engine": params.engine,
+                **({"spark": {"master": spark.master, "version": spark.version}} if spark else {}),
+                "versions": _versions(),
+                "inputs": export.fingerprints,
+                "tables": {k: v.as_dict() for k, v in export.counts.items()},
+                "lines": export.lines,
+                "reject_reasons": export.reject_reasons,
+                "newest_plausible_ts": export.horizon,
+                "events_after_as_of": int(n_after),
+                "events_used": int(export.n_events - n_after),
+                "graph": {"nodes": int(len(findings.graph.nodes)),
+                          "edges": int(len(findings.graph.edges)),
+                          "hubs": int(len(findings.graph.hubs))},
+                "baselines": {k: (round(float(v), 4) if math.isfinite(v) else None)
+                              for k, v in findings.baselines.value.items()},
+                # Harm baselines taken below a separate top group: that group's share of accounts.
+                "baselines_set_aside": findings.baselines.set_aside,
+                # Harm is judged against peers: per measure and account type.
+                "peer_baselines": {m: {k: round(float(v), 4) for k, v in d.items()}
+                                   for m, d in findings.baselines.peer.items()},
+                "peer_baselines_set_aside": findings.baselines.peer_set_aside,
+                # Weekly runs: the export's identity (hashed account-id sketch, no raw ids), the
+                # warm start, and the ring keys against the previous run.
+                "export_identity": identity,
+                "warm_start": findings.warm_start,
+                "tracking": findings.tracking.record(),
+                "rings": int(len(findings.rings.rings)),
+                "flagged_rings": int(len(findings.flagged)),
+                "timings_s": {**export.timings, **timings,
+                              "total": round(time.perf_counter() - t_start, 3)},
+            }
             con.close()
-        shutil.rmtree(tmp, ignore_errors=True)
+            con = None
+            for f in tmp.glob("workspace.*"):
+                if f.is_dir():
+                    shutil.rmtree(f, ignore_errors=True)
+                else:
+                    f.unlink()
+            (tmp / "run.json").write_text(json.dumps(record, indent=2, sort_keys=True,
+                                                     default=str) + "\n")
+            folder.commit()
+        finally:
+            if stop_watch is not None:
+                stop_watch()
+            if spark is not None:
+                spark.close()
+            if con is not None:
+                con.close()
+    for note in folder.notes:
+        log.warning(note)
     return export, findings
 
 

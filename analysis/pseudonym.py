@@ -31,6 +31,18 @@ Examples
 'A-6a029b7d'
 >>> ps.scrub("acct-9 shared emu-1 with acct-2")
 'R1-A01 shared R1-D01 with R1-A02'
+
+Free text from the export (partner names and types, partner ids) is written by the
+people under investigation and may hold any id of the export. :meth:`Pseudonyms.learn_export`
+scrubs every such value once against all account ids, device ids and IPs of the
+export's workspace (:func:`find_ids`); from then on :meth:`Pseudonyms.scrub` and
+:meth:`Pseudonyms.scrub_figure` put the scrubbed value wherever the raw one appears:
+
+>>> ps.learn(["Contact acct-9 or x1 at 10.0.0.9 / dev emu-1"],
+...          lookup=lambda c: {v: "account" for v in c if v == "x1"})
+1
+>>> ps.scrub("partner P7 (Contact acct-9 or x1 at 10.0.0.9 / dev emu-1)")
+'partner P7 (Contact R1-A01 or A-9f21595a at R1-IP01 / dev R1-D01)'
 """
 
 from __future__ import annotations
@@ -44,12 +56,118 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
-__all__ = ["Pseudonyms", "ring_label", "ring_number", "leaks"]
+__all__ = ["Pseudonyms", "ring_label", "ring_number", "leaks", "find_ids", "scrub_ids"]
 
 _PREFIX = {"account": "A", "device": "D", "ip": "IP"}
 #: Inline scripts this long are a bundled library (plotly.js), not data from the export.
 _BUNDLE_CHARS = 100_000
 _TOKEN = re.compile(r"[^\w.:\-]+")
+#: Longest id looked for inside free text (longer ids are looked for as substrings).
+_MAX_ID = 256
+#: Free-text values learnt from one export, at most.
+_MAX_VALUES = 200_000
+
+
+def _word(c: str) -> bool:
+    return c.isalnum()
+
+
+def candidates(text: str, max_len: int = _MAX_ID) -> set[str]:
+    """Every substring of ``text`` that could be an id in it: it starts and ends where a
+    run of letters and digits starts and ends (or at any other character), holds no
+    leading or trailing blank, and is at most ``max_len`` long.
+
+    >>> sorted(candidates("at 1.2.3.4/x"))[:6]
+    ['.', '.2', '.2.', '.2.3', '.2.3.', '.2.3.4']
+    >>> "1.2.3.4" in candidates("at 1.2.3.4/x") and "2.3" in candidates("at 1.2.3.4/x")
+    True
+    >>> "1.2.3" in candidates("1.2.34")
+    False
+    """
+    n = len(text)
+    cut = [i == 0 or i == n or not (_word(text[i - 1]) and _word(text[i])) for i in range(n + 1)]
+    out = set()
+    for i in range(n):
+        if not cut[i] or text[i].isspace():
+            continue
+        for j in range(i + 1, min(n, i + max_len) + 1):
+            if cut[j] and not text[j - 1].isspace():
+                out.add(text[i:j])
+    return out
+
+
+def find_ids(con):
+    """A lookup over the export's workspace: which strings are account ids (or event
+    targets), device ids or IPs of the export. ``lookup(strings) -> {string: kind}``."""
+    import pyarrow as pa
+
+    tables = (("accounts", "account_id", "account"), ("targets", "target_id", "account"),
+              ("devices", "device_id", "device"), ("ips", "ip", "ip"))
+    present = []
+    for table, col, kind in tables:
+        try:
+            con.execute(f"SELECT {col} FROM {table} LIMIT 0")
+        except Exception:  # noqa: BLE001 - a workspace without that table
+            continue
+        present.append((table, col, kind))
+
+    def lookup(strings) -> dict[str, str]:
+        strings = sorted({s for s in strings if s})
+        if not strings or not present:
+            return {}
+        con.register("ringscope_candidates", pa.table({"c": pa.array(strings, pa.string())}))
+        try:
+            sql = " UNION ALL ".join(
+                f"SELECT c, '{kind}' AS kind, {i} AS o FROM ringscope_candidates "
+                f"WHERE c IN (SELECT {col} FROM {table})"
+                for i, (table, col, kind) in enumerate(present))
+            rows = con.execute(f"SELECT c, kind FROM ({sql}) ORDER BY o DESC").fetchall()
+        finally:
+            con.unregister("ringscope_candidates")
+        return {c: kind for c, kind in rows}     # accounts win (ordered last)
+    return lookup
+
+
+def long_ids(con) -> list[tuple[str, str]]:
+    """The export's ids longer than :data:`_MAX_ID` (looked for as substrings)."""
+    out = []
+    for table, col, kind in (("accounts", "account_id", "account"), ("targets", "target_id",
+                             "account"), ("devices", "device_id", "device"), ("ips", "ip", "ip")):
+        try:
+            out += [(r[0], kind) for r in con.execute(
+                f"SELECT {col} FROM {table} WHERE length({col}) > {_MAX_ID} LIMIT 10000"
+            ).fetchall()]
+        except Exception:  # noqa: BLE001
+            continue
+    return out
+
+
+def scrub_ids(text: str, found: dict[str, str], name) -> str:
+    """Replace, left to right and longest first, the substrings of ``text`` in ``found``
+    (from :func:`candidates`) by ``name(kind, raw)``."""
+    if not found or not text:
+        return text
+    n = len(text)
+    best: dict[int, int] = {}
+    for raw in found:
+        start = text.find(raw)
+        while start >= 0:
+            end = start + len(raw)
+            ok = ((start == 0 or not (_word(text[start - 1]) and _word(text[start])))
+                  and (end == n or not (_word(text[end - 1]) and _word(text[end]))))
+            if ok and end > best.get(start, -1):
+                best[start] = end
+            start = text.find(raw, start + 1)
+    out, pos = [], 0
+    for start in sorted(best):
+        if start < pos:
+            continue
+        end = best[start]
+        out.append(text[pos:start])
+        out.append(name(found[text[start:end]], text[start:end]))
+        pos = end
+    out.append(text[pos:])
+    return "".join(out)
 
 
 def ring_number(ring_id: str) -> int | None:
@@ -79,6 +197,10 @@ class Pseudonyms:
         self._map = dict(mapping)
         self._key = key if key is not None else secrets.token_bytes(32)
         self._scrub_re: re.Pattern | None = None
+        #: Free-text values of the export that hold ids → the same text scrubbed.
+        self._free: dict[str, str] = {}
+        self._free_re: re.Pattern | None = None
+        self._learnt_from = None
 
     # -- construction ------------------------------------------------------------------
     @classmethod
@@ -155,8 +277,84 @@ class Pseudonyms:
         """A graph node's label: partners keep their id, the rest are pseudonymised."""
         return str(raw) if kind == "partner" else self.get(kind, raw)
 
+    # -- free text from the export ------------------------------------------------------
+    def learn(self, values, lookup, long: list[tuple[str, str]] = ()) -> int:
+        """Scrub free-text ``values`` against the export's ids (``lookup``, see
+        :func:`find_ids`; ``long``: ids too long to look up, found as substrings) and
+        remember each value that changed. Returns how many did."""
+        values = [v for v in dict.fromkeys(values) if isinstance(v, str) and v.strip()]
+        per_value = {v: candidates(v) for v in values}
+        mapped = {raw for (_k, raw) in self._map}
+        found = lookup(set().union(*per_value.values())) if per_value else {}
+        kinds = {raw: kind for (kind, raw) in self._map}
+        changed = 0
+        for v, cands in per_value.items():
+            hits = {c: found.get(c) or kinds[c] for c in cands if c in found or c in mapped}
+            hits.update({raw: kind for raw, kind in long if raw in v})
+            clean = scrub_ids(v, hits, self.get)
+            if clean != v:
+                self._free[v] = clean
+                changed += 1
+        self._free_re = None
+        return changed
+
+    def learn_export(self, con) -> Pseudonyms:
+        """Learn the export's free text (partner ids, names and types) from its workspace
+        ``con``, so that no id of the export inside it reaches a management output."""
+        if con is None or self._learnt_from is con:
+            return self
+        self._learnt_from = con
+        try:
+            rows = con.execute(f"""
+                SELECT DISTINCT v FROM (
+                    SELECT CAST(partner_id AS VARCHAR) AS v FROM partners UNION ALL
+                    SELECT CAST(name AS VARCHAR) FROM partners UNION ALL
+                    SELECT CAST(partner_type AS VARCHAR) FROM partners)
+                WHERE v IS NOT NULL LIMIT {_MAX_VALUES}""").fetchall()
+        except Exception:  # noqa: BLE001 - no partners table: nothing to learn
+            return self
+        self.learn([r[0] for r in rows], find_ids(con), long_ids(con))
+        return self
+
+    def _free_sub(self, text: str) -> str:
+        if not self._free or not text:
+            return text
+        if self._free_re is None:
+            import html as _html
+
+            pairs = {}
+            for raw, clean in self._free.items():
+                pairs[raw] = clean
+                for q in (True, False):
+                    pairs.setdefault(_html.escape(raw, quote=q), _html.escape(clean, quote=q))
+            self._free_pairs = pairs
+            alt = "|".join(re.escape(r) for r in sorted(pairs, key=len, reverse=True))
+            self._free_re = re.compile(alt)
+        return self._free_re.sub(lambda m: self._free_pairs[m.group(0)], text)
+
+    def scrub_figure(self, fig):
+        """``fig`` with every free-text value of the export scrubbed, in every string it
+        holds (titles, labels, hover texts, custom data)."""
+        if not self._free:
+            return fig
+        import plotly.graph_objects as go
+
+        def walk(v):
+            if isinstance(v, str):
+                return self._free_sub(v)
+            if isinstance(v, dict):
+                return {k: walk(x) for k, x in v.items()}
+            if isinstance(v, (list, tuple)):
+                return type(v)(walk(x) for x in v)
+            if isinstance(v, np.ndarray) and v.dtype == object:
+                return np.array([walk(x) for x in v.tolist()], dtype=object)
+            return v
+        return go.Figure(walk(fig.to_dict()))
+
     def scrub(self, text: str) -> str:
-        """Replace every known raw id in ``text`` by its pseudonym."""
+        """Replace every known raw id in ``text`` by its pseudonym, and every free-text
+        value of the export (:meth:`learn_export`) by its scrubbed form."""
+        text = self._free_sub(text)
         if not self._map or not text:
             return text
         if self._scrub_re is None:

@@ -163,7 +163,8 @@ def management(export: Export, findings: Findings, pseudonyms: Pseudonyms | None
     the network of the top flagged ring (pseudonymised).
     """
     con = export.con
-    ps = pseudonyms or Pseudonyms.for_findings(findings)
+    # Free text of the export (partner names, types, ids) may hold any of its ids.
+    ps = (pseudonyms or Pseudonyms.for_findings(findings)).learn_export(con)
     daily = records_by_ring(con, findings)
     exposed = users_exposed(con, findings)
     replay = lag is not None
@@ -177,6 +178,9 @@ def management(export: Export, findings: Findings, pseudonyms: Pseudonyms | None
     own = rings["untied_users"] if "untied_users" in rings else [0] * len(rings)
     rings["untied_users"] = [distinct.get(r, u) for r, u in zip(rings["ring_id"], own)]
     partners = partners_implicated(findings, distinct)
+    for col in ("partner_id", "name", "partner_type"):
+        if col in partners:
+            partners[col] = [ps.scrub(v) if isinstance(v, str) else v for v in partners[col]]
     figs = {
         "rings_by_harm": charts.harm_ranking(rings),
         "records_over_time": charts.records_over_time(daily),
@@ -192,6 +196,8 @@ def management(export: Export, findings: Findings, pseudonyms: Pseudonyms | None
         figs["ring_network"] = charts.ring_network(sub, pseudonyms=ps)
     lines = (summary_lines(findings, export, users_exposed=total if len(exposed) else None)
              + ring_lines(findings, lag, partners, distinct))
+    figs = {name: ps.scrub_figure(fig) for name, fig in figs.items()}
+    lines = [ps.scrub(line) for line in lines]
     return Management(figures=figs, lines=lines, pseudonyms=ps,
                       tables={"records_by_ring": daily, "users_exposed": exposed,
                               "partners_implicated": partners, "detection_lag": lag})
@@ -233,7 +239,8 @@ def write_report(findings: Findings, export: Export, path: Path, extra_figures: 
     rings = findings.rings.rings
     figs = (list(figures) if figures is not None
             else [charts.ring_ranking(rings)] + list(extra_figures or []))
-    ps = pseudonyms or Pseudonyms.for_findings(findings)
+    ps = (pseudonyms or Pseudonyms.for_findings(findings)).learn_export(export.con)
+    figs = [ps.scrub_figure(fig) for fig in figs]
     sections = ["<h2>Charts</h2>"] if figs else []
     for i, fig in enumerate(figs):
         sections.append(f'<div class="chart">{figure_html(fig, include_js=(i == 0))}</div>')

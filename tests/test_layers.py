@@ -28,9 +28,9 @@ LAYERS: list[tuple[str, ...]] = [
     ("graph",),
     ("engines",),                                    # the same plan on Spark
     ("aggregate",),
-    ("load",),
+    ("load", "csvlines"),
     ("workspace",),
-    ("findings", "params", "contract", "safe", "config", "__init__"),
+    ("findings", "params", "contract", "safe", "config", "outdir", "__init__"),
 ]
 RANK = {name: i for i, layer in enumerate(LAYERS) for name in layer}
 

@@ -117,13 +117,13 @@ def test_a_shared_family_phone_does_not_pull_the_family_into_a_crew(tmp_path):
     _background(accounts, events)
     for day in range(10):
         for who in ("f1", "f2"):
-            events.append([_ts(T0 + timedelta(days=day, hours=20)), who, "fam-phone", "home-1",
+            events.append([_ts(T0 + timedelta(days=day, hours=20)), who, "fam-phone", "203.0.113.1",
                            "view_item", "m1", "0"])
-    events.append([_ts(T0 + timedelta(days=2, hours=21)), "k1", "fam-phone", "home-1",
+    events.append([_ts(T0 + timedelta(days=2, hours=21)), "k1", "fam-phone", "203.0.113.1",
                    "login", "", "0"])
     for j, k in enumerate(("k1", "k2", "k3")):
         for i in range(200):
-            ip = "198.51.100.7" if k == "k1" else "home-1"
+            ip = "198.51.100.7" if k == "k1" else "203.0.113.1"
             events.append([_ts(T0 + timedelta(days=3, minutes=i, seconds=j)), k, "emu-1", ip,
                            "view_profile", f"u{i:03d}", "1"])
     flagged, members, _ = _run(tmp_path, partners, accounts, events)
@@ -151,8 +151,8 @@ def test_one_heavy_reader_of_popular_profiles_with_family_is_no_ring(tmp_path):
     for day in range(10):
         for n in range(400):
             events.append([_ts(T0 + timedelta(days=day, seconds=60 * n)), "g1", "fam-2",
-                           "home-2", "view_profile", f"p{n % 30:02d}", "1"])
-        events.append([_ts(T0 + timedelta(days=day, hours=22)), "g2", "fam-2", "home-2",
+                           "203.0.113.2", "view_profile", f"p{n % 30:02d}", "1"])
+        events.append([_ts(T0 + timedelta(days=day, hours=22)), "g2", "fam-2", "203.0.113.2",
                        "view_item", "m1", "0"])
     flagged, _, _ = _run(tmp_path, partners, accounts, events)
     assert flagged.empty

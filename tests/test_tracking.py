@@ -38,6 +38,14 @@ CREWS = {
 }
 
 
+
+def _ip_of(device: str) -> str:
+    """A documentation-range IPv6 address of the crew's own (the contract wants real IPs)."""
+    import hashlib
+
+    h = hashlib.sha256(device.encode()).hexdigest()
+    return f"2001:db8::{h[0:4]}:{h[4:8]}:{h[8:12]}:{h[12:16]}"
+
 def _ts(d: datetime) -> str:
     return d.isoformat() + "Z"
 
@@ -64,7 +72,7 @@ def weekly_export(root, week: int, crews=CREWS, prefix: str = "x"):
         for j, a in enumerate(who):
             for i in range(STRANGERS):
                 events.append([_ts(t0 + timedelta(days=1, minutes=i, seconds=j)), f"{prefix}{a}",
-                               device, f"ip-{device}", "view_profile",
+                               device, _ip_of(device), "view_profile",
                                f"{prefix}u{c}{i:02d}", "1"])
     if week == 2:   # crew G is still about, but reads nothing; crew H is silent
         for a in ("g1", "g2", "g3"):

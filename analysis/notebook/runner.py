@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import config
+from .. import config, outdir
 from ..charts import PLOTLY_JS, write_html
 from ..contract import ExportError
 
@@ -65,8 +65,14 @@ def run_notebooks(exports: str | Path, out: str | Path, *, as_of: str | None = N
                   previous: str | Path | None = None, cases: str | Path | None = None,
                   notebooks: list[str] | tuple[str, ...] = NOTEBOOKS,
                   source: Path | None = None, kernel_name: str | None = None,
-                  progress=None) -> ReportRun:
+                  progress=None, force: bool = False) -> ReportRun:
     """Execute the notebooks headless on ``exports``, writing everything into ``out``.
+
+    As ``run`` does, the notebooks write into a partial folder beside ``out``
+    that replaces ``out`` only when every notebook has run
+    (:mod:`analysis.outdir`): a report that fails or is killed halfway leaves the
+    previous one as it was. ``out`` must pass :func:`analysis.outdir.check_out`
+    (``force``: a folder the tool did not write is moved aside first).
 
     Parameters
     ----------
@@ -90,54 +96,74 @@ def run_notebooks(exports: str | Path, out: str | Path, *, as_of: str | None = N
     exports = Path(exports).expanduser().resolve()
     if not exports.is_dir():
         raise ExportError(exports, "export folder not found")
-    out = Path(out).expanduser().resolve()
-    out.mkdir(parents=True, exist_ok=True)
+    plan = outdir.check_out(Path(out).expanduser(), export=exports, previous=previous,
+                            force=force)
+    out = plan.out
     source = Path(source) if source else config.NOTEBOOKS
-    executed = out / "notebooks"
-    executed.mkdir(exist_ok=True)
-    # Charts and report come from this run only.
-    shutil.rmtree(out / "charts", ignore_errors=True)
-    (out / "report.html").unlink(missing_ok=True)
-    params = {"EXPORTS": str(exports), "OUT": str(out), "AS_OF": as_of, "SEED": int(seed),
-              "RING": ring,
-              "PREVIOUS": str(Path(previous).expanduser().resolve()) if previous else None,
-              "CASES": str(Path(cases).expanduser().resolve()) if cases else None}
+    for name in notebooks:
+        if not (source / f"{name}.ipynb").exists():
+            raise FileNotFoundError(2, "notebook not found", str(source / f"{name}.ipynb"))
     result = ReportRun(out=out)
     bar = progress(total=len(notebooks)) if progress else None
-    try:
-        for name in notebooks:
-            src = source / f"{name}.ipynb"
-            if not src.exists():
-                raise FileNotFoundError(2, "notebook not found", str(src))
-            dst = executed / f"{name}.ipynb"
-            t0 = time.perf_counter()
-            log.info("executing %s", name)
-            try:
-                pm.execute_notebook(str(src), str(dst), parameters=params,
-                                    kernel_name=kernel_name, progress_bar=False,
-                                    cwd=str(out), log_output=False,
-                                    extra_arguments=KERNEL_ARGUMENTS)
-            except PapermillExecutionError as exc:
-                msg = " ".join(str(exc.evalue).split())[:300]
-                if exc.ename == "ExportError":
-                    raise ExportError(None, msg) from None
-                where = f"notebook {name} (executed copy: {dst})"
-                if exc.ename in USER_ERRORS:       # a bad parameter: the user can act on it
-                    raise ValueError(f"{msg} [{where}]") from None
-                raise NotebookError(f"{where} failed in cell {exc.exec_count}: "
-                                    f"{exc.ename}: {msg}") from None
-            result.seconds[name] = round(time.perf_counter() - t0, 2)
-            result.notebooks.append(dst)
+    with outdir.OutputFolder(plan, "report") as folder:
+        tmp = folder.tmp
+        executed = tmp / "notebooks"
+        executed.mkdir()
+        params = {"EXPORTS": str(exports), "OUT": str(tmp), "AS_OF": as_of, "SEED": int(seed),
+                  "RING": ring,
+                  "PREVIOUS": str(Path(previous).expanduser().resolve()) if previous else None,
+                  "CASES": str(Path(cases).expanduser().resolve()) if cases else None}
+        try:
+            for name in notebooks:
+                src = source / f"{name}.ipynb"
+                dst = executed / f"{name}.ipynb"
+                t0 = time.perf_counter()
+                log.info("executing %s", name)
+                try:
+                    pm.execute_notebook(str(src), str(dst), parameters=params,
+                                        kernel_name=kernel_name, progress_bar=False,
+                                        cwd=str(tmp), log_output=False,
+                                        extra_arguments=KERNEL_ARGUMENTS)
+                except PapermillExecutionError as exc:
+                    msg = " ".join(str(exc.evalue).split())[:300]
+                    if exc.ename == "RejectRateError":
+                        # Keep the quarantine notebook 01 wrote, where the message says.
+                        where = folder.keep_rejects(f"ringscope report stopped: {msg}")
+                        raise ExportError(None, msg.replace("see rejects/",
+                                                            f"see {where}/")) from None
+                    if exc.ename in ("ExportError",):
+                        raise ExportError(None, msg) from None
+                    where = f"notebook {name}"
+                    if exc.ename in USER_ERRORS:   # a bad parameter: the user can act on it
+                        raise ValueError(f"{msg} [{where}]") from None
+                    kept = _keep_failed(dst, out)
+                    raise NotebookError(f"{where} failed in cell {exc.exec_count}: "
+                                        f"{exc.ename}: {msg} (executed copy: {kept})") from None
+                result.seconds[name] = round(time.perf_counter() - t0, 2)
+                if bar:
+                    bar.update(1)
+        finally:
             if bar:
-                bar.update(1)
-    finally:
-        if bar:
-            bar.close()
+                bar.close()
+        folder.commit()
+    result.notebooks = [out / "notebooks" / f"{name}.ipynb" for name in notebooks]
     if (out / "report.html").exists():
         result.report = out / "report.html"
     if (out / "charts").is_dir():
         result.charts = sorted((out / "charts").iterdir())
     return result
+
+
+def _keep_failed(notebook: Path, out: Path) -> Path:
+    """Keep the executed copy of a failed notebook beside OUT (its partial folder goes)."""
+    if not notebook.exists():
+        return notebook
+    dst = out.parent / f"{out.name}.failed-{notebook.name}"
+    try:
+        shutil.copyfile(notebook, dst)
+    except OSError:
+        return notebook
+    return dst
 
 
 # -- chart export ------------------------------------------------------------------------------
