@@ -28,6 +28,7 @@ import pandas as pd
 from . import config, tracking
 from .aggregate import Aggregates, aggregate
 from .communities import WARM_ENGINES, detect_communities, seed_membership
+from .facts import ring_facts, with_facts
 from .findings import STEPS, Findings
 from .graph import EntityGraph, build_graph
 from .load import Export, load_export
@@ -37,7 +38,8 @@ from .safe import write_csv
 from .signals import account_signals
 from .workspace import Workspace, open_workspace
 
-__all__ = ["RunParams", "Findings", "STEPS", "StepTimer", "analyse", "detect", "open_findings",
+__all__ = ["RunParams", "Findings", "STEPS", "StepTimer", "add_facts", "analyse", "detect",
+           "open_findings",
            "run", "write_findings"]
 
 log = logging.getLogger(__name__)
@@ -131,9 +133,22 @@ def analyse(con: Workspace, params: RunParams, timings: dict[str, float] | None 
             warm["why_not"] = (f"the {params.communities} engine takes no starting partition "
                                f"(warm starts: {', '.join(WARM_ENGINES)})")
     sig, base, rings, review = detect(agg, graph, communities, params, timer)
-    return Findings(params=params, aggregates=agg, graph=graph, communities=communities,
-                    signals=sig, baselines=base, rings=rings, review=review, timings=timings,
-                    warm_start=warm)
+    findings = Findings(params=params, aggregates=agg, graph=graph, communities=communities,
+                        signals=sig, baselines=base, rings=rings, review=review,
+                        timings=timings, warm_start=warm)
+    t0 = time.perf_counter()
+    findings = add_facts(con, findings)
+    timings["facts"] = round(time.perf_counter() - t0, 3)   # part of the rings step's output
+    return findings
+
+
+def add_facts(con: Workspace, findings: Findings) -> Findings:
+    """Compute each ring's figures once (:func:`analysis.facts.ring_facts`) and put them on the
+    findings: ``facts``, and the rings' ``untied_users`` (distinct), ``devices``, ``ips`` and
+    ``days_active`` (:func:`analysis.facts.with_facts`). Detection is left as it was."""
+    table = ring_facts(con, findings)
+    rings = replace(findings.rings, rings=with_facts(findings.rings.rings, table))
+    return replace(findings, rings=rings, facts=table)
 
 
 def detect(agg: Aggregates, graph: EntityGraph, communities: pd.Series, params: RunParams,

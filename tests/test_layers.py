@@ -21,7 +21,8 @@ LAYERS: list[tuple[str, ...]] = [
     ("report", "case", "handoff"),                   # outputs
     ("charts", "pseudonym"),
     ("tracking",),                                   # ring keys, statuses, verdicts
-    ("queries",),                                    # questions asked of findings
+    ("queries", "facts"),                            # questions asked of findings; the
+                                                     # figures every output quotes
     ("rings",),
     ("signals",),
     ("communities",),
