@@ -30,13 +30,16 @@ labelled as a sum.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pandas as pd
 
 from .aggregate import _cut, as_of_bound, ensure_ties
 from .findings import Findings, is_flagged
 from .workspace import Workspace
 
-__all__ = ["ALL", "FACT_COLUMNS", "ring_facts", "with_facts", "fact", "group_users"]
+__all__ = ["ALL", "FACT_COLUMNS", "add_facts", "ring_facts", "with_facts", "fact",
+           "group_users"]
 
 #: The ``ring_id`` of the row for all flagged rings together.
 ALL = "all"
@@ -151,6 +154,30 @@ def with_facts(rings: pd.DataFrame, facts: pd.DataFrame) -> pd.DataFrame:
     for col in RING_FACT_COLUMNS:
         out[col] = f[col].reindex(out["ring_id"].astype(str)).fillna(0).astype("int64").to_numpy()
     return out
+
+
+def add_facts(con: Workspace, findings: Findings) -> Findings:
+    """The findings with their facts: ``facts`` (:func:`ring_facts`) and the rings' fact
+    columns (:func:`with_facts`). Detection is left as it was.
+
+    Called after detection and again after ring tracking, which may unflag a dismissed
+    ring: the facts are computed anew only when the rings or the flagged set changed.
+    """
+    rings = findings.rings.rings
+    cur = findings.facts
+    if cur is not None and len(cur) == len(rings) + (1 if len(rings) else 0):
+        per = cur[cur["ring_id"] != ALL]
+        same = (set(per["ring_id"]) == set(rings["ring_id"].astype(str))
+                and set(per.loc[per["flagged"].astype(bool), "ring_id"])
+                == set(rings.loc[is_flagged(rings).to_numpy(), "ring_id"].astype(str)))
+        if same:
+            if all(c in rings for c in RING_FACT_COLUMNS):
+                return findings
+            return replace(findings, rings=replace(findings.rings,
+                                                   rings=with_facts(rings, cur)))
+    table = ring_facts(con, findings)
+    return replace(findings, rings=replace(findings.rings, rings=with_facts(rings, table)),
+                   facts=table)
 
 
 def fact(findings: Findings, ring_id: str = ALL) -> pd.Series | None:

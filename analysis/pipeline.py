@@ -28,7 +28,7 @@ import pandas as pd
 from . import config, tracking
 from .aggregate import Aggregates, aggregate
 from .communities import WARM_ENGINES, detect_communities, seed_membership
-from .facts import ring_facts, with_facts
+from .facts import add_facts
 from .findings import STEPS, Findings
 from .graph import EntityGraph, build_graph
 from .load import Export, load_export
@@ -38,8 +38,7 @@ from .safe import write_csv
 from .signals import account_signals
 from .workspace import Workspace, open_workspace
 
-__all__ = ["RunParams", "Findings", "STEPS", "StepTimer", "add_facts", "analyse", "detect",
-           "open_findings",
+__all__ = ["RunParams", "Findings", "STEPS", "StepTimer", "analyse", "detect", "open_findings",
            "run", "write_findings"]
 
 log = logging.getLogger(__name__)
@@ -142,15 +141,6 @@ def analyse(con: Workspace, params: RunParams, timings: dict[str, float] | None 
     return findings
 
 
-def add_facts(con: Workspace, findings: Findings) -> Findings:
-    """Compute each ring's figures once (:func:`analysis.facts.ring_facts`) and put them on the
-    findings: ``facts``, and the rings' ``untied_users`` (distinct), ``devices``, ``ips`` and
-    ``days_active`` (:func:`analysis.facts.with_facts`). Detection is left as it was."""
-    table = ring_facts(con, findings)
-    rings = replace(findings.rings, rings=with_facts(findings.rings.rings, table))
-    return replace(findings, rings=rings, facts=table)
-
-
 def detect(agg: Aggregates, graph: EntityGraph, communities: pd.Series, params: RunParams,
            timer: StepTimer | None = None):
     """Communities → signals → rings and the partner review: the detector as every run uses it.
@@ -239,7 +229,7 @@ def run(export_dir: Path | str, out_dir: Path | str, params: RunParams | None = 
         findings = analyse(con, params, timings, spark=spark, bar=bar, on_step=on_step,
                            initial_communities=prev.communities if prev else None)
         with timer.step("tracking"):
-            findings = tracking.follow(findings, prev, cases, identity=identity)
+            findings = add_facts(con, tracking.follow(findings, prev, cases, identity=identity))
         with timer.step("report"):
             write_findings(findings, tmp)
             if params.handoff:
@@ -359,7 +349,8 @@ def open_findings(exports: str | Path | None = None, as_of: str | None = None, s
         findings = analyse(con, params, bar=bar,
                            initial_communities=prev.communities if prev else None)
         with timer.step("tracking"):
-            findings = tracking.follow(findings, prev, verdicts, identity=identity)
+            findings = add_facts(con, tracking.follow(findings, prev, verdicts,
+                                                      identity=identity))
     finally:
         if bar is not None:
             bar.close()

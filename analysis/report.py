@@ -26,8 +26,8 @@ import pandas as pd
 import plotly.io as pio
 
 from . import charts
-from .charts import about, approx, plural
-from .facts import ALL, fact
+from .charts import about, plural
+from .facts import ALL, add_facts, fact
 from .findings import Findings, flagged_rings, split_ids
 from .load import Export
 from .pseudonym import Pseudonyms, ring_label
@@ -240,6 +240,7 @@ def management(export: Export, findings: Findings, pseudonyms: Pseudonyms | None
     or a sentence states is the ring's fact (:mod:`analysis.facts`).
     """
     con = export.con
+    findings = add_facts(con, findings)       # a no-op for the pipeline's findings
     ps = pseudonyms or Pseudonyms.for_findings(findings)
     daily = records_by_ring(con, findings)
     exposed = users_exposed(con, findings)
@@ -300,6 +301,7 @@ def write_report(findings: Findings, export: Export, path: Path, extra_figures: 
     (:func:`summary_lines`). Text from the export is escaped, and raw ids that
     might appear in a ring's reasons are replaced by their pseudonyms.
     """
+    findings = add_facts(export.con, findings)
     rings = findings.rings.rings
     figs = (list(figures) if figures is not None
             else [charts.ring_ranking(rings)] + list(extra_figures or []))
