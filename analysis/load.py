@@ -40,7 +40,8 @@ from .contract import (ACCOUNT_TYPES, EVENT_TYPES, OPTIONAL_TABLES, REQUIRED_TAB
                        ExportError, TableSpec)
 from .safe import neutralise_sql
 
-__all__ = ["Export", "TableCount", "find_table", "load_export"]
+__all__ = ["Export", "TableCount", "export_files", "export_fingerprints", "find_table",
+           "load_export"]
 
 log = logging.getLogger(__name__)
 
@@ -658,6 +659,21 @@ def _write_rejects(con: duckdb.DuckDBPyConnection, spec: TableSpec, rows: str, b
     return int(n)
 
 
+def export_files(export_dir: Path) -> dict[str, Path]:
+    """The file of each table of the export (required ones, then the optional ones present);
+    :class:`ExportError` as :func:`find_table` raises it."""
+    files = {name: find_table(export_dir, name) for name in REQUIRED_TABLES}
+    for name in OPTIONAL_TABLES:
+        if (path := find_table(export_dir, name, optional=True)) is not None:
+            files[name] = path
+    return files
+
+
+def export_fingerprints(export_dir: Path | str) -> dict[str, dict[str, object]]:
+    """Name, bytes and SHA-256 of each table's file, as ``run.json`` records them."""
+    return {name: _fingerprint(path) for name, path in export_files(Path(export_dir)).items()}
+
+
 def load_export(export_dir: Path | str, con: duckdb.DuckDBPyConnection, rejects_dir: Path,
                 *, max_reject_rate: float = 0.05, timer=None) -> Export:
     """Read and validate an export into ``con``; write quarantined rows to ``rejects_dir``.
@@ -668,10 +684,7 @@ def load_export(export_dir: Path | str, con: duckdb.DuckDBPyConnection, rejects_
     ``timer``, if given, is told when each table starts and is done (for progress).
     """
     export_dir = Path(export_dir)
-    files = {name: find_table(export_dir, name) for name in REQUIRED_TABLES}
-    for name in OPTIONAL_TABLES:
-        if (path := find_table(export_dir, name, optional=True)) is not None:
-            files[name] = path
+    files = export_files(export_dir)
     export = Export(con=con, export_dir=export_dir, files=files, counts={})
     # Fingerprints are hashed in a thread while DuckDB reads (hashlib lets go of the GIL).
     with ThreadPoolExecutor(max_workers=1) as pool:
