@@ -418,13 +418,19 @@ def daily_activity(con: Workspace, aids: list[int] | None = None,
                     [list(map(int, aids))])
         where = "AND aid IN (SELECT aid FROM sel)"
     p, c = ET["view_profile"], ET["view_comments"]
+    # The per-account figures' own rule (``plan``'s ``accounts`` step), so the days add up
+    # to them: a profile read counts when it names a user, and a read is untied only when
+    # its pair is known to be untied (``tied IS FALSE``). A comment read whose tie is unknown
+    # (NULL: a reader with a partner on a merchant with none) is not counted as harvested,
+    # exactly as in ``untied_records``; ``coalesce(tied, FALSE)`` here once made a ring's
+    # days add up to more than its ``records_harvested``.
     return con.execute(f"""
         SELECT e.aid, CAST(e.ts AS DATE) AS day, count(*) AS events,
-               count(*) FILTER (WHERE e.et = {p}) AS profile_reads,
+               count(*) FILTER (WHERE e.et = {p} AND e.tid IS NOT NULL) AS profile_reads,
                coalesce(sum(e.rec) FILTER (WHERE e.et IN {READ_CODES}), 0) AS records_read,
-               count(*) FILTER (WHERE e.et = {p} AND NOT coalesce(pp.tied, FALSE)) AS untied_reads,
-               coalesce(sum(e.rec) FILTER (WHERE (e.et = {p} AND NOT coalesce(pp.tied, FALSE))
-                   OR (e.et = {c} AND NOT coalesce(cp.tied, FALSE))), 0) AS untied_records
+               count(*) FILTER (WHERE e.et = {p} AND pp.tied IS FALSE) AS untied_reads,
+               coalesce(sum(e.rec) FILTER (WHERE (e.et = {p} AND pp.tied IS FALSE)
+                   OR (e.et = {c} AND cp.tied IS FALSE)), 0) AS untied_records
         FROM ev e
         LEFT JOIN profile_pairs pp ON e.et = {p} AND pp.aid = e.aid AND pp.tid = e.tid
         LEFT JOIN comment_pairs cp ON e.et = {c} AND cp.aid = e.aid AND cp.tid = e.tid

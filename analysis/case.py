@@ -69,9 +69,15 @@ class RingCase:
             if r.get("verdict"):
                 key += f", {r['verdict']} on {str(r['decided_at'])[:10]}"
             key = f"[{key}] "
+        facts = ""
+        if "days_active" in r:
+            facts = (f", active on {int(r['days_active']):,} days; "
+                     f"{int(r['records_harvested']):,} records harvested, "
+                     f"{int(r['untied_users']):,} distinct users read with no tie, "
+                     f"{int(r['devices']):,} devices, {int(r['ips']):,} IPs")
         return (f"{key}{r['ring_id']} (rank {r['rank']}, score {r['score']:.2f}, {flag}): "
                 f"{r['n_accounts']} accounts, partners {r['partner_ids'] or 'none'}\n"
-                f"seen {r['first_seen']} to {r['last_seen']}\nwhy:\n{why}")
+                f"seen {r['first_seen']} to {r['last_seen']}{facts}\nwhy:\n{why}")
 
     def figures(self, pseudonyms=None) -> dict:
         """network, neighbourhood (2 hops), timeline and staff comparison figures."""

@@ -18,9 +18,9 @@ that can show them; without it they show the raw ids (the investigator's view).
 from __future__ import annotations
 
 import html
-from pathlib import Path
 import math
 import random
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -33,7 +33,8 @@ from .pseudonym import ring_label, ring_number
 __all__ = ["OKABE_ITO", "KIND_COLOURS", "esc", "style", "empty", "ring_ranking",
            "event_volume", "type_counts", "graph_size", "degree_distribution",
            "community_sizes", "score_vs_size", "partner_positions", "ring_network",
-           "ring_timeline", "staff_comparison", "plural", "ring_style", "harm_ranking", "records_over_time",
+           "ring_timeline", "staff_comparison", "plural", "approx", "about", "ring_style",
+           "harm_ranking", "records_over_time",
            "users_exposed", "partners_implicated", "detection_lag"]
 
 #: Okabe & Ito (2008) colour-blind-safe palette.
@@ -129,6 +130,36 @@ def plural(n, word: str, many: str | None = None) -> str:
     """
     n = int(n)
     return f"{n:,} {word if n == 1 else (many or word + 's')}"
+
+
+def approx(n) -> str:
+    """A count as management reads it: exact under 10,000, else three significant figures.
+
+    >>> approx(9876), approx(39132), approx(421488), approx(1105754), approx(2.5e9)
+    ('9,876', '39,100', '421,000', '1.11 million', '2.5 billion')
+    """
+    n = int(round(float(n)))
+    if abs(n) < 10_000:
+        return f"{n:,}"
+    for size, word in ((1_000_000_000, "billion"), (1_000_000, "million")):
+        if abs(n) >= size:
+            return f"{float(f'{n / size:.3g}'):g} {word}"
+    return f"{int(float(f'{n:.3g}')):,}"
+
+
+def about(n, word: str | None = None, many: str | None = None) -> str:
+    """:func:`approx` with "about" when the number was rounded, and the word in the right
+    number (plural unless the count is 1).
+
+    >>> about(1, "ring"), about(3, "day"), about(421488, "record"), about(10000, "user")
+    ('1 ring', '3 days', 'about 421,000 records', '10,000 users')
+    """
+    text = approx(n)
+    exact = text.replace(",", "") == str(int(round(float(n))))
+    out = text if exact else f"about {text}"
+    if word is None:
+        return out
+    return f"{out} {word if int(round(float(n))) == 1 else (many or word + 's')}"
 
 
 def _n(x) -> str:
@@ -480,22 +511,32 @@ def ring_network(sub, pseudonyms=None, *, seed: int = 7, title: str | None = Non
     if title is None:
         who = ring_label(sub.ring_id) if pseudonyms is not None else esc(sub.ring_id)
         pids = sorted(set(nodes.loc[nodes["kind"] == "partner", "key"].astype(str)))
-        title = (f"{who}: {c['ring accounts']} accounts"
+        totals = getattr(sub, "totals", None) or {"device": c["devices"], "ip": c["ips"]}
+        title = (f"{who}: {plural(c['ring accounts'], 'account')}"
                  + (f" ({int((classes['cls'] == 'staff').sum())} partner staff)"
                     if (classes["cls"] == "staff").any() else "")
-                 + f" on {plural(c['devices'], 'device')} and {plural(c['ips'], 'IP')}"
+                 + f" on {plural(totals['device'], 'device')} and {plural(totals['ip'], 'IP')}"
                  + (f", linked to partner {esc(', '.join(pids))}" if pids else ""))
         if sub.hops == 2:
             title += f"; {c['other accounts']} neighbouring accounts"
             if sub.left_out:
                 title += f" ({sub.left_out} more left out)"
         shared = c["devices"] + c["ips"]
+        drawn = []
         if getattr(sub, "entities_left_out", 0):
-            title += (f"; showing {shared:,} of {shared + sub.entities_left_out:,} shared "
-                      f"devices and IPs")
+            drawn.append(f"showing {shared:,} of {shared + sub.entities_left_out:,} shared "
+                         f"devices and IPs")
+        else:
+            drawn.append(f"showing the {plural(shared, 'shared device or IP', 'shared devices and IPs')}")
         own = sum(getattr(sub, "folded", {}).values())
         if own:
-            title += f"; {plural(own, 'one-account device or IP', 'one-account devices and IPs')} folded into their accounts"
+            drawn.append(f"{plural(own, 'one-account device or IP', 'one-account devices and IPs')} "
+                         "folded into their accounts")
+        hubs = sum(totals.values()) - shared - getattr(sub, "entities_left_out", 0) - own
+        if hubs > 0:
+            drawn.append(f"{plural(hubs, 'hub')} (shared by more accounts than the hub degree) "
+                         "left out")
+        title += "<br><sup>" + "; ".join(drawn) + "</sup>"
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False, scaleanchor="x", scaleratio=1)
     fig.update_layout(height=640, legend={"orientation": "h", "y": -0.02}, hovermode="closest")
@@ -518,10 +559,10 @@ def ring_timeline(daily: pd.DataFrame, ring_id: str, *, label: str | None = None
                     hovertemplate="%{x|%Y-%m-%d}: %{y:,} records harvested<extra></extra>",
                     secondary_y=True)
     active = daily[daily["events"] > 0]
-    days = (active["day"].max() - active["day"].min()).days + 1 if len(active) else 0
     title = (f"{who} read {_n(daily['profile_reads'].sum())} user profiles and harvested "
-             f"{_n(daily['untied_records'].sum())} records in {plural(days, 'day')} "
-             f"({_day(active['day'].min())} to {_day(active['day'].max())})")
+             f"{_n(daily['untied_records'].sum())} records, active on "
+             f"{plural(len(active), 'day')} from {_day(active['day'].min())} to "
+             f"{_day(active['day'].max())}")
     _date_axis(fig)
     fig.update_yaxes(title_text="profiles read per day", secondary_y=False, rangemode="tozero")
     fig.update_yaxes(title_text="records harvested per day", secondary_y=True, rangemode="tozero",
@@ -596,8 +637,7 @@ def harm_ranking(rings: pd.DataFrame) -> go.Figure:
         return empty("No ring is flagged in this export", "no ring to rank")
     fl = fl.sort_values(["records_harvested", "ring_id"], ascending=[False, True])
     top = fl.iloc[0]
-    days = ((pd.Timestamp(top["last_seen"]) - pd.Timestamp(top["first_seen"])).days + 1
-            if pd.notna(top["first_seen"]) else 0)
+    days = _days_active(top)
     labels = [ring_label(r) for r in fl["ring_id"]]
     r = fl.iloc[::-1]
     fig = go.Figure(go.Bar(
@@ -611,10 +651,21 @@ def harm_ranking(rings: pd.DataFrame) -> go.Figure:
         hovertemplate=("%{y}: %{x:,} user records harvested<br>%{customdata[0]:,} users read "
                        "with no business tie; %{customdata[1]:,} profiles read<br>"
                        "%{customdata[2]} accounts; partner %{customdata[3]}<extra></extra>")))
-    title = (f"{labels[0]} read {int(top['profiles_read']):,} user profiles in {plural(days, 'day')} "
-             f"and harvested {int(top['records_harvested']):,} records")
+    title = (f"{labels[0]} harvested the most: {about(top['records_harvested'], 'user record')}"
+             f" on {plural(days, 'day')} of activity")
     fig.update_layout(height=max(280, 40 * len(fl) + 140))
     return style(fig, title, x="user records harvested with no business tie", y="ring")
+
+
+def _days_active(ring) -> int:
+    """A ring's days active: the facts' ``days_active`` (:mod:`analysis.facts`), else the span
+    from its first to its last event."""
+    v = ring.get("days_active") if hasattr(ring, "get") else None
+    if v is not None and pd.notna(v):
+        return int(v)
+    if pd.isna(ring["first_seen"]):
+        return 0
+    return (pd.Timestamp(ring["last_seen"]) - pd.Timestamp(ring["first_seen"])).days + 1
 
 
 def records_over_time(daily: pd.DataFrame) -> go.Figure:
@@ -633,8 +684,8 @@ def records_over_time(daily: pd.DataFrame) -> go.Figure:
                                        "<extra></extra>"))
     harvesting = daily[daily["untied_records"] > 0]
     lo, hi = harvesting["day"].min(), harvesting["day"].max()
-    title = (f"Flagged rings harvested {_n(totals.sum())} user records between {_day(lo)} and "
-             f"{_day(hi)}; {ring_label(totals.index[0])} the most")
+    title = (f"Flagged rings harvested {about(totals.sum(), 'user record')} between {_day(lo)} "
+             f"and {_day(hi)}; {ring_label(totals.index[0])} the most")
     _date_axis(fig)
     fig.update_layout(height=420)
     fig.update_yaxes(rangemode="tozero")
@@ -659,8 +710,8 @@ def users_exposed(exposed: pd.DataFrame) -> go.Figure:
                     hovertemplate="all flagged rings<br>by %{x|%Y-%m-%d}: %{y:,} users"
                                   "<extra></extra>")
     last = allr.iloc[-1]
-    title = (f"{int(last['users']):,} distinct users had their profiles read with no business "
-             f"tie by {_day(last['day'])}")
+    title = (f"{about(last['users'], 'distinct user')} had their profiles read with no "
+             f"business tie by {_day(last['day'])}")
     _date_axis(fig)
     fig.update_layout(height=420)
     fig.update_yaxes(rangemode="tozero")
@@ -690,7 +741,7 @@ def partners_implicated(table: pd.DataFrame) -> go.Figure:
     top = table.iloc[0]
     title = (f"{plural(len(table), 'partner')} linked to flagged rings; {esc(top['partner_id'])} "
              f"({esc(top['partner_type'])}) to {plural(top['n_rings'], 'ring')} that harvested "
-             f"{int(top['records_harvested']):,} records")
+             f"{about(top['records_harvested'], 'record')}")
     fig.update_layout(height=max(280, 44 * len(table) + 140))
     return style(fig, title, x="user records harvested by its rings", y="partner")
 
@@ -721,8 +772,11 @@ def detection_lag(lag: pd.DataFrame) -> go.Figure:
     if len(days) == 1:
         title = f"{y[0]} would have been flagged {plural(days.iloc[0], 'day')} after it started"
     elif len(days):
-        title = (f"Weekly runs would have flagged the rings a median {days.median():.0f} days "
-                 f"after they started (range {int(days.min())}–{int(days.max())})")
+        ordered = sorted(int(v) for v in days)
+        half = ordered[math.ceil(len(ordered) / 2) - 1]    # at least half are this quick
+        title = (f"Weekly runs would have flagged half of the rings within "
+                 f"{plural(half, 'day')} of their start, and all within "
+                 f"{plural(ordered[-1], 'day')}")
     else:
         title = "When the rings started, and when they were flagged"
     _date_axis(fig)

@@ -167,6 +167,53 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+class LineProgress:
+    """Progress as one line per step, for output that is not a terminal (a log, CI, a pipe):
+    the tqdm calls the runs make (``set_description_str``, ``update``, ``close``) as lines on
+    stdout (stderr keeps its one line per error).
+
+    >>> import io
+    >>> out = io.StringIO()
+    >>> bar = LineProgress(2, "report", file=out, clock=iter([0, 0, 1.5, 1.5, 4, 4]).__next__)
+    >>> bar.set_description_str("01_load"); bar.update(1)
+    >>> bar.set_description_str("02_graph"); bar.update(1); bar.close()
+    >>> print(out.getvalue(), end="")
+    report [1/2] 01_load ...
+    report [1/2] 01_load done (1.5 s)
+    report [2/2] 02_graph ...
+    report [2/2] 02_graph done (2.5 s)
+    report: 2 of 2 steps done in 4.0 s
+    """
+
+    def __init__(self, total: int, what: str, *, file=None, clock=None):
+        import time
+
+        self.total, self.n, self.what = total, 0, what
+        self.file = file if file is not None else sys.stdout
+        self.clock = clock or time.perf_counter
+        self.t0 = self.started = self.clock()
+        self.desc = ""
+
+    def _say(self, text: str) -> None:
+        print(f"{self.what} [{min(self.n + 1, self.total)}/{self.total}] {text}", file=self.file,
+              flush=True)
+
+    def set_description_str(self, desc: str) -> None:
+        desc = desc.removeprefix("ringscope ")
+        if desc and desc != self.desc:
+            self.desc = desc
+            self.started = self.clock()
+            self._say(f"{desc} ...")
+
+    def update(self, n: int = 1) -> None:
+        self._say(f"{self.desc} done ({self.clock() - self.started:.1f} s)")
+        self.n += n
+
+    def close(self) -> None:
+        print(f"{self.what}: {self.n} of {self.total} steps done in "
+              f"{self.clock() - self.t0:.1f} s", file=self.file, flush=True)
+
+
 def _cmd_report(a) -> int:
     from .notebook.runner import run_notebooks
 
@@ -176,6 +223,9 @@ def _cmd_report(a) -> int:
 
         def progress(total):
             return tqdm(total=total, desc="notebooks", unit="nb", file=sys.stderr)
+    elif not a.no_progress:   # a log or a pipe: a line per notebook on stdout, start and end
+        def progress(total):
+            return LineProgress(total, "report")
     res = run_notebooks(a.exports_dir, a.out, as_of=a.as_of, seed=a.seed, ring=a.ring,
                         previous=a.previous, cases=a.cases, progress=progress,
                         force=a.force)
@@ -196,6 +246,9 @@ def _cmd_run(a) -> int:
             # Steps differ in length by 100x: show elapsed time, not a rate or an ETA.
             return tqdm(total=total, desc="ringscope", file=sys.stderr,
                         bar_format="{desc}: {bar} {n_fmt}/{total_fmt} steps [{elapsed}]")
+    elif not a.no_progress:
+        def progress(total):
+            return LineProgress(total, "run")
     if a.engine != "spark" and (a.spark_master or a.spark_staging):
         raise ValueError("--spark-master and --spark-staging need --engine spark")
     params = RunParams(as_of=a.as_of, seed=a.seed, communities=a.communities,

@@ -92,6 +92,8 @@ class Findings:
     warm_start: dict = field(default_factory=dict)
     #: Ring keys, statuses against the previous run, verdicts (:mod:`analysis.tracking`).
     tracking: Tracking | None = None
+    #: Each ring's figures, computed once (:mod:`analysis.facts`): what every output quotes.
+    facts: pd.DataFrame | None = None
 
     @property
     def flagged(self) -> pd.DataFrame:

@@ -49,8 +49,8 @@ from .csvlines import FileScan, scan_file
 from .csvlines import account as account_lines
 from .safe import neutralise_sql
 
-__all__ = ["Export", "TableCount", "RejectRateError", "find_table", "load_export",
-           "EVENT_REASONS"]
+__all__ = ["Export", "TableCount", "RejectRateError", "export_files", "export_fingerprints",
+           "find_table", "load_export", "EVENT_REASONS"]
 
 log = logging.getLogger(__name__)
 
@@ -872,6 +872,22 @@ def _horizon(files: dict[str, Path]) -> str:
     return when.strftime("%Y-%m-%d %H:%M:%S")
 
 
+def export_files(export_dir: Path) -> dict[str, Path]:
+    """The file of each table of the export (required ones, then the optional ones present);
+    :class:`ExportError` as :func:`find_table` raises it."""
+    files = {name: find_table(export_dir, name) for name in REQUIRED_TABLES}
+    for name in OPTIONAL_TABLES:
+        if (path := find_table(export_dir, name, optional=True)) is not None:
+            files[name] = path
+    return files
+
+
+def export_fingerprints(export_dir: Path | str) -> dict[str, dict[str, object]]:
+    """Name, bytes and SHA-256 of each table's file, as ``run.json`` records them."""
+    return {name: scan_file(path).fingerprint
+            for name, path in export_files(Path(export_dir)).items()}
+
+
 def load_export(export_dir: Path | str, con: duckdb.DuckDBPyConnection, rejects_dir: Path,
                 *, max_reject_rate: float = 0.05, timer=None) -> Export:
     """Read and validate an export into ``con``; write quarantined rows to ``rejects_dir``.
@@ -883,10 +899,7 @@ def load_export(export_dir: Path | str, con: duckdb.DuckDBPyConnection, rejects_
     told when each table starts and is done (for progress).
     """
     export_dir = Path(export_dir)
-    files = {name: find_table(export_dir, name) for name in REQUIRED_TABLES}
-    for name in OPTIONAL_TABLES:
-        if (path := find_table(export_dir, name, optional=True)) is not None:
-            files[name] = path
+    files = export_files(export_dir)
     export = Export(con=con, export_dir=export_dir, files=files, counts={},
                     horizon=_horizon(files))
     # Files are hashed and their lines counted in a thread while DuckDB reads

@@ -27,6 +27,7 @@ import pandas as pd
 from . import config, outdir, tracking
 from .aggregate import Aggregates, aggregate
 from .communities import WARM_ENGINES, detect_communities, seed_membership
+from .facts import add_facts
 from .findings import STEPS, Findings
 from .graph import EntityGraph, build_graph
 from .load import Export, RejectRateError, load_export
@@ -130,9 +131,13 @@ def analyse(con: Workspace, params: RunParams, timings: dict[str, float] | None 
             warm["why_not"] = (f"the {params.communities} engine takes no starting partition "
                                f"(warm starts: {', '.join(WARM_ENGINES)})")
     sig, base, rings, review = detect(agg, graph, communities, params, timer)
-    return Findings(params=params, aggregates=agg, graph=graph, communities=communities,
-                    signals=sig, baselines=base, rings=rings, review=review, timings=timings,
-                    warm_start=warm)
+    findings = Findings(params=params, aggregates=agg, graph=graph, communities=communities,
+                        signals=sig, baselines=base, rings=rings, review=review,
+                        timings=timings, warm_start=warm)
+    t0 = time.perf_counter()
+    findings = add_facts(con, findings)
+    timings["facts"] = round(time.perf_counter() - t0, 3)   # part of the rings step's output
+    return findings
 
 
 def detect(agg: Aggregates, graph: EntityGraph, communities: pd.Series, params: RunParams,
@@ -235,7 +240,7 @@ def run(export_dir: Path | str, out_dir: Path | str, params: RunParams | None = 
             findings = analyse(con, params, timings, spark=spark, bar=bar, on_step=on_step,
                                initial_communities=prev.communities if prev else None)
             with timer.step("tracking"):
-                findings = tracking.follow(findings, prev, cases, identity=identity)
+                findings = add_facts(con, tracking.follow(findings, prev, cases, identity=identity))
             with timer.step("report"):
                 write_findings(findings, tmp)
                 if params.handoff:
@@ -310,27 +315,34 @@ def run(export_dir: Path | str, out_dir: Path | str, params: RunParams | None = 
 def open_findings(exports: str | Path | None = None, as_of: str | None = None, seed: int = 7,
                   *, rejects_dir: str | Path | None = None, workspace: str | Path | None = None,
                   params: RunParams | None = None, progress: bool = True,
-                  previous: str | Path | None = None, cases: str | Path | None = None
-                  ) -> tuple[Export, Findings]:
-    """Load and validate an export into a fresh workspace, then analyse it.
+                  previous: str | Path | None = None, cases: str | Path | None = None,
+                  out: str | Path | None = None) -> tuple[Export, Findings]:
+    """Load and validate an export into a fresh workspace, then analyse it; or, with ``out``,
+    load the findings kept there when they were made from the same export, as-of and
+    parameters (:mod:`analysis.store`).
 
     Parameters
     ----------
     exports : folder of the export (default: :data:`analysis.config.DEMO_EXPORT`)
     as_of : "YYYY-MM-DD" or None; only events up to the end of that day are used
     seed : seed of community detection
-    rejects_dir : where quarantined rows go (default: a temporary folder)
+    rejects_dir : where quarantined rows go (default: ``out/rejects``, else a temporary folder)
     workspace : a DuckDB file for big exports (default: in memory)
     params : full run parameters (``as_of`` and ``seed`` override theirs)
     progress : show a progress bar, one tick per step (a widget in JupyterLab)
     previous, cases : the previous run's output folder and the verdicts file, as
         ``run --previous --cases``: ring keys, statuses and verdicts
+    out : the output folder: findings are kept in ``out/.ringscope`` and loaded from there
+        while the export's fingerprints, the as-of, the parameters and the code are the same
+        (ring tracking and verdicts are applied afresh each time)
 
     Returns
     -------
     (export, findings); ``export.con`` is the workspace, kept open for the
     functions of this module that read events.
     """
+    from . import store
+
     params = replace(params or RunParams(), as_of=as_of or None, seed=int(seed),
                      previous=str(previous) if previous else None,
                      cases=str(cases) if cases else None)
@@ -338,8 +350,32 @@ def open_findings(exports: str | Path | None = None, as_of: str | None = None, s
         date.fromisoformat(str(params.as_of))
     prev = tracking.load_previous(params.previous) if params.previous else None
     verdicts = tracking.read_cases(params.cases) if params.cases else None
+    export_dir = config.export_dir(exports)
     if rejects_dir is None:
-        rejects_dir = Path(tempfile.mkdtemp(prefix="ringscope-rejects-"))
+        rejects_dir = (Path(out) / "rejects" if out is not None
+                       else Path(tempfile.mkdtemp(prefix="ringscope-rejects-")))
+    key = kept = None
+    if out is not None:
+        warm = (Path(params.previous) / "communities.parquet"
+                if params.previous and params.communities in WARM_ENGINES else None)
+        key = store.key(export_dir, params, warm)
+        kept = store.load(out, key, memory_limit=params.memory_limit, workspace=workspace)
+    if kept is not None:
+        export, findings = kept
+        log.info("findings loaded from %s (same export, as-of and parameters)",
+                 Path(out) / store.FOLDER)
+        if progress:    # the progress widget says where the findings came from
+            from tqdm.auto import tqdm
+
+            with tqdm(total=1, desc=f"ringscope: loaded from {Path(out) / store.FOLDER}, "
+                                    "same export, as-of and parameters") as done:
+                done.update(1)
+        findings = replace(findings, params=params)
+        con = export.con
+        identity = tracking.export_identity(con, params.tracking.sketch_size)
+        tracking.check_same_export(prev, identity, params.tracking)
+        findings = add_facts(con, tracking.follow(findings, prev, verdicts, identity=identity))
+        return export, findings
     con = open_workspace(workspace, memory_limit=params.memory_limit)
     bar = None
     if progress:
@@ -347,15 +383,18 @@ def open_findings(exports: str | Path | None = None, as_of: str | None = None, s
 
         bar = tqdm(total=len(STEPS) - 1, desc="ringscope")   # no report step here
     try:
-        export = load_export(config.export_dir(exports), con, Path(rejects_dir),
+        export = load_export(export_dir, con, Path(rejects_dir),
                              max_reject_rate=params.max_reject_rate, timer=StepTimer({}, bar))
         identity = tracking.export_identity(con, params.tracking.sketch_size)
         tracking.check_same_export(prev, identity, params.tracking)
         timer = StepTimer({}, bar)
         findings = analyse(con, params, bar=bar,
                            initial_communities=prev.communities if prev else None)
+        if key is not None:
+            store.save(out, key, export, findings)
         with timer.step("tracking"):
-            findings = tracking.follow(findings, prev, verdicts, identity=identity)
+            findings = add_facts(con, tracking.follow(findings, prev, verdicts,
+                                                      identity=identity))
     finally:
         if bar is not None:
             bar.close()

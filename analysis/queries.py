@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from .aggregate import ET, as_of_bound, daily_activity, ensure_ties
+from .facts import fact, group_users
 from .findings import Findings, flagged_rings, split_ids
 from .workspace import Workspace
 
@@ -94,6 +95,8 @@ class RingGraph:
     folded: dict[str, int] = field(default_factory=dict)
     #: Shared devices and IPs not drawn because of the cap (``max_entities``).
     entities_left_out: int = 0
+    #: Every device and IP the ring's accounts used (hubs included): the ring's facts.
+    totals: dict[str, int] = field(default_factory=dict)
 
     def counts(self) -> dict[str, int]:
         n = self.nodes
@@ -198,9 +201,16 @@ def ring_subgraph(findings: Findings, ring_id: str, hops: int = 1, *, max_accoun
         nodes[col] = (nodes["node"].map(n_own).fillna(0).astype("int64")
                       .where(nodes["kind"] == "account", 0))
     nodes = nodes.sort_values(["hop", "kind", "node"], kind="stable").reset_index(drop=True)
+    row = fact(findings, ring_id)
+    if row is not None:
+        totals = {"device": int(row["devices"]), "ip": int(row["ips"])}
+    else:   # findings without facts: what the graph holds (hubs are not in it)
+        ring_links = first[first["kind"].isin(["device", "ip"])]
+        totals = {k: int(ring_links.loc[ring_links["kind"] == k, "v"].nunique())
+                  for k in ("device", "ip")}
     return RingGraph(ring_id=ring_id, nodes=nodes, edges=edges.reset_index(drop=True), hops=hops,
                      left_out=int(left_out), folded=folded,
-                     entities_left_out=int(entities_left_out))
+                     entities_left_out=int(entities_left_out), totals=totals)
 
 
 # -- evidence -------------------------------------------------------------------------------
@@ -375,21 +385,19 @@ def users_exposed(con: Workspace, findings: Findings, flagged_only: bool = True)
     return pd.concat(parts, ignore_index=True)[cols]
 
 
-def partners_implicated(findings: Findings, users: dict[str, int] | None = None) -> pd.DataFrame:
+def partners_implicated(findings: Findings, con: Workspace | None = None) -> pd.DataFrame:
     """Partners linked to flagged rings: partner_id, name, partner_type, rings, n_rings,
-    staff_in_rings (its staff who are ring members), records_harvested and untied_users of
-    those rings (summed over its rings), first_seen, last_seen.
-
-    ``users`` (ring id → distinct users read with no tie, from :func:`users_exposed`)
-    replaces the rings' own ``untied_users``, a sum over their accounts."""
+    staff_in_rings (its staff who are ring members), records_harvested (summed over its
+    rings: their members are disjoint), untied_users (**distinct** users its rings read with
+    no tie, with ``con``; without it the sum of its rings' distinct users), first_seen,
+    last_seen."""
     flagged = findings.flagged
     cols = ["partner_id", "name", "partner_type", "rings", "n_rings", "staff_in_rings",
             "records_harvested", "untied_users", "first_seen", "last_seen"]
     rows = []
     for r in flagged.itertuples(index=False):
         for pid in split_ids(r.partner_ids):
-            rows.append((pid, r.ring_id, r.records_harvested,
-                         (users or {}).get(r.ring_id, r.untied_users), r.first_seen,
+            rows.append((pid, r.ring_id, r.records_harvested, r.untied_users, r.first_seen,
                          r.last_seen))
     if not rows:
         return pd.DataFrame(columns=cols)
@@ -402,10 +410,12 @@ def partners_implicated(findings: Findings, users: dict[str, int] | None = None)
         rings=("ring_id", lambda s: ";".join(sorted(s))), n_rings=("ring_id", "size"),
         records_harvested=("records", "sum"), untied_users=("users", "sum"),
         first_seen=("first", "min"), last_seen=("last", "max"))
+    if con is not None:
+        groups = df[["partner_id", "ring_id"]].merge(m[["ring_id", "aid"]], on="ring_id")
+        users = group_users(con, findings, groups.rename(columns={"partner_id": "group"}))
+        g["untied_users"] = [users.get(str(p), 0) for p in g.index]
     g["staff_in_rings"] = staff_n.reindex(g.index).fillna(0).astype("int64")
     p = findings.aggregates.partners.set_index("partner_id")[["name", "partner_type"]]
     g = g.join(p, how="left").reset_index()
     return g[cols].sort_values(["records_harvested", "partner_id"], ascending=[False, True],
                                kind="stable").reset_index(drop=True)
-
-

@@ -26,7 +26,8 @@ import pandas as pd
 import plotly.io as pio
 
 from . import charts
-from .charts import plural
+from .charts import about, plural
+from .facts import ALL, add_facts, fact
 from .findings import Findings, flagged_rings, split_ids
 from .load import Export
 from .pseudonym import Pseudonyms, ring_label
@@ -39,7 +40,7 @@ from .queries import (
 )
 
 __all__ = ["Management", "management", "write_report", "summary_lines", "since_lines",
-           "ring_lines", "figure_html"]
+           "ring_lines", "management_why", "partner_names", "figure_html"]
 
 
 def figure_html(fig, *, include_js: bool | str) -> str:
@@ -48,42 +49,60 @@ def figure_html(fig, *, include_js: bool | str) -> str:
                        config={"displaylogo": False, "responsive": True})
 
 
-def summary_lines(findings: Findings, export: Export, users_exposed: int | None = None) -> list[str]:
-    """The summary in words, as plain text lines (escaped by the caller).
+def _total(findings: Findings) -> pd.Series | None:
+    return fact(findings, ALL)
 
-    ``users_exposed`` is the number of distinct users the flagged rings read with
-    no tie (:func:`analysis.queries.users_exposed`); without it the sum over
-    the rings' accounts is used, which counts a user read by two accounts twice.
-    """
+
+def _ring_fact(findings: Findings, r) -> pd.Series:
+    """The ring's facts; for findings made without them, its row (days: first to last)."""
+    f = fact(findings, r.ring_id)
+    if f is not None:
+        return f
+    row = pd.Series(r._asdict())
+    row["days_active"] = ((pd.Timestamp(r.last_seen) - pd.Timestamp(r.first_seen)).days + 1
+                          if pd.notna(r.first_seen) else 0)
+    return row
+
+
+def summary_lines(findings: Findings, export: Export) -> list[str]:
+    """The summary in words, as plain text lines (escaped by the caller): short sentences,
+    rounded numbers (:func:`analysis.charts.about`), the figures of :mod:`analysis.facts`."""
     rings = findings.rings.rings
     flagged = flagged_rings(rings)
     lines = []
-    n_ev = findings.aggregates.accounts["n_events"].sum()
-    lines.append(f"{int(n_ev):,} events of {len(findings.aggregates.accounts):,} accounts "
-                 f"analysed" + (f", as of {findings.params.as_of}" if findings.params.as_of else "")
-                 + ".")
+    n_ev = int(findings.aggregates.accounts["n_events"].sum())
+    n_acc = len(findings.aggregates.accounts)
+    when = f", up to {findings.params.as_of}" if findings.params.as_of else ""
+    lines.append(f"{_cap(about(n_ev, 'event'))} of {about(n_acc, 'account')} were analysed{when}.")
     if n_ev == 0:
         lines.append("The export holds no usable events, so no ring can be assessed.")
     rejected = {k: v.rejected for k, v in export.counts.items()}
     if any(rejected.values()):
-        lines.append("Rows rejected at validation: " + ", ".join(
-            f"{k} {v:,} of {export.counts[k].rows:,}" for k, v in rejected.items()) + ".")
+        lines += [f"{_cap(about(v, 'row'))} of {about(export.counts[k].rows, k.rstrip('s') + ' row')}"
+                  f" {'was' if v == 1 else 'were'} rejected at validation."
+                  for k, v in rejected.items() if v]
     else:
         lines.append("Every row of the export passed validation.")
-    if len(flagged):
-        users = int(flagged["untied_users"].sum()) if users_exposed is None else users_exposed
-        records = int(flagged["records_harvested"].sum())
-        lines.append(f"{plural(len(flagged), 'ring')} flagged for investigation, holding "
-                     f"{int(flagged['n_accounts'].sum()):,} accounts; together they read the "
-                     f"profiles of {users:,} users with no business tie and harvested "
-                     f"{records:,} user records.")
+    total = _total(findings)
+    if len(flagged) and total is not None:
+        lines.append(f"{plural(len(flagged), 'ring')} {'is' if len(flagged) == 1 else 'are'} "
+                     f"flagged for investigation. "
+                     f"{'It holds' if len(flagged) == 1 else 'They hold'} "
+                     f"{about(total['n_accounts'], 'account')}.")
+        lines.append(f"{'It' if len(flagged) == 1 else 'Together they'} read the profiles of "
+                     f"{about(total['untied_users'], 'user')} with no business tie and "
+                     f"harvested {about(total['records_harvested'], 'user record')}.")
     else:
         lines.append("No ring is flagged.")
-    lines += since_lines(findings, users_exposed)
+    lines += since_lines(findings)
     return lines
 
 
-def since_lines(findings: Findings, users_exposed: int | None = None) -> list[str]:
+def _cap(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def since_lines(findings: Findings) -> list[str]:
     """What changed since the previous run, in counts (ring keys tie rings across runs;
     no ids): rings newly flagged, still flagged (and how many grew), closed."""
     t = findings.tracking
@@ -91,55 +110,112 @@ def since_lines(findings: Findings, users_exposed: int | None = None) -> list[st
         return []
     c = t.counts()
     when = f" (as of {t.previous.as_of})" if t.previous.as_of else ""
-    flagged = flagged_rings(findings.rings.rings)
-    users = (int(flagged["untied_users"].sum()) if users_exposed is None else users_exposed)
+    total = _total(findings)
+    users = int(total["untied_users"]) if total is not None else 0
     return [f"Since the previous run{when}: {plural(c['new'], 'ring')} newly flagged, "
-            f"{c['continuing']:,} still flagged ({c['grown']:,} of them grew), "
-            f"{c['closed']:,} closed (gone, merged, quiet or dismissed); "
-            f"{users:,} distinct users exposed to date by the rings flagged now."]
+            f"{plural(c['continuing'], 'ring')} still flagged ({c['grown']:,} of them grew) "
+            f"and {plural(c['closed'], 'ring')} closed (gone, merged, quiet or dismissed).",
+            f"The rings flagged now have exposed {about(users, 'distinct user')} to date."]
 
 
 def _day(ts) -> str:
     return "" if ts is None or pd.isna(ts) else pd.Timestamp(ts).strftime("%Y-%m-%d")
 
 
-def ring_lines(findings, lag: pd.DataFrame | None = None,
-               partners: pd.DataFrame | None = None,
-               users: dict[str, int] | None = None) -> list[str]:
-    """One sentence per flagged ring, in words management can act on (no raw ids).
+def _of_its(n: int, singular: str, plural_: str, total: int | None = None) -> str:
+    """'1 of its accounts is …', '3 of its accounts are …', 'all 4 of its accounts are …'.
 
-    ``users`` maps a ring id to the distinct users it read with no tie.
+    >>> _of_its(1, "is staff", "are staff"), _of_its(4, "is", "are", total=4)
+    ('1 of its accounts is staff', 'all 4 of its accounts are')
     """
+    every = "all " if total is not None and n == total and n > 1 else ""
+    return f"{every}{n:,} of its accounts {singular if n == 1 else plural_}"
+
+
+def partner_names(partners: pd.DataFrame | None) -> dict[str, str]:
+    """Partner id → "id (name, type)" for the text (from :func:`partners_implicated`)."""
+    if partners is None or not len(partners):
+        return {}
+    return {p: f"{p} ({n}, {t})" if isinstance(n, str) and n else str(p)
+            for p, n, t in zip(partners["partner_id"], partners["name"],
+                               partners["partner_type"])}
+
+
+def ring_lines(findings, lag: pd.DataFrame | None = None,
+               partners: pd.DataFrame | None = None) -> list[str]:
+    """A few short sentences per flagged ring, in words management can act on (no raw ids,
+    rounded numbers, the ring's facts)."""
     members = findings.rings.members
-    names = {}
-    if partners is not None and len(partners):
-        names = {p: f"{p} ({n}, {t})" if isinstance(n, str) and n else str(p)
-                 for p, n, t in zip(partners["partner_id"], partners["name"],
-                                    partners["partner_type"])}
+    names = partner_names(partners)
     lag_of = ({} if lag is None or lag.empty
               else dict(zip(lag["ring_id"], lag["days_to_flag"])))
     early = (set() if lag is None or lag.empty or "flagged_early" not in lag
              else set(lag.loc[lag["flagged_early"].astype(bool), "ring_id"]))
     out = []
     for r in findings.flagged.itertuples(index=False):
+        f = _ring_fact(findings, r)
         staff = int(((members["ring_id"] == r.ring_id)
                      & (members["account_type"] == "partner_staff")).sum())
         pids = split_ids(r.partner_ids)
-        days = ((pd.Timestamp(r.last_seen) - pd.Timestamp(r.first_seen)).days + 1
-                if pd.notna(r.first_seen) else 0)
-        s = (f"{ring_label(r.ring_id)}: {r.n_accounts} accounts"
-             + (f" ({staff} partner staff)" if staff else "")
-             + (f", linked to partner {', '.join(names.get(p, p) for p in pids)}" if pids else "")
-             + f"; read {int(r.profiles_read):,} user profiles in {plural(days, 'day')} "
-               f"({_day(r.first_seen)} to {_day(r.last_seen)}) reaching {int((users or {}).get(r.ring_id, r.untied_users)):,} "
-               f"users with no business tie, and harvested {int(r.records_harvested):,} records")
+        head = f"{ring_label(r.ring_id)}: {plural(f['n_accounts'], 'account')}"
+        if staff:
+            head += f", {staff:,} of {'it' if f['n_accounts'] == 1 else 'them'} partner staff"
+        if pids:
+            head += (f", linked to {'partner' if len(pids) == 1 else 'partners'} "
+                     f"{', '.join(names.get(p, p) for p in pids)}")
+        s = [head + ".",
+             f"Active on {plural(f['days_active'], 'day')} from {_day(f['first_seen'])} to "
+             f"{_day(f['last_seen'])}.",
+             f"It read the profiles of {about(f['untied_users'], 'user')} with no business tie "
+             f"and harvested {about(f['records_harvested'], 'user record')}."]
         d = lag_of.get(r.ring_id)
         if r.ring_id in early:
-            s += "; weekly runs would have flagged it before its harvest showed in its records"
+            s.append("Weekly runs would have flagged it before its harvest showed in its "
+                     "records.")
         elif d is not None and pd.notna(d):
-            s += f"; weekly runs would have flagged it {plural(d, 'day')} after it started"
-        out.append(s + ".")
+            s.append(f"Weekly runs would have flagged it {plural(d, 'day')} after it started.")
+        out.append(" ".join(s))
     return out
+
+
+def management_why(findings: Findings, ring_id: str) -> str:
+    """Why a ring is flagged, for management: short sentences, rounded numbers, no jargon.
+
+    The analyst's ``reasons`` keep the full measures (baselines, percentiles, ratios);
+    this says the same in plain words from the ring's measures and its members' signals.
+    """
+    row = findings.rings.rings.set_index("ring_id").loc[ring_id]
+    m = findings.rings.members
+    aids = m.loc[m["ring_id"] == ring_id, "aid"]
+    sig = findings.signals.set_index("aid").reindex(aids)
+    n = len(sig)
+    out = []
+    harm = float(row.get("harm_ratio", 0) or 0)
+    if harm >= 2:
+        out.append(f"Its accounts read strangers' profiles on a scale {about(harm)} times that "
+                   "of comparable accounts.")
+
+    def say(k: int, singular: str, plural_: str) -> None:
+        if k:
+            out.append(_cap(_of_its(k, singular, plural_, total=n)) + "."
+                       if n > 1 else f"Its one account {singular}.")
+
+    say(int(row.get("harvesters", 0) or 0), "harvests on its own", "harvest on their own")
+    staff = int((sig["account_type"] == "partner_staff").sum())
+    say(staff, "is partner staff", "are partner staff")
+    if not staff and split_ids(row.get("partner_ids", "")):
+        out.append("It shares devices or IPs with a partner's staff.")
+
+    def count(col: str, at: float) -> int:
+        return int((sig[col].fillna(0) >= at).sum()) if col in sig else 0
+
+    say(count("round_clock_ratio", 1), "is active around the clock",
+        "are active around the clock")
+    say(count("pacing_ratio", 1), "acts at machine-regular intervals",
+        "act at machine-regular intervals")
+    say(count("device_share_ratio", findings.rings.params.support_factor),
+        "uses a device that many accounts share", "use a device that many accounts share")
+    return " ".join(out) or "Its accounts read strangers' profiles with no business tie."
 
 
 @dataclass
@@ -160,9 +236,11 @@ def management(export: Export, findings: Findings, pseudonyms: Pseudonyms | None
     cumulative distinct users exposed, partners implicated, when each ring
     started against when weekly runs first flagged it (when ``lag`` is given:
     the table of :func:`analysis.replay.first_flagged`), the score ranking, and
-    the network of the top flagged ring (pseudonymised).
+    the network of the top flagged ring (pseudonymised). Every figure a title
+    or a sentence states is the ring's fact (:mod:`analysis.facts`).
     """
     con = export.con
+    findings = add_facts(con, findings)       # a no-op for the pipeline's findings
     # Free text of the export (partner names, types, ids) may hold any of its ids.
     ps = (pseudonyms or Pseudonyms.for_findings(findings)).learn_export(con)
     daily = records_by_ring(con, findings)
@@ -170,14 +248,8 @@ def management(export: Export, findings: Findings, pseudonyms: Pseudonyms | None
     replay = lag is not None
     if lag is None:
         lag = pd.DataFrame(columns=["ring_id", "started", "first_flagged", "days_to_flag"])
-    rings = findings.rings.rings.copy()
-    per_ring = exposed[exposed["ring_id"] != "all"].groupby("ring_id")["users"].max()
-    distinct = {str(k): int(v) for k, v in per_ring.items()}
-    total = (int(exposed.loc[exposed["ring_id"] == "all", "users"].max())
-             if len(exposed) else 0)
-    own = rings["untied_users"] if "untied_users" in rings else [0] * len(rings)
-    rings["untied_users"] = [distinct.get(r, u) for r, u in zip(rings["ring_id"], own)]
-    partners = partners_implicated(findings, distinct)
+    rings = findings.rings.rings
+    partners = partners_implicated(findings, con=con)
     for col in ("partner_id", "name", "partner_type"):
         if col in partners:
             partners[col] = [ps.scrub(v) if isinstance(v, str) else v for v in partners[col]]
@@ -194,8 +266,7 @@ def management(export: Export, findings: Findings, pseudonyms: Pseudonyms | None
     if top is not None and len(findings.flagged):
         sub = ring_subgraph(findings, top, hops=1)
         figs["ring_network"] = charts.ring_network(sub, pseudonyms=ps)
-    lines = (summary_lines(findings, export, users_exposed=total if len(exposed) else None)
-             + ring_lines(findings, lag, partners, distinct))
+    lines = summary_lines(findings, export) + ring_lines(findings, lag, partners)
     figs = {name: ps.scrub_figure(fig) for name, fig in figs.items()}
     lines = [ps.scrub(line) for line in lines]
     return Management(figures=figs, lines=lines, pseudonyms=ps,
@@ -236,6 +307,7 @@ def write_report(findings: Findings, export: Export, path: Path, extra_figures: 
     (:func:`summary_lines`). Text from the export is escaped, and raw ids that
     might appear in a ring's reasons are replaced by their pseudonyms.
     """
+    findings = add_facts(export.con, findings)
     rings = findings.rings.rings
     figs = (list(figures) if figures is not None
             else [charts.ring_ranking(rings)] + list(extra_figures or []))
@@ -247,11 +319,14 @@ def write_report(findings: Findings, export: Export, path: Path, extra_figures: 
     flagged = flagged_rings(rings)
     if len(flagged):
         rows = "".join(
-            f"<tr><td>{html.escape(ring_label(r.ring_id))}</td><td>{r.n_accounts}</td>"
-            f"<td>{html.escape(ps.scrub(str(r.partner_ids)))}</td>"
-            f"<td>{html.escape(ps.scrub(str(r.reasons)))}</td></tr>"
+            f"<tr><td>{html.escape(ring_label(r.ring_id))}</td><td>{r.n_accounts:,}</td>"
+            f"<td>{html.escape(about(r.records_harvested))}</td>"
+            f"<td>{html.escape(about(getattr(r, 'untied_users', 0)))}</td>"
+            f"<td>{html.escape(ps.scrub(', '.join(split_ids(r.partner_ids)) or 'none'))}</td>"
+            f"<td>{html.escape(ps.scrub(management_why(findings, r.ring_id)))}</td></tr>"
             for r in flagged.itertuples(index=False))
         sections.append("<h2>Flagged rings</h2><table><tr><th>ring</th><th>accounts</th>"
+                        "<th>records harvested</th><th>users reached</th>"
                         f"<th>partners</th><th>why</th></tr>{rows}</table>")
     summary = lines if lines is not None else summary_lines(findings, export)
     page = PAGE.format(

@@ -306,7 +306,8 @@ def _ring_evidence(c: dict[str, np.ndarray], idx: np.ndarray, hidx: np.ndarray,
         peer = base.peer_value("stranger_reach", top)
         reasons.append(
             f"reached {reach:,.0f} strangers: read {reads:,} profiles of {users:,} users with "
-            f"no order from its merchants, counted once per user, less popular profiles and "
+            f"no order from its merchants (summed over its accounts), each account's counted "
+            f"once per user, less popular profiles and "
             f"its own returning clientele (each harvester {_fmt(float(np.nanmax(h('stranger_reach_ratio'))) if len(hidx) else 0)}× "
             f"at most of {base.describe_peer('stranger_reach', top)}, {_fmt(peer)}; the median "
             f"{top.replace('_', ' ')} reached "

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import html
+import re
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -91,3 +93,40 @@ def tiny_ring_export(root: Path) -> Path:
 @pytest.fixture
 def ring_export(tmp_path: Path) -> Path:
     return tiny_ring_export(tmp_path)
+
+
+def page_text(s: str) -> str:
+    """A title or page as text: tags dropped, entities decoded, on one line."""
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", s)).split())
+
+
+@pytest.fixture(scope="session")
+def small_world(tmp_path_factory):
+    """A small synthetic export run end to end: ``rings.csv`` by the CLI, then in memory the
+    findings, the weekly replay, the management charts and text, report.html and the
+    investigation folders (1,200 accounts, 30 days; several flagged rings, partner staff)."""
+    from analysis import case as ring_case
+    from analysis import pipeline, report
+    from analysis.cli import main
+    from analysis.replay import first_flagged
+    from analysis.workshop.synth import generate
+
+    root = tmp_path_factory.mktemp("small_world")
+    export = Path(generate(root / "synth", seed=3, accounts=1200, days=30).export_dir)
+    out = root / "run"
+    assert main(["run", str(export), "--out", str(out), "--no-progress"]) == 0
+    exp, findings = pipeline.open_findings(export, progress=False)
+    assert len(findings.flagged) >= 2
+    lag = first_flagged(exp.con, findings)
+    mgmt = report.management(exp, findings, lag=lag)
+    page = report.write_report(findings, exp, root / "report.html",
+                               figures=list(mgmt.figures.values()), lines=mgmt.lines,
+                               pseudonyms=mgmt.pseudonyms)
+    ring_case.write_investigations(exp, findings, out / "investigation")
+    rings = pd.read_csv(out / "rings.csv", keep_default_na=False)
+    yield {"export": export, "exp": exp, "findings": findings, "out": out, "mgmt": mgmt,
+           "rings": rings, "page": page_text(re.sub(r"<script.*?</script>", " ",
+                                                     page.read_text(encoding="utf-8"),
+                                                     flags=re.S)),
+           "facts": findings.facts.set_index("ring_id")}
+    exp.con.close()

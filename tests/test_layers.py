@@ -17,11 +17,12 @@ LAYERS: list[tuple[str, ...]] = [
     ("__main__", "cli"),
     ("notebook",),                                   # helpers the notebooks call
     ("replay",),                                     # as-of replays of the pipeline
-    ("pipeline",),                                   # the steps in order
+    ("pipeline", "store"),                           # the steps in order; findings kept
     ("report", "case", "handoff"),                   # outputs
     ("charts", "pseudonym"),
     ("tracking",),                                   # ring keys, statuses, verdicts
-    ("queries",),                                    # questions asked of findings
+    ("queries", "facts"),                            # questions asked of findings; the
+                                                     # figures every output quotes
     ("rings",),
     ("signals",),
     ("communities",),

@@ -398,8 +398,8 @@ def test_weekly_keys_in_memory_and_through_the_cli_agree(tmp_path):
 def test_management_page_counts_changes_without_ids(two_weeks):
     _, _, out2, exp2 = two_weeks
     page = (out2 / "report.html").read_text(encoding="utf-8")
-    assert ("Since the previous run: 2 rings newly flagged, 4 still flagged (2 of them grew), "
-            "3 closed") in page
+    assert ("Since the previous run: 2 rings newly flagged, 4 rings still flagged (2 of them "
+            "grew) and 3 rings closed") in page
     from analysis.pseudonym import leaks
 
     acc = set(pd.read_csv(exp2 / "accounts.csv", dtype=str)["account_id"])

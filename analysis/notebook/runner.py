@@ -83,7 +83,8 @@ def run_notebooks(exports: str | Path, out: str | Path, *, as_of: str | None = N
     notebooks : which notebooks to run, by name, in order
     source : folder of the notebooks (default ``notebooks/`` of the project)
     kernel_name : Jupyter kernel (default: the one the notebook names, ``python3``)
-    progress : optional ``callable(total) -> bar`` with ``update()``/``close()`` (tqdm)
+    progress : optional ``callable(total) -> bar`` with ``update()``/``close()`` (tqdm), and
+        ``set_description_str(name)``, called as each notebook starts, when it has one
 
     Raises
     ------
@@ -117,6 +118,8 @@ def run_notebooks(exports: str | Path, out: str | Path, *, as_of: str | None = N
             for name in notebooks:
                 src = source / f"{name}.ipynb"
                 dst = executed / f"{name}.ipynb"
+                if bar is not None and hasattr(bar, "set_description_str"):
+                    bar.set_description_str(name)   # the bar (or a line) names the notebook
                 t0 = time.perf_counter()
                 log.info("executing %s", name)
                 try:
