@@ -30,11 +30,12 @@ def test_quality_seeds_span_the_ranges():
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    return generate_world(tmp_path_factory.mktemp("w") / "a", seed=1, accounts=1500, days=40)
+    # seed 2 writes gzip CSV with IPv6 addresses
+    return generate_world(tmp_path_factory.mktemp("w") / "a", seed=2, accounts=1500, days=40)
 
 
 def test_a_world_is_written_the_same_twice(world, tmp_path):
-    again = generate_world(tmp_path / "b", seed=1, accounts=1500, days=40)
+    again = generate_world(tmp_path / "b", seed=2, accounts=1500, days=40)
     names = sorted(p.name for p in world.export_dir.iterdir())
     assert names == sorted(p.name for p in again.export_dir.iterdir())
     for name in names:

@@ -1594,7 +1594,9 @@ def _ip_strings(rng, kinds: np.ndarray, v6_share: float):
         if v6[i]:
             pre = _V6_PREFIX[int(kinds[i])]
             parts = [f"{x:x}" for x in g[i]]
-            out.append(":".join([pre] + parts[: 8 - pre.count(":") - 1]))
+            groups = pre.split(":") + parts[: 8 - pre.count(":") - 1]
+            groups += ["1"] * (8 - len(groups))     # eight groups: a valid IPv6 address
+            out.append(":".join(groups))
         else:
             out.append(f"{a[i]}.{b[i]}.{c[i]}.{d[i]}")
     # collisions: append distinct last parts deterministically
