@@ -886,13 +886,12 @@ class RejectRateError(ExportError):
 
 
 def _horizon(files: dict[str, Path]) -> str:
-    """The newest plausible event time by the export's files: the newest file time (or
-    now, if earlier), plus a day for clocks that disagree. An event cannot be newer than
-    the file that holds it."""
+    """The newest plausible event time before the data is looked at: now, plus a day for
+    clocks that disagree (an export cannot hold the future). File times are not used:
+    archives and copies often carry made-up ones (1970, 1980)."""
     from datetime import datetime, timedelta, timezone
 
-    newest = max((p.stat().st_mtime for p in files.values()), default=time.time())
-    when = datetime.fromtimestamp(min(newest, time.time()), tz=timezone.utc) + timedelta(days=1)
+    when = datetime.now(timezone.utc) + timedelta(days=1)
     return when.strftime("%Y-%m-%d %H:%M:%S")
 
 

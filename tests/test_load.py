@@ -346,7 +346,7 @@ def test_the_contract_is_exact_in_csv_and_parquet(tmp_path, fmt):
 
 def test_future_rows_beyond_the_exports_own_time_are_quarantined(tmp_path):
     # 2,000 events over a month of 2020 and two stray rows a year on: implausible by the
-    # data itself (the files are written today, so 2021 is not in their future).
+    # data itself (2021 is not in the future of the run).
     from datetime import datetime, timedelta
 
     t0 = datetime(2020, 3, 1)
