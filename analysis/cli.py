@@ -51,26 +51,21 @@ def _resolution(value: str) -> float:
     return v
 
 
-def _hub_degree(value: str) -> int:
-    """Hub degree: a whole number of accounts, 1 or more."""
-    try:
-        v = int(value.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more (accounts sharing a device or IP): "
-                                         f"{value!r}")
-    return v
+def _whole(low: int, high: int, what: str):
+    """An argparse type: a whole number from ``low`` to ``high`` (``what`` says why)."""
+    def parse(value: str) -> int:
+        try:
+            v = int(value.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
+        if not low <= v <= high:
+            raise argparse.ArgumentTypeError(f"must be {what}: {value!r}")
+        return v
+    return parse
 
 
-def _seed(value: str) -> int:
-    try:
-        v = int(value.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
-    if not 0 <= v < 2 ** 31:
-        raise argparse.ArgumentTypeError(f"must be between 0 and {2 ** 31 - 1}: {value!r}")
-    return v
+_hub_degree = _whole(1, 2 ** 62, "1 or more (accounts sharing a device or IP)")
+_seed = _whole(0, 2 ** 31 - 1, f"between 0 and {2 ** 31 - 1}")
 
 
 class _Parser(argparse.ArgumentParser):

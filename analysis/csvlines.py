@@ -24,7 +24,7 @@ Examples
 >>> s.lines, s.quotes
 (7, 3)
 >>> line_scan(p)
-LineScan(records=4, blank_lines=1, lines_in_fields=2, open_quote_line=6)
+LineScan(records=4, blank_lines=1, lines_in_fields=2, open_quote_line=6, multiline={2: 2, 4: 6})
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from pathlib import Path
 from .contract import ExportError
 
 __all__ = ["FileScan", "LineScan", "scan_file", "line_scan", "line_at", "header_lines",
-           "account"]
+           "account", "broken_id"]
 
 _BLOCK = 1 << 22
 
@@ -138,6 +138,9 @@ class LineScan:
     lines_in_fields: int
     #: The line where a quote opened that the file never closes (None when all close).
     open_quote_line: int | None
+    #: Records spanning lines: record number (the header is 1) → its first line (the
+    #: first 10,000).
+    multiline: dict = None
 
 
 def line_scan(path: Path) -> LineScan:
@@ -150,6 +153,7 @@ def line_scan(path: Path) -> LineScan:
     records = blank = in_fields = 0
     open_at = None
     inside = False
+    multi: dict[int, int] = {}
     with _text(path) as fh:
         for n, line in enumerate(fh, 1):
             body = line.rstrip("\n")
@@ -164,7 +168,9 @@ def line_scan(path: Path) -> LineScan:
                 inside = not inside
                 if inside:
                     open_at = n
-    return LineScan(records, blank, in_fields, open_at if inside else None)
+                    if len(multi) < 10_000:
+                        multi.setdefault(records, n)
+    return LineScan(records, blank, in_fields, open_at if inside else None, multi)
 
 
 def line_at(path: Path, byte_position: int) -> int:
@@ -215,8 +221,18 @@ def account(path: Path, scan: FileScan | None, records: int,
         raise ExportError(path, f"{ls.records - 1:,} records by the file's lines, but the CSV "
                                 f"reader read {records:,}; lines are unaccounted for (check the "
                                 f"quoting)")
-    info.update(blank_lines=ls.blank_lines, lines_in_fields=ls.lines_in_fields)
+    info.update(blank_lines=ls.blank_lines, lines_in_fields=ls.lines_in_fields,
+                multiline=ls.multiline)
     return info
+
+
+def broken_id(path: Path, info: dict, row: int, column: str) -> ExportError:
+    """The error for a line break inside a column that cannot hold one (data ``row``)."""
+    line = (info.get("multiline") or {}).get(row + 1)
+    where = f"line {line:,} (data row {row:,})" if line else f"data row {row:,}"
+    return ExportError(path, f"{where}: column '{column}' holds a line break, which it cannot; "
+                             f"a stray quote there runs over the lines after it (fix the "
+                             f"quoting of that line)")
 
 
 def _unclosed(path: Path, line: int, lines: int) -> None:

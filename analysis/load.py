@@ -45,7 +45,7 @@ from .contract import (
     ExportError,
     TableSpec,
 )
-from .csvlines import FileScan, scan_file
+from .csvlines import FileScan, broken_id, scan_file
 from .csvlines import account as account_lines
 from .safe import neutralise_sql
 
@@ -726,7 +726,7 @@ def _load_events(con: duckdb.DuckDBPyConnection, path: Path, spec: TableSpec,
         else:
             _empty_broken(con, "ev_broken")
         n_broken = con.execute("SELECT count(*) FROM ev_broken").fetchone()[0]
-        lines = _lines(con, path, scan, n_read + n_broken, "ev_broken")
+        lines = _lines(con, path, scan, n_read + n_broken, "ev_broken", spec)
         # The maps are small and exact in size; the file's size is only estimated. Keep
         # the written join order so every join builds its hash table on the map.
         con.execute("SET disabled_optimizers = 'join_order,build_side_probe_side'")
@@ -780,13 +780,37 @@ def _load_events(con: duckdb.DuckDBPyConnection, path: Path, spec: TableSpec,
             "horizon": horizon}
 
 
+#: Contract columns that are free text and may hold line breaks; no other column can.
+FREE_TEXT = {"partners": ("name", "partner_type")}
+
+
 def _lines(con: duckdb.DuckDBPyConnection, path: Path, scan: FileScan | None, records: int,
-           broken: str) -> dict | None:
-    """Line accounting of a CSV table (:func:`analysis.csvlines.account`)."""
+           broken: str, spec: TableSpec, rows: str | None = None) -> dict | None:
+    """Line accounting of a CSV table (:func:`analysis.csvlines.account`).
+
+    When records span lines, none may hold a line break in a column that is not free
+    text (an id, a time, a type, a number): that is a stray quote swallowing lines.
+    ``rows`` is a query of the parsed rows with ``source_row`` (default: a numbered
+    scan of the file).
+    """
     if scan is None or scan.lines is None:
         return None
     at = con.execute(f"SELECT min(byte_pos) FROM {broken} WHERE multiline").fetchone()[0]
-    return account_lines(path, scan, records, None if at is None else int(at))
+    info = account_lines(path, scan, records, None if at is None else int(at))
+    if info["lines_in_fields"]:
+        cols = [c for c in spec.columns if c not in FREE_TEXT.get(spec.name, ())]
+        if rows is None:
+            rows = (f"SELECT {_row_fix('n.source_row', broken)} AS source_row, n.* EXCLUDE "
+                    f"(source_row) FROM ({_source(con, path, spec, scan='numbered')}) n")
+        cond = " OR ".join(f"regexp_matches(CAST({c} AS VARCHAR), '[\r\n]')" for c in cols)
+        found = con.execute(f"SELECT source_row, {', '.join(cols)} FROM ({rows}) "
+                            f"WHERE {cond} ORDER BY source_row LIMIT 1").fetchone()
+        if found is not None:
+            col = next(c for c, v in zip(cols, found[1:]) if v is not None
+                       and ("\n" in str(v) or "\r" in str(v)))
+            raise broken_id(path, info, int(found[0]), col)
+    info.pop("multiline", None)
+    return info
 
 
 _VALIDATORS = {
@@ -862,13 +886,12 @@ class RejectRateError(ExportError):
 
 
 def _horizon(files: dict[str, Path]) -> str:
-    """The newest plausible event time by the export's files: the newest file time (or
-    now, if earlier), plus a day for clocks that disagree. An event cannot be newer than
-    the file that holds it."""
+    """The newest plausible event time before the data is looked at: now, plus a day for
+    clocks that disagree (an export cannot hold the future). File times are not used:
+    archives and copies often carry made-up ones (1970, 1980)."""
     from datetime import datetime, timedelta, timezone
 
-    newest = max((p.stat().st_mtime for p in files.values()), default=time.time())
-    when = datetime.fromtimestamp(min(newest, time.time()), tz=timezone.utc) + timedelta(days=1)
+    when = datetime.now(timezone.utc) + timedelta(days=1)
     return when.strftime("%Y-%m-%d %H:%M:%S")
 
 
@@ -944,7 +967,7 @@ def _load_tables(export: Export, rejects_dir: Path, max_reject_rate: float, time
             _, n_broken = _stage(con, path, spec)
             n_parsed = con.execute(f"SELECT count(*) FROM raw_{name}").fetchone()[0]
             lines = _lines(con, path, _scan_of(scans, name), n_parsed + n_broken,
-                           f"raw_{name}_broken")
+                           f"raw_{name}_broken", spec, f"SELECT * FROM raw_{name}")
             try:
                 _VALIDATORS[name](con)
             except duckdb.Error as exc:

@@ -346,7 +346,7 @@ def clean_stale(out: Path) -> list[Path]:
         return removed
     host = socket.gethostname()
     for p in sorted(parent.glob(f".{out.name}.*-*")):
-        rest = p.name[len(out.name) + 1:]
+        rest = p.name[len(out.name) + 2:]          # after ".OUT."
         kind = _PART if rest.startswith(_PART[1:]) else _OLD if rest.startswith(_OLD[1:]) else None
         if kind is None or p.is_symlink() or not p.is_dir():
             continue

@@ -81,12 +81,109 @@ def test_mutated_exports_never_crash(tmp_path_factory, capsys, table, kind, seed
     assert "Traceback" not in err
     if code == 2:
         assert len(err.strip().splitlines()) == 1 and err.startswith("error: ")
-        # Nothing is written, except the quarantine a reject-rate stop points to.
+        # nothing, or only the quarantine of a reject-rate stop, where the message says
+        assert not out.exists() or sorted(p.name for p in out.iterdir()) == [
+            ".ringscope-output.json", "rejects"]
         if out.exists():
-            assert "--max-reject-rate" in err, err
-            assert (out / "rejects").is_dir() and not (out / "rings.csv").exists()
+            assert f"see {out / 'rejects'}/" in err
     else:
         record = json.loads((out / "run.json").read_text())
         for t, c in record["tables"].items():
             assert c["accepted"] + c["rejected"] == c["rows"], (t, c)
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def _physical_lines(data: bytes) -> int:
+    breaks = data.count(b"\n") + data.count(b"\r") - data.count(b"\r\n")
+    return breaks + (1 if data and data[-1:] not in (b"\n", b"\r") else 0)
+
+
+@settings(max_examples=60, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(kind=st.sampled_from(["stray_quote", "quote_pair", "multiline_extra", "blank_lines",
+                             "crlf", "multiline_partner"]),
+       seed=st.integers(0, 10**6))
+def test_no_physical_line_goes_unaccounted(tmp_path_factory, capsys, kind, seed):
+    """Rows equal the file's physical lines, allowing for multi-line quoted fields and blank
+    lines (run.json says how many); or exit 2 naming the line where the quote opened."""
+    rnd = random.Random(seed)
+    root = tmp_path_factory.mktemp("lines")
+    exp = tiny_ring_export(root)
+    table = "partners" if kind == "multiline_partner" else "events"
+    path = exp / f"{table}.csv"
+    lines = path.read_bytes().splitlines(keepends=True)
+    i = rnd.randrange(1, len(lines))
+    if kind == "stray_quote":
+        cells = lines[i].split(b",")
+        c = rnd.randrange(len(cells))
+        cells[c] = b'"' + cells[c]
+        lines[i] = b",".join(cells)
+    elif kind == "quote_pair":
+        j = min(len(lines) - 1, i + rnd.randint(1, 5))
+        lines[i] = lines[i].replace(b",", b',"', 1)
+        lines[j] = lines[j].replace(b",", b'",', 1)
+    elif kind == "multiline_extra":
+        lines[0] = lines[0].rstrip(b"\r\n") + b",note\n"
+        for k in range(1, len(lines)):
+            note = b'"a\nb, ""c""\r\nd"' if rnd.random() < 0.05 else b"x"
+            lines[k] = lines[k].rstrip(b"\r\n") + b"," + note + b"\n"
+    elif kind == "blank_lines":
+        for _ in range(rnd.randint(1, 4)):
+            lines.insert(rnd.randrange(1, len(lines) + 1), rnd.choice([b"\n", b"\r\n"]))
+    elif kind == "crlf":
+        lines = [ln.rstrip(b"\n") + b"\r\n" for ln in lines]
+    else:
+        lines[1] = lines[1].replace(b"Promo Co", b'"Promo\nCo\r\n""Ltd"""', 1)
+    data = b"".join(lines)
+    path.write_bytes(data)
+    out = root / "out"
+    code = main(["run", str(exp), "--out", str(out), "--max-reject-rate", "0.5"])
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    if code == 2:
+        assert len(err.strip().splitlines()) == 1
+        assert f"{table}.csv: line " in err or "rows rejected" in err, err
+    else:
+        assert code == 0, err
+        record = json.loads((out / "run.json").read_text())
+        acc = record["lines"][table]
+        assert acc["lines"] == _physical_lines(data)
+        assert acc["records"] == record["tables"][table]["rows"]
+        assert acc["lines"] == (acc["header_lines"] + acc["records"] + acc["blank_lines"]
+                                + acc["lines_in_fields"])
+        if kind in ("blank_lines", "crlf"):
+            assert acc["lines_in_fields"] == 0
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@settings(max_examples=15, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(picks=st.lists(st.sampled_from(["k1", "k2", "s1", "h007", "c03", "emu-1", "hphone3",
+                                       "198.51.100.7", "10.1.4.1", "office-pc"]),
+                      min_size=1, max_size=4),
+       seps=st.lists(st.sampled_from([" ", "/", ":", "(", ")", ", ", "-", "=", "\n", "'s "]),
+                     min_size=5, max_size=5),
+       where=st.sampled_from(["name", "partner_type"]))
+def test_no_raw_id_in_management_outputs_for_ids_inside_free_text(tmp_path_factory, picks,
+                                                                  seps, where):
+    from analysis import pipeline, report
+    from analysis.notebook.runner import export_charts
+    from analysis.pseudonym import leaks
+
+    root = tmp_path_factory.mktemp("ids")
+    exp = tiny_ring_export(root)
+    text = "x" + "".join(s + p for s, p in zip(seps, picks)) + seps[-1]
+    p = pd.read_csv(exp / "partners.csv", dtype=str, keep_default_na=False)
+    p.loc[p["partner_id"] == "P1", where] = text
+    p.to_csv(exp / "partners.csv", index=False)
+    ex, findings = pipeline.open_findings(exp, progress=False)
+    mgmt = report.management(ex, findings)
+    written = export_charts(mgmt.figures, root / "charts", formats=())
+    page = report.write_report(findings, ex, root / "report.html",
+                               figures=list(mgmt.figures.values()), lines=mgmt.lines,
+                               pseudonyms=mgmt.pseudonyms)
+    for path in [page] + written:
+        body = path.read_text(encoding="utf-8")
+        assert leaks(body, picks) == set(), (path.name, text)
+    ex.con.close()
     shutil.rmtree(root, ignore_errors=True)

@@ -239,3 +239,142 @@ def test_a_folder_holding_an_export_subfolder_gets_a_pointer(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1
     assert f"did you mean {parent / 'export'}?" in err
+
+
+# -- issue 13: line accounting, the exact contract ---------------------------------------------
+
+def _events_lines(n: int) -> list[list[object]]:
+    return [[f"2020-01-01T10:{i // 60 % 60:02d}:{i % 60:02d}Z", "a1", "d1", "10.0.0.1", "login",
+              "", "0"] for i in range(n)]
+
+
+@pytest.mark.parametrize("column", [2, 6])   # device_id in the middle, records at the end
+def test_an_unterminated_quote_mid_file_is_fatal_naming_its_line(tmp_path, capsys, column):
+    exp = small_export(tmp_path, events=_events_lines(40))
+    ev = exp / "events.csv"
+    lines = ev.read_text().splitlines(keepends=True)
+    cells = lines[20].split(",")
+    cells[column] = '"' + cells[column]
+    lines[20] = ",".join(cells)
+    ev.write_text("".join(lines))
+    assert main(["run", str(exp), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "events.csv: line 21:" in err and "never closed" in err and "21 lines" in err
+
+
+def test_a_stray_quote_pair_spanning_lines_is_fatal(tmp_path, capsys):
+    exp = small_export(tmp_path, events=_events_lines(30))
+    ev = exp / "events.csv"
+    lines = ev.read_text().splitlines(keepends=True)
+    lines[5] = lines[5].replace(",d1,", ',"d1,', 1)
+    lines[9] = lines[9].replace(",d1,", ',d1",', 1)
+    ev.write_text("".join(lines))
+    assert main(["run", str(exp), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "events.csv: line 6 (data row 5): column 'device_id' holds a line break" in err
+
+
+def test_rows_match_the_lines_allowing_multiline_fields_and_blank_lines(tmp_path):
+    exp = small_export(tmp_path, events=_events_lines(12))
+    write_table(exp / "partners.csv", PARTNERS_H, [["P1", "Promo\nCo\r\nLtd", "promo", ""],
+                                                   ["P2", 'say "hi"', "isv", ""]])
+    ev = exp / "events.csv"
+    text = ev.read_text()
+    ev.write_text(text.replace("\n", "\n\n", 1) + "\n")      # a blank line after the header
+    out = tmp_path / "out"
+    assert main(["run", str(exp), "--out", str(out), "--max-reject-rate", "0"]) == 0
+    record = json.loads((out / "run.json").read_text())
+    assert record["tables"]["events"]["rows"] == 12
+    for name, acc in record["lines"].items():
+        assert acc["lines"] == (acc["header_lines"] + acc["records"] + acc["blank_lines"]
+                                + acc["lines_in_fields"]), name
+    assert record["lines"]["partners"]["lines_in_fields"] == 2
+    assert record["lines"]["events"]["blank_lines"] == 2
+
+
+def test_broken_lines_are_numbered_as_data_rows(tmp_path):
+    exp = small_export(tmp_path)
+    (exp / "events.csv").write_text(
+        ",".join(EVENTS_H) + "\n"
+        "2020-01-01T10:00:00Z,a1,d1,10.0.0.1,login,,\n"          # 1 ok
+        "2020-01-01T10:00:00Z,a1\n"                               # 2 broken
+        "yesterday,a1,d1,10.0.0.1,login,,\n"                      # 3 bad ts
+        "2020-01-01T10:00:00Z,a1,d1\n")                           # 4 broken
+    export, _ = load(exp, tmp_path)
+    rej = pd.read_csv(tmp_path / "rejects" / "events.csv", dtype=str, keep_default_na=False)
+    assert rej["source_row"].tolist() == ["2", "3", "4"]
+    assert rej["reason"].str.startswith("unparseable").tolist() == [True, False, True]
+    assert export.counts["events"].as_dict() == {"rows": 4, "accepted": 1, "rejected": 3}
+
+
+BAD_VALUES = [
+    ("records", "1e3"), ("records", "1_000"), ("records", "+3"), ("records", "3.0"),
+    ("records", "0x10"), ("ts", "epoch"), ("ts", "2020-01-01T10:00:00+25:00"),
+    ("ts", "2020-01-01T10:00:00 UTC"), ("ts", "2020-01-01 10:00:00 Europe/Berlin"),
+    ("ts", "infinity"), ("ip", "999.1.1.1"), ("ip", "1.2.3"), ("ip", "home-router"),
+    ("ip", "01.2.3.4"), ("ip", "2001:db8::g"), ("ts", "2099-12-31T00:00:00Z"),
+]
+GOOD_VALUES = [("records", " 3 "), ("records", "0"), ("ts", "2020-01-01T10:00:00+14:00"),
+               ("ts", "2020-01-01T10:00:00.123Z"), ("ts", "2020-01-01"), ("ip", "::1"),
+               ("ip", "2001:db8::1"), ("ip", " 10.0.0.1 "), ("ip", "")]
+REASON = {"records": "records is not an integer >= 0", "ts": "bad ts timestamp",
+          "ip": "ip is not an IPv4 or IPv6 address"}
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_the_contract_is_exact_in_csv_and_parquet(tmp_path, fmt):
+    col = {c: i for i, c in enumerate(EVENTS_H)}
+    rows = []
+    for name, value in BAD_VALUES + GOOD_VALUES:
+        row = ["2020-01-01T10:00:00Z", "a1", "d1", "10.0.0.1", "login", "", "1"]
+        row[col[name]] = value
+        rows.append(row)
+    exp = small_export(tmp_path, events=rows)
+    if fmt == "parquet":
+        ev = pd.read_csv(exp / "events.csv", dtype=str, keep_default_na=False)
+        (exp / "events.csv").unlink()
+        ev.to_parquet(exp / "events.parquet")
+    export, _ = load(exp, tmp_path)
+    rej = pd.read_csv(tmp_path / "rejects" / "events.csv", dtype=str, keep_default_na=False)
+    expected = [REASON[n] for n, _ in BAD_VALUES]
+    expected[-1] = "ts after the export's newest plausible time"
+    assert rej["reason"].tolist() == expected
+    assert rej["source_row"].tolist() == [str(i) for i in range(1, len(BAD_VALUES) + 1)]
+    assert export.counts["events"].accepted == len(GOOD_VALUES)
+
+
+def test_future_rows_beyond_the_exports_own_time_are_quarantined(tmp_path):
+    # 2,000 events over a month of 2020 and two stray rows a year on: implausible by the
+    # data itself (2021 is not in the future of the run).
+    from datetime import datetime, timedelta
+
+    t0 = datetime(2020, 3, 1)
+    rows = [[(t0 + timedelta(minutes=20 * i)).isoformat() + "Z", "a1", "d1", "10.0.0.1",
+             "login", "", "0"] for i in range(2000)]
+    rows[700][0] = "2021-03-01T00:00:00Z"
+    rows.append(["2021-04-01T00:00:00Z", "a1", "d1", "10.0.0.1", "login", "", "0"])
+    exp = small_export(tmp_path, events=rows)
+    out = tmp_path / "out"
+    assert main(["run", str(exp), "--out", str(out)]) == 0
+    record = json.loads((out / "run.json").read_text())
+    assert record["reject_reasons"]["events"] == {
+        "ts after the export's newest plausible time": 2}
+    assert record["newest_plausible_ts"].startswith("2020-03-28")
+    rej = pd.read_csv(out / "rejects" / "events.csv", dtype=str)
+    assert rej["source_row"].tolist() == ["701", "2001"]
+
+
+def test_parquet_with_a_doubled_column_is_fatal_like_csv(tmp_path, capsys):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    exp = small_export(tmp_path)
+    (exp / "events.csv").unlink()
+    table = pa.table([pa.array(["2020-01-01T10:00:00Z"]), pa.array(["a1"]),
+                      pa.array(["login"]), pa.array(["2021-01-01T10:00:00Z"])],
+                     names=["ts", "account_id", "event_type", "TS"])
+    pq.write_table(table, exp / "events.parquet")
+    assert main(["run", str(exp), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "events.parquet" in err and "column 'ts' appears twice" in err

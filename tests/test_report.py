@@ -149,3 +149,41 @@ def test_empty_findings_still_chart(tmp_path):
     for fig in figs:
         assert fig.layout.title.text
         assert fig.layout.annotations
+
+
+# -- issue 13: ids of the export inside free text ----------------------------------------------
+
+ID_NAME = "Contact h001 at 10.1.5.1 / dev hphone7, k1 (ip:198.51.100.7)"
+ID_TYPE = "promotions via emu-1"
+
+
+def test_ids_inside_partner_free_text_never_reach_management(ring_export, tmp_path):
+    """A partner's name and type holding account ids, device ids and IPs of the export (a
+    ring member's and outsiders'): the summary, every chart (labels, hover text) and the
+    page show them scrubbed, the same way everywhere."""
+    _rewrite(ring_export / "partners.csv",
+             lambda r: [r[0], ID_NAME, ID_TYPE, r[3]] if r[0] == "P1" else r)
+    ids = ["h001", "10.1.5.1", "hphone7", "k1", "198.51.100.7", "emu-1"]
+    exp, findings = pipeline.open_findings(ring_export, progress=False)
+    mgmt = report.management(exp, findings)
+    written = runner.export_charts(mgmt.figures, tmp_path / "charts", formats=())
+    page = report.write_report(findings, exp, tmp_path / "report.html",
+                               figures=list(mgmt.figures.values()), lines=mgmt.lines,
+                               pseudonyms=mgmt.pseudonyms)
+    default = report.write_report(findings, exp, tmp_path / "default.html")
+    for path in [page, default] + written:
+        assert leaks(path.read_text(encoding="utf-8"), ids) == set(), path.name
+    for name, fig in mgmt.figures.items():
+        blob = json.dumps(fig.to_plotly_json(), default=str)
+        assert [i for i in ids if i in blob] == [], name
+    ps = mgmt.pseudonyms
+    clean = ps.scrub(ID_NAME)
+    assert clean.startswith(f"Contact {ps.account('h001')} at {ps.ip('10.1.5.1')} / dev "
+                            f"{ps.device('hphone7')}, R1-A0")
+    assert "(ip:R1-IP01)" in clean
+    text = page.read_text(encoding="utf-8")
+    assert html.escape(clean) in text                   # the partner is still named
+    net = json.dumps(mgmt.figures["ring_network"].to_plotly_json(), default=str)
+    assert html.escape(clean) in net and html.escape(ps.scrub(ID_TYPE)) in net
+    # the investigator's files keep the real text
+    assert ID_NAME in set(findings.aggregates.partners["name"])

@@ -149,6 +149,8 @@ def run_notebooks(exports: str | Path, out: str | Path, *, as_of: str | None = N
             if bar:
                 bar.close()
         folder.commit()
+    for note in folder.notes:
+        log.warning(note)
     result.notebooks = [out / "notebooks" / f"{name}.ipynb" for name in notebooks]
     if (out / "report.html").exists():
         result.report = out / "report.html"
