@@ -36,8 +36,16 @@ from pathlib import Path
 
 import duckdb
 
-from .contract import (ACCOUNT_TYPES, EVENT_TYPES, OPTIONAL_TABLES, REQUIRED_TABLES, SUFFIXES, TABLES,
-                       ExportError, TableSpec)
+from .contract import (
+    ACCOUNT_TYPES,
+    EVENT_TYPES,
+    OPTIONAL_TABLES,
+    REQUIRED_TABLES,
+    SUFFIXES,
+    TABLES,
+    ExportError,
+    TableSpec,
+)
 from .safe import neutralise_sql
 
 __all__ = ["Export", "TableCount", "export_files", "export_fingerprints", "find_table",
