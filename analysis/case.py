@@ -15,6 +15,7 @@ from .findings import Findings
 from .load import Export
 from .queries import (
     RingGraph,
+    account_timeline,
     evidence_table,
     partner_staff,
     resolve_ring,
@@ -55,6 +56,8 @@ class RingCase:
     daily: pd.DataFrame | None = None
     evidence: pd.DataFrame | None = None
     staff: pd.DataFrame | None = None
+    #: Per account and day: events by type and strangers read (queries.account_timeline).
+    accounts_daily: pd.DataFrame | None = None
 
     def headline(self) -> str:
         """The ring in a few lines of plain text."""
@@ -95,8 +98,8 @@ class RingCase:
 
     def write(self, folder: str | Path) -> list[Path]:
         """Write the evidence into ``folder/<ring_id>/``: evidence.csv, partner_staff.csv,
-        daily.csv and the figures as HTML (one ``folder/plotly.min.js`` for all of them, so
-        they work offline). Real ids: not for management."""
+        daily.csv, accounts_daily.csv and the figures as HTML (one ``folder/plotly.min.js``
+        for all of them, so they work offline). Real ids: not for management."""
         from .charts import PLOTLY_JS, write_html
         from .safe import write_csv
 
@@ -107,6 +110,8 @@ class RingCase:
         paths = [write_csv(self.evidence, where / "evidence.csv"),
                  write_csv(self.staff, where / "partner_staff.csv"),
                  write_csv(self.daily, where / "daily.csv")]
+        if self.accounts_daily is not None:
+            paths.append(write_csv(self.accounts_daily, where / "accounts_daily.csv"))
         for name, fig in self.figures().items():
             paths.append(write_html(fig, where / f"{name}.html", Path(folder) / PLOTLY_JS))
         return paths
@@ -142,6 +147,7 @@ def case(export: Export, findings: Findings, ring: int | str | None = None, *,
         neighbourhood=ring_subgraph(findings, ring_id, hops=2, max_accounts=max_accounts),
         daily=ring_daily(export.con, findings, ring_id),
         evidence=evidence_table(findings, ring_id),
-        staff=partner_staff(findings, ring_id))
+        staff=partner_staff(findings, ring_id),
+        accounts_daily=account_timeline(export.con, findings, ring_id))
 
 

@@ -34,7 +34,7 @@ __all__ = ["OKABE_ITO", "KIND_COLOURS", "esc", "style", "empty", "ring_ranking",
            "event_volume", "type_counts", "graph_size", "degree_distribution",
            "community_sizes", "score_vs_size", "partner_positions", "ring_network",
            "ring_timeline", "staff_comparison", "plural", "approx", "about", "ring_style",
-           "harm_ranking", "records_over_time",
+           "harm_ranking", "records_over_time", "account_timeline",
            "users_exposed", "partners_implicated", "detection_lag"]
 
 #: Okabe & Ito (2008) colour-blind-safe palette.
@@ -571,6 +571,41 @@ def ring_timeline(daily: pd.DataFrame, ring_id: str, *, label: str | None = None
     fig.update_layout(height=460, legend={"orientation": "h", "y": -0.22, "x": 0.01,
                                           "yanchor": "top"}, margin={"b": 110})
     return fig
+
+
+def account_timeline(table: pd.DataFrame, label: str, *, value: str = "events") -> go.Figure:
+    """Accounts × days (queries.account_timeline): colour = ``value`` (events or
+    strangers_read); hover gives the day's events by type and the strangers read."""
+    if table.empty:
+        return empty(f"{esc(label)}: no events in the period")
+    from .contract import EVENT_TYPES
+
+    accounts = list(dict.fromkeys(table["account_id"].astype(str)))
+    days = pd.date_range(table["day"].min(), table["day"].max(), freq="D")
+    cells = table.assign(account_id=table["account_id"].astype(str)).set_index(
+        ["account_id", "day"])
+    full = cells.reindex(pd.MultiIndex.from_product([accounts, days]), fill_value=0)
+    z = full[value].to_numpy().reshape(len(accounts), len(days))
+    types = [t for t in EVENT_TYPES if t in table and table[t].sum() > 0]
+    parts = [full[t].to_numpy().reshape(len(accounts), len(days)) for t in types]
+    strangers = full["strangers_read"].to_numpy().reshape(len(accounts), len(days))
+    hover = [["<br>".join([f"{esc(a)} {d:%Y-%m-%d}: {_n(z[i][j])} {esc(value.replace('_', ' '))}"]
+                          + [f"{esc(t)}: {_n(p[i][j])}" for t, p in zip(types, parts) if p[i][j]]
+                          + [f"strangers read: {_n(strangers[i][j])}"])
+              for j, d in enumerate(days)] for i, a in enumerate(accounts)]
+    fig = go.Figure(go.Heatmap(z=z, x=days, y=[esc(a) for a in accounts], colorscale="Blues",
+                               hovertext=hover, hoverinfo="text",
+                               colorbar={"title": esc(value.replace("_", " "))}))
+    top = table.loc[table[value].idxmax()]
+    active = table.loc[table["events"] > 0, "day"].nunique()
+    title = (f"{esc(label)}: {plural(len(accounts), 'account')} active on "
+             f"{plural(active, 'day')} from {_day(days[0])} to {_day(days[-1])}; busiest "
+             f"{esc(top['account_id'])} with {_n(top[value])} {esc(value.replace('_', ' '))} "
+             f"on {_day(top['day'])}")
+    _date_axis(fig)
+    fig.update_yaxes(autorange="reversed", title_text="account")
+    fig.update_layout(height=min(1200, max(300, 22 * len(accounts) + 160)))
+    return style(fig, title)
 
 
 def staff_comparison(staff: pd.DataFrame, ring_id: str, pseudonyms=None) -> go.Figure:

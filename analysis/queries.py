@@ -16,13 +16,15 @@ import numpy as np
 import pandas as pd
 
 from .aggregate import ET, as_of_bound, daily_activity, ensure_ties
+from .contract import EVENT_TYPES
 from .facts import fact, group_users
 from .findings import Findings, flagged_rings, split_ids
 from .workspace import Workspace
 
 __all__ = ["RingGraph", "resolve_ring", "ring_choices", "ring_row", "ring_members",
            "ring_subgraph", "evidence_table", "ring_daily", "partner_staff", "records_by_ring",
-           "users_exposed", "partners_implicated"]
+           "users_exposed", "partners_implicated", "Lookup", "find_id", "account_timeline",
+           "strangers_read"]
 
 
 # -- which ring -----------------------------------------------------------------------------
@@ -33,7 +35,8 @@ def ring_choices(findings: Findings) -> list[tuple[str, str]]:
     for r in findings.rings.rings.itertuples(index=False):
         flag = "flagged" if bool(r.flagged) else "not flagged"
         key = f"{r.ring_key} ({r.status}) · " if hasattr(r, "ring_key") else ""
-        out.append((f"{key}{r.ring_id} · score {r.score:.2f} · {r.n_accounts} accounts · {flag}",
+        out.append((f"{key}{r.ring_id} · score {r.score:.2f} · "
+                    f"{r.n_accounts} account{'' if r.n_accounts == 1 else 's'} · {flag}",
                     r.ring_id))
     return out
 
@@ -419,3 +422,269 @@ def partners_implicated(findings: Findings, con: Workspace | None = None) -> pd.
     g = g.join(p, how="left").reset_index()
     return g[cols].sort_values(["records_harvested", "partner_id"], ascending=[False, True],
                                kind="stable").reset_index(drop=True)
+
+
+# -- search by id (investigator) ------------------------------------------------------------
+
+@dataclass
+class Lookup:
+    """What the run knows about one id (see :func:`find_id`): real ids, investigator only.
+
+    ``kind`` is account, device, ip or partner (None when nothing has that id);
+    ``rings`` the rings it is in (an account) or whose accounts use it, with rank and flag;
+    ``neighbours`` the devices, IPs and partner of an account, or the accounts of a device,
+    IP or partner; ``evidence`` an account's evidence row (its ring's, else its own
+    measures), or per account how it used the device or IP.
+    """
+
+    id: str
+    kind: str | None = None
+    node: int | None = None
+    community: int | None = None
+    hub: bool = False
+    rings: pd.DataFrame = field(default_factory=pd.DataFrame)
+    neighbours: pd.DataFrame = field(default_factory=pd.DataFrame)
+    evidence: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: Other kinds that hold the same id (an IP used as a device id, say).
+    also: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        """The answer in a few words."""
+        if self.kind is None:
+            return f"{self.id!r}: no account, device, IP or partner of this run has this id"
+        what = {"ip": "IP"}.get(self.kind, self.kind)
+        where = (", ".join(f"{r.ring_id} ({'flagged' if r.flagged else 'not flagged'})"
+                           for r in self.rings.itertuples(index=False))
+                 or "no candidate ring")
+        comm = f"community {self.community}" if self.community is not None else "no community"
+        n = len(self.neighbours)
+        near = {"account": "devices, IPs and partner", "partner": "accounts"}.get(
+            self.kind, "accounts")
+        hub = " (a hub: left out of the graph)" if self.hub else ""
+        also = f"; the id is also a {', '.join(self.also)}" if self.also else ""
+        return f"{what} {self.id}{hub}: in {where}; {comm}; {n:,} {near}{also}"
+
+
+_SIGNAL_EVIDENCE = ["account_id", "account_type", "partner_id", "first_seen", "last_seen",
+                    "active_days", "n_events", "profile_reads", "untied_users", "untied_records",
+                    "coupon_claims", "n_devices", "n_ips", "harvest_ratio"]
+
+
+def _ring_table(findings: Findings, ring_ids) -> pd.DataFrame:
+    rings = findings.rings.rings
+    cols = [c for c in ("ring_id", "ring_key", "rank", "flagged", "score", "n_accounts",
+                        "records_harvested", "untied_users") if c in rings]
+    hit = rings[rings["ring_id"].isin(list(ring_ids))]
+    return hit[cols].sort_values("rank", kind="stable").reset_index(drop=True)
+
+
+def _offset(g, links: pd.DataFrame, key: str, kind: str) -> int:
+    """Graph node of a device or IP = its ``did``/``iid`` + this (see :func:`build_graph`)."""
+    nodes = g.nodes.loc[g.nodes["kind"] == kind, "node"]
+    return int(nodes.min()) - int(links[key].min()) if len(nodes) else 0
+
+
+def _entity_lookup(findings: Findings, hit: pd.Series, ring_of: pd.Series) -> Lookup:
+    g, agg = findings.graph, findings.aggregates
+    kind = str(hit["kind"])
+    links, key = (agg.device_links, "did") if kind == "device" else (agg.ip_links, "iid")
+    use = links[links[key] == int(hit["node"]) - _offset(g, links, key, kind)]
+    acc = findings.signals.set_index("aid")
+    nb = pd.DataFrame({
+        "account_id": acc["account_id"].reindex(use["aid"]).to_numpy(),
+        "account_type": acc["account_type"].reindex(use["aid"]).to_numpy(),
+        "partner_id": acc["partner_id"].reindex(use["aid"]).to_numpy(),
+        "ring_id": ring_of.reindex(use["aid"]).to_numpy(),
+        "events": use["n"].to_numpy(), "first_seen": use["first_seen"].to_numpy(),
+        "last_seen": use["last_seen"].to_numpy()})
+    nb = nb.sort_values(["events", "account_id"], ascending=[False, True], kind="stable")
+    hub = bool(len(g.hubs) and (g.hubs["node"] == hit["node"]).any())
+    comm = findings.communities.get(int(hit["node"])) if not hub else None
+    return Lookup(id=str(hit["key"]), kind=kind, node=int(hit["node"]),
+                  community=None if comm is None or pd.isna(comm) else int(comm), hub=hub,
+                  rings=_ring_table(findings, nb["ring_id"].dropna().unique()),
+                  neighbours=nb.reset_index(drop=True), evidence=nb.reset_index(drop=True))
+
+
+def find_id(findings: Findings, value: str) -> Lookup:
+    """Search the run by id: an account id, device id, IP or partner id (exact match).
+
+    Returns a :class:`Lookup`: the ring(s) and community it is in, its neighbours and its
+    evidence. Accounts come first when an id names several kinds. Real ids: the
+    investigator's view, never a management output.
+    """
+    value = str(value).strip()
+    g = findings.graph
+    nodes = g.nodes[g.nodes["key"].astype(str) == value]
+    if nodes.empty:
+        return Lookup(id=value)
+    order = {"account": 0, "device": 1, "ip": 2, "partner": 3}
+    nodes = nodes.sort_values("kind", key=lambda k: k.map(order), kind="stable")
+    hit = nodes.iloc[0]
+    also = [("IP" if k == "ip" else k) for k in nodes["kind"].iloc[1:]]
+    m = findings.rings.members
+    ring_of = pd.Series(m["ring_id"].to_numpy(), index=m["aid"].to_numpy())
+    kind = str(hit["kind"])
+    if kind in ("device", "ip"):
+        out = _entity_lookup(findings, hit, ring_of)
+        out.also = also
+        return out
+    node = int(hit["node"])
+    comm = findings.communities.get(node)
+    comm = None if comm is None or pd.isna(comm) else int(comm)
+    e = g.edges
+    if kind == "partner":
+        acc = findings.signals
+        mine = acc[acc["partner_id"].astype(str) == value]
+        nb = pd.DataFrame({"account_id": mine["account_id"].to_numpy(),
+                           "account_type": mine["account_type"].to_numpy(),
+                           "ring_id": ring_of.reindex(mine["aid"]).to_numpy(),
+                           "profile_reads": mine["profile_reads"].astype("int64").to_numpy(),
+                           "untied_users": mine["untied_users"].astype("int64").to_numpy()})
+        nb = nb.assign(_r=nb["ring_id"].isna()).sort_values(   # ring members first
+            ["_r", "profile_reads", "account_id"], ascending=[True, False, True],
+            kind="stable").drop(columns="_r").reset_index(drop=True)
+        linked = [r for r, p in zip(findings.rings.rings["ring_id"],
+                                    findings.rings.rings["partner_ids"])
+                  if value in split_ids(p)]
+        rev = findings.review
+        ev = rev[rev["partner_id"].astype(str) == value] if len(rev) else rev
+        return Lookup(id=value, kind=kind, node=node, community=comm,
+                      rings=_ring_table(findings, set(linked) | set(nb["ring_id"].dropna())),
+                      neighbours=nb, evidence=ev.reset_index(drop=True), also=also)
+    # an account
+    rid = ring_of.get(node)
+    agg = findings.aggregates
+    kinds = g.nodes.set_index("node")
+    hubs = set(g.hubs["node"]) if len(g.hubs) else set()
+    rows = []
+    for links, key, k in ((agg.device_links, "did", "device"), (agg.ip_links, "iid", "ip")):
+        off = _offset(g, links, key, k)
+        mine = links[links["aid"] == node]
+        for r in mine.itertuples(index=False):
+            v = int(getattr(r, key)) + off
+            users = links.loc[links[key] == getattr(r, key), "aid"]
+            others = sorted({str(x) for x in ring_of.reindex(users).dropna()})
+            rows.append({"kind": k, "id": kinds.at[v, "key"], "accounts": int(len(users)),
+                         "hub": v in hubs, "events": int(r.n), "first_seen": r.first_seen,
+                         "last_seen": r.last_seen, "rings": ";".join(others)})
+    p_edge = e[(e["u"] == node) & (e["kind"] == "partner")]
+    for v in p_edge["v"]:
+        rows.append({"kind": "partner", "id": kinds.at[int(v), "key"],
+                     "accounts": int(kinds.at[int(v), "degree"]), "hub": False, "events": 0,
+                     "first_seen": pd.NaT, "last_seen": pd.NaT, "rings": ""})
+    nb = pd.DataFrame(rows, columns=["kind", "id", "accounts", "hub", "events", "first_seen",
+                                     "last_seen", "rings"])
+    nb = nb.sort_values(["kind", "accounts", "id"], ascending=[True, False, True],
+                        kind="stable").reset_index(drop=True)
+    if rid is not None:
+        ev = evidence_table(findings, str(rid))
+        ev = ev[ev["account_id"].astype(str) == value].reset_index(drop=True)
+    else:
+        sig = findings.signals
+        ev = sig.loc[sig["aid"] == node, _SIGNAL_EVIDENCE].reset_index(drop=True)
+    return Lookup(id=value, kind=kind, node=node, community=comm,
+                  rings=_ring_table(findings, [rid] if rid is not None else []),
+                  neighbours=nb, evidence=ev, also=also)
+
+
+# -- a timeline per account (investigator) ---------------------------------------------------
+
+def _date(value) -> pd.Timestamp | None:
+    return None if value is None or value == "" else pd.Timestamp(value).normalize()
+
+
+def _accounts_of(findings: Findings, ring: str | None, accounts) -> pd.DataFrame:
+    sig = findings.signals
+    if accounts is not None:
+        ids = [str(a) for a in ([accounts] if isinstance(accounts, str) else accounts)]
+        hit = sig[sig["account_id"].astype(str).isin(ids)]
+        missing = sorted(set(ids) - set(hit["account_id"].astype(str)))
+        if missing:
+            raise ValueError(f"account(s) not in this export: {', '.join(missing[:5])}")
+        return hit[["aid", "account_id"]]
+    ring_id = resolve_ring(findings, ring)      # None: the top flagged ring
+    m = findings.rings.members
+    return m.loc[m["ring_id"] == ring_id, ["aid", "account_id"]]
+
+
+def account_timeline(con: Workspace, findings: Findings, ring: int | str | None = None, *,
+                     accounts=None, start=None, end=None) -> pd.DataFrame:
+    """Per account and day: events by type, and the strangers it read.
+
+    For the accounts of ``ring`` (rank or id; None: the top flagged ring) or the given
+    ``accounts`` (ids), from
+    ``start`` to ``end`` (dates, both included; None: the whole window up to the run's
+    as-of). Columns account_id, day, one column per event type (login … coupon_claim),
+    events, strangers_read (distinct users whose profile it read that day with no business
+    tie), untied_records (records read with no tie: the harvest). Only days with events;
+    accounts in ring order, then by day. Ties follow the per-account rule
+    (:func:`analysis.aggregate.daily_activity`). Real ids: investigator only.
+    """
+    who = _accounts_of(findings, ring, accounts)
+    types = list(EVENT_TYPES)
+    cols = ["account_id", "day"] + types + ["events", "strangers_read", "untied_records"]
+    if who.empty:
+        return pd.DataFrame(columns=cols)
+    ensure_ties(con, findings.params.as_of)
+    bound = as_of_bound(findings.params.as_of)
+    lo, hi = _date(start), _date(end)
+    where = [f"e.ts < TIMESTAMP '{bound.isoformat(sep=' ')}'" if bound else "TRUE"]
+    if lo is not None:
+        where.append(f"e.ts >= TIMESTAMP '{lo:%Y-%m-%d}'")
+    if hi is not None:
+        where.append(f"e.ts < TIMESTAMP '{hi + pd.Timedelta(days=1):%Y-%m-%d}'")
+    con.execute("CREATE OR REPLACE TEMP TABLE sel_tl AS SELECT unnest(?::INTEGER[]) AS aid",
+                [who["aid"].astype(int).tolist()])
+    p = ET["view_profile"]
+    per_type = ", ".join(f"count(*) FILTER (WHERE e.et = {ET[t]}) AS {t}" for t in types)
+    d = con.execute(f"""
+        SELECT e.aid, CAST(e.ts AS DATE) AS day, {per_type}, count(*) AS events,
+               count(DISTINCT e.tid) FILTER (WHERE e.et = {p} AND pp.tied IS FALSE)
+                 AS strangers_read
+        FROM ev e JOIN sel_tl s ON s.aid = e.aid
+        LEFT JOIN profile_pairs pp ON e.et = {p} AND pp.aid = e.aid AND pp.tid = e.tid
+        WHERE {' AND '.join(where)}
+        GROUP BY e.aid, day ORDER BY e.aid, day
+    """).df()
+    con.execute("DROP TABLE IF EXISTS sel_tl")
+    if d.empty:
+        return pd.DataFrame(columns=cols)
+    harvest = daily_activity(con, who["aid"].tolist(), findings.params.as_of)
+    d = d.merge(harvest[["aid", "day", "untied_records"]], on=["aid", "day"], how="left")
+    d["untied_records"] = d["untied_records"].fillna(0)
+    order = {int(a): i for i, a in enumerate(who["aid"])}
+    d["account_id"] = d["aid"].map(dict(zip(who["aid"].astype(int), who["account_id"])))
+    d["_o"] = d["aid"].map(order)
+    d["day"] = pd.to_datetime(d["day"])
+    d = d.sort_values(["_o", "day"], kind="stable")
+    return d[cols].astype({c: "int64" for c in types + ["events", "strangers_read",
+                                                         "untied_records"]}
+                          ).reset_index(drop=True)
+
+
+def strangers_read(con: Workspace, findings: Findings, account: str, *, start=None,
+                   end=None) -> pd.DataFrame:
+    """The users one account read with no business tie, from ``start`` to ``end``: user_id,
+    reads, records, first_read, last_read (most read first). Real ids: investigator only."""
+    if not str(account or "").strip():
+        return pd.DataFrame(columns=["user_id", "reads", "records", "first_read", "last_read"])
+    who = _accounts_of(findings, None, [account])
+    ensure_ties(con, findings.params.as_of)
+    bound = as_of_bound(findings.params.as_of)
+    lo, hi = _date(start), _date(end)
+    where = [f"e.ts < TIMESTAMP '{bound.isoformat(sep=' ')}'" if bound else "TRUE"]
+    if lo is not None:
+        where.append(f"e.ts >= TIMESTAMP '{lo:%Y-%m-%d}'")
+    if hi is not None:
+        where.append(f"e.ts < TIMESTAMP '{hi + pd.Timedelta(days=1):%Y-%m-%d}'")
+    p = ET["view_profile"]
+    out = con.execute(f"""
+        SELECT t.target_id AS user_id, count(*) AS reads, coalesce(sum(e.rec), 0) AS records,
+               min(e.ts) AS first_read, max(e.ts) AS last_read
+        FROM ev e JOIN profile_pairs pp ON pp.aid = e.aid AND pp.tid = e.tid
+        JOIN targets t ON t.tid = e.tid
+        WHERE e.aid = ? AND e.et = {p} AND pp.tied IS FALSE AND {' AND '.join(where)}
+        GROUP BY t.target_id ORDER BY reads DESC, user_id
+    """, [int(who["aid"].iloc[0])]).df()
+    return out.astype({"reads": "int64", "records": "int64"})

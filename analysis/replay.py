@@ -7,21 +7,28 @@ restoring afterwards.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import pickle
 from dataclasses import replace
 from datetime import timedelta
+from pathlib import Path
 
 import pandas as pd
 
 from .findings import Findings
 from .pipeline import analyse
 from .queries import records_by_ring
+from .store import FOLDER
 from .workspace import Workspace
 
 __all__ = ["first_flagged"]
 
 
 def first_flagged(con: Workspace, findings: Findings, *, step_days: int = 7,
-                  daily: pd.DataFrame | None = None, progress=None) -> pd.DataFrame:
+                  daily: pd.DataFrame | None = None, progress=None,
+                  keep: Path | str | None = None) -> pd.DataFrame:
     """When each flagged ring started, and when weekly runs would first have flagged it.
 
     The analysis is replayed on the same workspace at as-of dates every
@@ -32,7 +39,22 @@ def first_flagged(con: Workspace, findings: Findings, *, step_days: int = 7,
     Columns: ring_id, started (first day by which the ring had read 1 % of its
     untied records, or its first event), first_flagged (as-of date; NaT when never within the data),
     days_to_flag (never negative), flagged_early (flagged before its harvest was visible).
+
+    ``keep`` (the output folder the findings were kept in, ``open_findings(out=keep)``):
+    the table is kept beside them in ``keep/.ringscope/replay.pickle`` and read from there
+    while the kept findings, the flagged rings and their members and ``step_days`` are the
+    same, so the weekly replays run once per analysis.
     """
+    if keep is not None:
+        tag = _replay_key(keep, findings, step_days)
+        kept = _kept_replay(keep, tag)
+        if kept is not None:
+            return kept
+        out = first_flagged(con, findings, step_days=step_days, daily=daily,
+                            progress=progress)
+        if tag is not None:
+            _keep_replay(keep, tag, out)
+        return out
     flagged = findings.flagged
     cols = ["ring_id", "started", "first_flagged", "days_to_flag"]
     if flagged.empty:
@@ -96,3 +118,38 @@ def first_flagged(con: Workspace, findings: Findings, *, step_days: int = 7,
     return out[cols + ["flagged_early"]]
 
 
+
+
+def _replay_key(keep, findings: Findings, step_days: int) -> str | None:
+    """A digest of what the replay depends on: the kept findings' key, the flagged rings
+    (after tracking: a dismissed ring is not replayed) and their members, ``step_days``."""
+    try:
+        kept = json.loads((Path(keep) / FOLDER / "key.json").read_text())
+    except (OSError, ValueError):
+        return None
+    kept.pop("saved_at", None)
+    m = findings.rings.members
+    rings = {r: sorted(m.loc[m["ring_id"] == r, "account_id"].astype(str))
+             for r in findings.flagged["ring_id"]}
+    blob = json.dumps({"findings": kept, "flagged": rings, "step_days": int(step_days),
+                       "as_of": findings.params.as_of}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _kept_replay(keep, tag: str | None) -> pd.DataFrame | None:
+    if tag is None:
+        return None
+    try:
+        with open(Path(keep) / FOLDER / "replay.pickle", "rb") as fh:
+            kept = pickle.load(fh)
+    except (OSError, pickle.UnpicklingError, EOFError):
+        return None
+    return kept["table"].copy() if kept.get("key") == tag else None
+
+
+def _keep_replay(keep, tag: str, table: pd.DataFrame) -> None:
+    path = Path(keep) / FOLDER / "replay.pickle"
+    tmp = path.with_name(f".replay.pickle.tmp-{os.getpid()}")
+    with open(tmp, "wb") as fh:
+        pickle.dump({"key": tag, "table": table}, fh, protocol=pickle.HIGHEST_PROTOCOL)
+    tmp.replace(path)

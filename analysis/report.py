@@ -78,7 +78,7 @@ def summary_lines(findings: Findings, export: Export) -> list[str]:
         lines.append("The export holds no usable events, so no ring can be assessed.")
     rejected = {k: v.rejected for k, v in export.counts.items()}
     if any(rejected.values()):
-        lines += [f"{_cap(about(v, 'row'))} of {about(export.counts[k].rows, k.rstrip('s') + ' row')}"
+        lines += [f"{_cap(about(v))} of {about(export.counts[k].rows, k.rstrip('s') + ' row')}"
                   f" {'was' if v == 1 else 'were'} rejected at validation."
                   for k, v in rejected.items() if v]
     else:

@@ -78,3 +78,14 @@ def test_one_account_and_one_staff_read_in_the_singular(ring_export):
     assert lines[0].startswith("Ring 1: 4 accounts, 1 of them partner staff, linked to partner P1")
     for text in lines + [why]:
         assert problems(text) == [], text
+
+
+def test_rejected_rows_read_plainly(ring_export):
+    with open(ring_export / "events.csv", "a", encoding="utf-8") as fh:
+        fh.write("not-a-date,k1,emu-1,198.51.100.7,view_profile,u01,1\n")
+    exp, findings = pipeline.open_findings(ring_export, progress=False)
+    lines = report.summary_lines(findings, exp)
+    n = exp.counts["events"].rows
+    assert f"1 of {n:,} event rows was rejected at validation." in lines
+    for text in lines:
+        assert problems(text) == [], text

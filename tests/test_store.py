@@ -84,3 +84,27 @@ def test_the_key_names_no_raw_ids(ring_export, tmp_path):
     text = (out / store.FOLDER / "key.json").read_text()
     for raw in ("k1", "s1", "emu-1", "198.51.100.7"):
         assert f'"{raw}"' not in text
+
+
+def test_the_weekly_replay_runs_once_per_analysis(ring_export, tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    from analysis import replay
+
+    out = tmp_path / "out"
+    exp, findings = pipeline.open_findings(ring_export, out=out, progress=False)
+    first = replay.first_flagged(exp.con, findings, keep=out)
+    assert (out / store.FOLDER / "replay.pickle").exists()
+    calls = []
+    analyse = replay.analyse
+    monkeypatch.setattr(replay, "analyse", lambda *a, **k: calls.append(1) or analyse(*a, **k))
+    again = replay.first_flagged(exp.con, findings, keep=out)
+    pd.testing.assert_frame_equal(first, again)
+    assert calls == []
+    # Another flagged set (a ring dismissed, say) is replayed anew.
+    rings = findings.rings.rings.assign(flagged=False)
+    none = replay.first_flagged(exp.con, replace(findings, rings=replace(findings.rings,
+                                                                         rings=rings)), keep=out)
+    assert none.empty
+    replay.first_flagged(exp.con, findings, keep=out, step_days=3)
+    assert calls

@@ -1,19 +1,23 @@
-"""Widgets for the notebooks: the ring picker of notebook 04, which can record a verdict."""
+"""Widgets for the notebooks: the ring picker of notebook 04, which can record a verdict; search
+by id; and a per-account timeline with a date range. Real ids: investigator only."""
 
 from __future__ import annotations
 
 from ..findings import Findings
 from ..load import Export
 from ..queries import (
+    account_timeline,
     evidence_table,
+    find_id,
     partner_staff,
     resolve_ring,
     ring_choices,
     ring_daily,
     ring_subgraph,
+    strangers_read,
 )
 
-__all__ = ["ring_explorer"]
+__all__ = ["ring_explorer", "show_lookup", "search_box", "timeline_explorer"]
 
 
 def _verdict_box(findings: Findings, cases, pick):
@@ -96,3 +100,85 @@ def ring_explorer(export: Export, findings: Findings, ring: int | str | None = N
     if cases:
         rows.append(_verdict_box(findings, cases, pick))
     return w.VBox(rows + [out])
+
+
+def show_lookup(findings: Findings, value: str) -> None:
+    """Display what the run knows about an id (:func:`analysis.queries.find_id`)."""
+    import html
+
+    from IPython.display import HTML, display
+
+    hit = find_id(findings, value)
+    display(HTML(f"<b>{html.escape(hit.summary())}</b>"))
+    for name, table in (("rings", hit.rings), ("neighbours", hit.neighbours),
+                        ("evidence", hit.evidence)):
+        if len(table):
+            display(HTML(f"<i>{name}</i>"), table)
+
+
+def search_box(findings: Findings, value: str = ""):
+    """A text box: type an account id, device id, IP or partner id and press Enter (or
+    Search) to see its ring or community, its neighbours and its evidence."""
+    import ipywidgets as w
+
+    box = w.Text(value=value, placeholder="account id, device id, IP or partner id",
+                 description="Search", continuous_update=False,     # on Enter or leaving it
+                 layout=w.Layout(width="460px"))
+    button = w.Button(description="Search")
+    out = w.Output()
+
+    def go(_=None) -> None:
+        out.clear_output(wait=True)
+        if box.value.strip():
+            with out:
+                show_lookup(findings, box.value)
+
+    box.observe(go, names="value")
+    button.on_click(go)
+    if value:
+        go()
+    return w.VBox([w.HBox([box, button]), out])
+
+
+def timeline_explorer(export: Export, findings: Findings, ring: int | str | None = None, *,
+                      draw_now: bool = False):
+    """The per-account timeline of a ring with a date range and a colour measure; pick an
+    account to list the strangers it read in the range. Drawing starts on the first change
+    (or at once with ``draw_now``), so headless runs stay light."""
+    import ipywidgets as w
+    from IPython.display import display
+
+    from .. import charts
+
+    choices = ring_choices(findings)
+    if not choices:
+        return w.HTML("<i>No candidate rings in this run.</i>")
+    pick = w.Dropdown(options=choices, value=resolve_ring(findings, ring), description="Ring",
+                      layout=w.Layout(width="460px"))
+    start, end = w.DatePicker(description="From"), w.DatePicker(description="To")
+    value = w.ToggleButtons(options=[("events", "events"), ("strangers read", "strangers_read")],
+                            value="events", description="Colour")
+    who = w.Dropdown(options=[("(an account: its strangers)", "")], value="",
+                     description="Account", layout=w.Layout(width="460px"))
+    out = w.Output()
+
+    def draw(_=None) -> None:
+        out.clear_output(wait=True)
+        with out:
+            table = account_timeline(export.con, findings, pick.value, start=start.value,
+                                     end=end.value)
+            ids = list(dict.fromkeys(table["account_id"].astype(str)))
+            who.options = [("(an account: its strangers)", "")] + [(a, a) for a in ids]
+            charts.account_timeline(table, pick.value, value=value.value).show()
+            if who.value:
+                display(strangers_read(export.con, findings, who.value, start=start.value,
+                                       end=end.value))
+
+    for control in (pick, start, end, value, who):
+        control.observe(draw, names="value")
+    if draw_now:
+        draw()
+    else:
+        with out:
+            display(w.HTML("<i>Pick a ring, dates or an account to draw the timeline here.</i>"))
+    return w.VBox([w.HBox([pick, value]), w.HBox([start, end, who]), out])
