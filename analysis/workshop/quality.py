@@ -282,7 +282,7 @@ WORLD_KINDS = {
     "worlds": ("Each seed of `analysis.workshop.synth.worlds` draws a world from a generator "
                "written by a session that never read the detector, from the export contract "
                "and the scoring rules only: 500-100,000 accounts (log-uniform), 30-365 days "
-               "ending on a random day of 2024-2026, id, device and IP styles (IPv6 in some), "
+               "ending on a random day of 2024 to mid-2026, id, device and IP styles (IPv6 in some), "
                "timestamp offsets, gzip or Parquet, column order and header case, and in about "
                "40 % of worlds a `relationships` table. It plants 1-6 rings of its own tactics "
                "(insiders sweeping strangers or hiding 1-3 % stranger calls in honest API "

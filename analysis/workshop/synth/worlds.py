@@ -310,7 +310,7 @@ def draw_params(seed: int, *, accounts: int | None = None, days: int | None = No
         d = int(days)
     if n < 200 or d < 7:
         raise ValueError("a world needs at least 200 accounts and 7 days")
-    end = np.datetime64("2024-01-02") + int(rng.integers(0, 1096))
+    end = np.datetime64("2024-01-02") + int(rng.integers(0, 910))   # up to mid-2026: never future-dated
     start = end - d
     fmt = {
         "id_style": str(rng.choice(ID_STYLES)),
