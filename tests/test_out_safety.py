@@ -193,6 +193,8 @@ def test_report_is_atomic(exp, tmp_path, capsys, monkeypatch):
                                        (signal.SIGINT, 130)])
 def test_a_signal_removes_the_partial_folder(exp, tmp_path, capsys, monkeypatch, sig, code):
     out = tmp_path / "out"
+    # Under nohup SIGHUP arrives ignored, and the tool leaves an inherited ignore alone.
+    old = signal.signal(sig, signal.SIG_DFL if sig == signal.SIGHUP else signal.getsignal(sig))
     assert main(["run", str(exp), "--out", str(out)]) == 0
     before = digest(out)
     import analysis.pipeline as pipeline
@@ -205,7 +207,10 @@ def test_a_signal_removes_the_partial_folder(exp, tmp_path, capsys, monkeypatch,
         os.kill(os.getpid(), sig)
         time.sleep(5)
     monkeypatch.setattr(pipeline, "write_findings", killed)
-    assert main(["run", str(exp), "--out", str(out), "--seed", "5"]) == code
+    try:
+        assert main(["run", str(exp), "--out", str(out), "--seed", "5"]) == code
+    finally:
+        signal.signal(sig, old)
     assert signal.Signals(sig).name in one_line(capsys)
     assert digest(out) == before and parts(tmp_path) == []
 
