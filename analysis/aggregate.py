@@ -243,7 +243,8 @@ def plan(as_of: date | str | None = None, gap_chunks: int = 1) -> list[Step]:
                        count(*) FILTER (WHERE NOT tied) AS untied_merchants
                 FROM comment_pairs GROUP BY aid),
             noorder AS (
-                SELECT q.aid, count(*) AS coupon_no_order FROM e q
+                SELECT q.aid, count(*) AS coupon_no_order,
+                       count(DISTINCT q.tid) AS coupon_merchants FROM e q
                 LEFT JOIN bought b ON b.buyer = q.aid AND b.merchant = q.tid
                 WHERE q.et = {cc} AND b.buyer IS NULL GROUP BY q.aid)
             SELECT a.aid, a.account_id, a.account_type, a.partner_id, a.created_at,
@@ -254,6 +255,7 @@ def plan(as_of: date | str | None = None, gap_chunks: int = 1) -> list[Step]:
                    coalesce(act.orders, 0) AS orders,
                    coalesce(act.coupon_claims, 0) AS coupon_claims,
                    coalesce(noorder.coupon_no_order, 0) AS coupon_no_order,
+                   coalesce(noorder.coupon_merchants, 0) AS coupon_merchants,
                    coalesce(act.searches, 0) AS searches, coalesce(act.logins, 0) AS logins,
                    coalesce(devs.n_devices, 0) AS n_devices, coalesce(ipn.n_ips, 0) AS n_ips,
                    coalesce(prof.profile_reads, 0) AS profile_reads,
@@ -312,7 +314,7 @@ SCHEMAS: dict[str, dict[str, object]] = {
         "aid": _I32, "account_id": _STR, "account_type": _STR, "partner_id": _STR,
         "created_at": _TS, "n_events": _I64, "active_days": _I64, "first_seen": _TS,
         "last_seen": _TS, "reads": _I64, "records_read": _F64, "orders": _I64,
-        "coupon_claims": _I64, "coupon_no_order": _I64, "searches": _I64, "logins": _I64,
+        "coupon_claims": _I64, "coupon_no_order": _I64, "coupon_merchants": _I64, "searches": _I64, "logins": _I64,
         "n_devices": _I64, "n_ips": _I64, "profile_reads": _F64, "profile_records": _F64,
         "users_read": _I64, "untied_reads": _F64, "untied_users": _I64, "tied_users": _I64,
         "tied_returned": _I64, "untied_returned": _I64, "untied_reach": _F64,

@@ -35,6 +35,9 @@ class RingParams:
     #: Self-harvesting accounts that make a crew. A pair is what a shop's two logins on
     #: one PC or a household looks like, so two harvesters are judged like a lone one.
     crew_harvesters: int = 3
+    #: Accounts on infrastructure they dominate, each claiming coupons at more merchants it
+    #: never ordered from than 90 % of its peers, that make a coupon crew.
+    coupon_crew: int = 5
 
 
 @dataclass(frozen=True)

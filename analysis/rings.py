@@ -62,10 +62,22 @@ class Rings:
     params: RingParams
 
 
-def _entity_links(graph: EntityGraph) -> pd.DataFrame:
-    e = graph.edges
-    links = e.loc[e["kind"].isin(["device", "ip"]), ["u", "v", "kind"]]
-    return links.rename(columns={"u": "aid", "v": "entity"})
+def _entity_links(agg: Aggregates) -> pd.DataFrame:
+    """Every account's devices and IPs, hubs included: aid, entity, kind.
+
+    Hubs stay out of the community graph (a carrier NAT would glue strangers), but a
+    ring is cut by devices and IPs its members *dominate*: a NAT's thousands of honest
+    users are never dominated, while a datacenter IP that only a crew of 300 uses is
+    the crew's own infrastructure whatever its size.
+    """
+    dl, il = agg.device_links, agg.ip_links
+    offset = int(dl["did"].max()) + 1 if len(dl) else 0
+    return pd.concat([
+        pd.DataFrame({"aid": dl["aid"].to_numpy(np.int64), "entity": dl["did"].to_numpy(np.int64),
+                      "kind": "device"}),
+        pd.DataFrame({"aid": il["aid"].to_numpy(np.int64),
+                      "entity": il["iid"].to_numpy(np.int64) + offset, "kind": "ip"}),
+    ], ignore_index=True)
 
 
 def _expand(sig: pd.DataFrame, links: pd.DataFrame, harvester: np.ndarray, weak: np.ndarray,
@@ -148,11 +160,15 @@ def find_rings(sig: pd.DataFrame, base: Baselines, graph: EntityGraph, communiti
     # only at the full harvest factor).
     weak = ((sig["stranger_reach_ratio"].to_numpy() >= params.join_factor)
             | (sig["untied_merchants_ratio"].to_numpy() >= params.harvest_factor)) & ~harvester
-    links = _entity_links(graph)
-    if not harvester.any():
+    links = _entity_links(agg)
+    # Coupon crews: accounts that claimed coupons at more merchants they never ordered from
+    # than 90 % of their peers, working from devices or IPs they dominate. Alone such an
+    # account is a keen bargain hunter; five of them on their own infrastructure are a crew.
+    claimer = coupon_crews(sig, links, params)
+    if not (harvester | claimer).any():
         return Rings(pd.DataFrame(columns=RING_COLUMNS), pd.DataFrame(columns=MEMBER_COLUMNS + ["aid"]),
                      params)
-    members = _expand(sig, links, harvester, weak, params)
+    members = _expand(sig, links, harvester | claimer, weak, params)
     comp = _components(members, links, params)
     comm = communities.reindex(members).to_numpy()
     # Each connected piece goes to the community most of its members sit in.
@@ -170,10 +186,13 @@ def find_rings(sig: pd.DataFrame, base: Baselines, graph: EntityGraph, communiti
             .reindex(comp).to_numpy())
     keys = pd.Series([f"{c}|{p}" for c, p in zip(piece["comp"].map(piece_comm), sign)])
     piece["group"] = pd.factorize(keys, sort=True)[0]
-    # Crew with no harvester in their group did not join a ring.
+    # Crew with no harvester (or coupon crew) in their group did not join a ring.
     piece["harvester"] = harvester[piece["aid"].to_numpy()]
-    has_h = piece.groupby("group")["harvester"].transform("any")
-    piece = piece[has_h.to_numpy()]
+    piece["claimer"] = claimer[piece["aid"].to_numpy()]
+    grp = piece.groupby("group")
+    keep = (grp["harvester"].transform("any")
+            | (grp["claimer"].transform("sum") >= params.coupon_crew))
+    piece = piece[keep.to_numpy()]
 
     rows, member_idx, member_group, member_score = [], [], [], []
     pop_created = np.sort(sig["created_at"].dropna().to_numpy(dtype="datetime64[s]"))
@@ -206,15 +225,17 @@ def find_rings(sig: pd.DataFrame, base: Baselines, graph: EntityGraph, communiti
     for group in sorted(by_group):
         idx = by_group[group]["aid"]
         hidx = idx[harvester[idx]]
+        cpidx = idx[claimer[idx]]
         _, comp_inv, comp_n = np.unique(by_group[group]["comp"], return_inverse=True,
                                         return_counts=True)
         together = int((comp_n[comp_inv] >= 2).sum())
-        ring = _ring_evidence(cols, idx, hidx, base, params, pop_created, partners,
+        ring = _ring_evidence(cols, idx, hidx, cpidx, base, params, pop_created, partners,
                               coupons_by_group.get(group, no_coupons),
                               links_by_group.get(group), staff_partners, together)
         ring["group"] = group
         rows.append(ring)
-        acct_score = (np.log10(1 + cols["harvest_ratio"][idx])
+        acct_score = (np.log10(1 + np.maximum(cols["harvest_ratio"][idx],
+                                              cols["coupon_merchants_ratio"][idx]))
                       + 0.5 * (cols["device_share_ratio"][idx] >= params.support_factor)
                       + 0.5 * (cols["coupon_ratio"][idx] >= params.support_factor)
                       + 0.5 * (cols["pacing_ratio"][idx] >= 1)
@@ -250,7 +271,35 @@ _EVIDENCE_COLUMNS = ("untied_users", "untied_records", "untied_reads", "profile_
                      "pacing", "pacing_ratio", "round_clock_ratio", "hours_active",
                      "created_at", "coupon_no_order", "coupon_ratio", "first_seen", "last_seen",
                      "harvest_ratio", "stranger_reach", "stranger_reach_ratio",
-                     "untied_merchants", "untied_merchants_ratio", "clientele_return")
+                     "untied_merchants", "untied_merchants_ratio", "clientele_return",
+                     "coupon_merchants", "coupon_merchants_ratio")
+
+
+def coupon_crews(sig: pd.DataFrame, links: pd.DataFrame, params: RingParams) -> np.ndarray:
+    """The members of coupon crews (a mask over ``sig``'s rows).
+
+    A *claimer* claimed coupons at more merchants it never ordered from than 90 % of
+    its peers, and at two or more (one unused coupon says nothing). Claimers linked
+    through devices or IPs they dominate form pieces; a piece of ``coupon_crew`` or
+    more is a crew. Members earn their place against their crew too: a claimer at
+    under a ``support_factor``-th of its crew's median claims is a bargain hunter in a
+    home the crew proxied through, and leaves (the piece is judged again without it).
+    """
+    cm = sig["coupon_merchants"].to_numpy(dtype=float)
+    claimer = (sig["coupon_merchants_ratio"].to_numpy(dtype=float) >= 1.0) & (cm >= 2)
+    crew = np.zeros(len(sig), dtype=bool)
+    if claimer.sum() < params.coupon_crew:
+        return crew
+    cidx = np.flatnonzero(claimer)
+    comp = _components(cidx, links, params)
+    for c in np.unique(comp):
+        mine = cidx[comp == c]
+        if len(mine) < params.coupon_crew:
+            continue
+        mine = mine[cm[mine] >= np.median(cm[mine]) / params.support_factor]
+        if len(mine) >= params.coupon_crew:
+            crew[mine] = True
+    return crew
 
 
 def _split(keys: np.ndarray, **arrays: np.ndarray) -> dict[object, dict[str, np.ndarray]]:
@@ -277,14 +326,14 @@ def _extreme(values: np.ndarray, fn) -> pd.Timestamp:
 
 
 def _ring_evidence(c: dict[str, np.ndarray], idx: np.ndarray, hidx: np.ndarray,
-                   base: Baselines, params: RingParams, pop_created: np.ndarray,
+                   cpidx: np.ndarray, base: Baselines, params: RingParams, pop_created: np.ndarray,
                    partners: pd.DataFrame, coupons: dict[str, np.ndarray],
                    mine: dict[str, np.ndarray] | None, staff_partners: dict[int, set[str]],
                    together: int) -> dict:
     """Measure one ring against the population and say why in plain words.
 
     ``c`` holds the account signals as arrays; ``idx`` are the ring's rows in
-    them and ``hidx`` its harvesters'. ``mine`` holds the ring's own device/IP
+    them, ``hidx`` its harvesters' and ``cpidx`` its coupon claimers'. ``mine`` holds the ring's own device/IP
     links (entity, device or not, the entity's size in accounts);
     ``staff_partners`` maps an entity to the partners whose staff use it.
     """
@@ -377,7 +426,8 @@ def _ring_evidence(c: dict[str, np.ndarray], idx: np.ndarray, hidx: np.ndarray,
         reasons.append(f"round the clock: {int(clock.sum())} harvesting account(s) active in up to "
                        f"{int(h('hours_active')[clock].max())} of 24 hours of the day")
     count, burst_ratio = _burst(m("created_at"), pop_created, params.burst_days)
-    if count >= 3 and burst_ratio >= params.support_factor:
+    burst = count >= 3 and burst_ratio >= params.support_factor
+    if burst:
         support += 1
         reasons.append(f"new-account burst: {count} of its accounts were created within "
                        f"{params.burst_days} days ({_fmt(burst_ratio)}× the platform's rate)")
@@ -391,8 +441,22 @@ def _ring_evidence(c: dict[str, np.ndarray], idx: np.ndarray, hidx: np.ndarray,
             support += 1
             reasons.append(f"claimed {claims:,} coupons at its partner's merchants; "
                            f"{no_order:,} claims at merchants it never ordered from")
-    flagged, why_not = decide_flag(harm_ratio, len(hidx), strong, params)
-    score = ring_score(harm_ratio, support)
+    # Coupon crew: in units of each claimer's peer baseline, like harm.
+    coupon_harm = float(np.nansum(c["coupon_merchants_ratio"][cpidx])) if len(cpidx) else 0.0
+    shared_device = bool(len(cpidx)) and bool(
+        (c["device_share_ratio"][cpidx] >= params.support_factor).any())
+    if len(cpidx) >= params.coupon_crew:
+        kind = _mode(c["account_type"][cpidx])
+        each = float(np.median(c["coupon_merchants"][cpidx]))
+        reasons.append(
+            f"coupon crew: {len(cpidx)} accounts claimed coupons at merchants they never "
+            f"ordered from, {_fmt(each)} merchants each at the median "
+            f"({_fmt(coupon_harm)}× in all of {base.describe_peer('coupon_merchants', kind)}, "
+            f"{_fmt(base.peer_value('coupon_merchants', kind))})")
+    flagged, why_not = decide_flag(harm_ratio, len(hidx), strong, params,
+                                   coupon_claimers=len(cpidx), coupon_harm=coupon_harm,
+                                   coupon_corroborated=burst or shared_device)
+    score = ring_score(harm_ratio + coupon_harm, support)
     if why_not:
         reasons.append(why_not)
     return {
@@ -402,17 +466,24 @@ def _ring_evidence(c: dict[str, np.ndarray], idx: np.ndarray, hidx: np.ndarray,
         "records_harvested": records, "reasons": "; ".join(reasons),
         "harm_ratio": round(float(harm_ratio), 3), "support_signals": support,
         "untied_users": users, "harvesters": int(len(hidx)),
+        "coupon_claimers": int(len(cpidx)), "coupon_harm": round(coupon_harm, 3),
     }
 
 
 def decide_flag(harm_ratio: float, harvesters: int, crew_evidence: int,
-                params: RingParams) -> tuple[bool, str]:
+                params: RingParams, *, coupon_claimers: int = 0, coupon_harm: float = 0.0,
+                coupon_corroborated: bool = False) -> tuple[bool, str]:
     """Whether a candidate ring is an alert, and if not, why not (in words).
 
     ``harm_ratio`` is the ring's harm summed over its members in units of their
     peer baselines; ``crew_evidence`` counts what households and kiosks do not
     give (``crew_harvesters`` or more self-harvesting accounts; harvesting partner staff). With
     ``harvest_factor`` f: flagged at f² with crew evidence, at f³ alone.
+
+    A coupon crew (``coupon_claimers`` ≥ ``coupon_crew`` accounts each claiming
+    coupons at more never-ordered-from merchants than 90 % of its peers) is
+    flagged when its ``coupon_harm`` (their claims in units of that baseline)
+    reaches f and a new-account burst or a shared device corroborates it.
 
     >>> p = RingParams()                       # f = 10
     >>> decide_flag(150.0, 3, 1, p)            # a crew over 100×
@@ -425,10 +496,25 @@ def decide_flag(harm_ratio: float, harvesters: int, crew_evidence: int,
     (True, '')
     >>> decide_flag(60.0, 4, 2, p)[1]
     'not flagged: harm 60× its peers is under the 100× a ring needs'
+    >>> decide_flag(0.0, 0, 0, p, coupon_claimers=12, coupon_harm=30.0, coupon_corroborated=True)
+    (True, '')
+    >>> decide_flag(0.0, 0, 0, p, coupon_claimers=12, coupon_harm=30.0)[1]
+    'not flagged: a coupon crew of 12 accounts with neither a new-account burst nor a shared device'
     """
     f = params.harvest_factor
     if harvesters and ((harm_ratio >= f ** 2 and crew_evidence >= 1) or harm_ratio >= f ** 3):
         return True, ""
+    if coupon_claimers >= params.coupon_crew and coupon_harm >= f:
+        if coupon_corroborated:
+            return True, ""
+        if not harvesters:
+            return False, (f"not flagged: a coupon crew of {coupon_claimers} accounts with "
+                           f"neither a new-account burst nor a shared device")
+    if not harvesters:
+        return False, (f"not flagged: {plural_accounts(coupon_claimers)} claiming coupons "
+                       f"where {'it' if coupon_claimers == 1 else 'they'} never ordered, "
+                       f"{_fmt(coupon_harm)}× in all, under the {params.coupon_crew} accounts "
+                       f"and {f:g}× of a coupon crew")
     if harm_ratio < f ** 2:
         return False, (f"not flagged: harm {_fmt(harm_ratio)}× its peers is under the "
                        f"{f ** 2:g}× a ring needs")

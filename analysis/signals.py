@@ -66,6 +66,9 @@ support (how rings operate)
     ``pacing``         regularity of its activity (1 / coefficient of variation of gaps)
     ``round_clock``    spread of its activity over the 24 hours (normalised entropy)
     ``coupon_no_order`` coupon claims at merchants it never ordered from
+    ``coupon_merchants`` distinct merchants whose coupons it claimed and never ordered
+                       from, against its type's 90th percentile (coupon crews: see
+                       :mod:`analysis.rings`)
 """
 
 from __future__ import annotations
@@ -117,6 +120,10 @@ MIN_PEERS = 30
 MIN_CLIENTELE = 20
 #: A clientele return rate below this says too little to take anything out.
 MIN_RETURN = 0.05
+#: The quantile of a type's active accounts that coupon reach is measured against: a crew
+#: member claims like the keenest tenth of bargain hunters, many of them on its own
+#: infrastructure (:mod:`analysis.rings`).
+COUPON_QUANTILE = 0.90
 #: Gaps needed before an account's pacing is judged (fewer say nothing).
 MIN_GAPS = 30
 
@@ -150,7 +157,9 @@ class Baselines:
         """The peer baseline in words: "the 75th-percentile partner staff account"."""
         kind = str(account_type).replace("_", " ")
         key = f"{measure}:{account_type}"
-        if self.peer_rule.get(key) == "all":
+        if measure == "coupon_merchants":
+            pct, who = f"{COUPON_QUANTILE:.0%}".removesuffix("%"), f"{kind} account"
+        elif self.peer_rule.get(key) == "all":
             pct, who = f"{BASELINE_QUANTILE:.0%}".removesuffix("%"), f"{kind} account"
         else:
             what = "profiles" if READS_OF.get(measure) == "profile_reads" else "comment pages"
@@ -365,6 +374,20 @@ def account_signals(agg: Aggregates, graph: EntityGraph, communities: pd.Series 
                 base.peer_set_aside[key] = upper
             ratio[peers] = acc[measure].to_numpy(dtype=float)[peers] / value
         acc[f"{measure}_ratio"] = ratio
+    # Coupon reach: merchants whose coupons the account claimed and never ordered from,
+    # against the 90th percentile of its type's active accounts (guarded as above).
+    base.peer["coupon_merchants"] = {}
+    ratio = np.zeros(n)
+    for kind in sorted(set(types.tolist())):
+        peers = types == kind
+        every = peers & is_active if (peers & is_active).sum() >= MIN_PEERS else is_active
+        value, upper = bulk_baseline(acc["coupon_merchants"].to_numpy()[every], COUPON_QUANTILE,
+                                     1.0, None if crews_all is None else crews_all[every])
+        base.peer["coupon_merchants"][kind] = value
+        if upper is not None:
+            base.peer_set_aside[f"coupon_merchants:{kind}"] = upper
+        ratio[peers] = acc["coupon_merchants"].to_numpy(dtype=float)[peers] / value
+    acc["coupon_merchants_ratio"] = ratio
     acc["harm_users_ratio"] = base.ratio("untied_users", acc["untied_users"])
     acc["harm_records_ratio"] = base.ratio("untied_records", acc["untied_records"])
     acc["harvest_ratio"] = acc[["stranger_reach_ratio", "untied_merchants_ratio"]].max(axis=1)
