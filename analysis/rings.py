@@ -105,13 +105,18 @@ def _expand(sig: pd.DataFrame, links: pd.DataFrame, harvester: np.ndarray, weak:
     return np.flatnonzero(in_ring)
 
 
-def _components(members: np.ndarray, links: pd.DataFrame, params: RingParams) -> np.ndarray:
-    """Connected pieces of ``members`` through devices/IPs the members dominate."""
+def _components(members: np.ndarray, links: pd.DataFrame, params: RingParams,
+                usable: np.ndarray | None = None) -> np.ndarray:
+    """Connected pieces of ``members`` through devices/IPs the members dominate.
+
+    ``usable`` (a mask over ``links``) limits the links that may connect; entity
+    sizes still count every account.
+    """
     import igraph as ig
 
     size = links.groupby("entity")["aid"].transform("size")
     sub = links.assign(size=size.to_numpy())
-    sub = sub[sub["aid"].isin(members)]
+    sub = sub[sub["aid"].isin(members) & (True if usable is None else usable)]
     n_in = sub.groupby("entity")["aid"].transform("size")
     keep = (n_in >= 2) & (n_in / sub["size"] >= params.dominated_share)
     sub = sub[keep.to_numpy()]
@@ -281,7 +286,8 @@ def coupon_crews(sig: pd.DataFrame, links: pd.DataFrame, params: RingParams) -> 
     A *claimer* claimed coupons at more merchants it never ordered from than 90 % of
     its peers, and at two or more (one unused coupon says nothing). Claimers linked
     through devices or IPs they dominate form pieces; a piece of ``coupon_crew`` or
-    more is a crew. Members earn their place against their crew too: a claimer at
+    more is a crew. A claimer under ``support_factor`` times its peers' level links
+    through devices only. Members earn their place against their crew too: a claimer at
     under a ``support_factor``-th of its crew's median claims is a bargain hunter in a
     home the crew proxied through, and leaves (the piece is judged again without it).
     """
@@ -291,7 +297,13 @@ def coupon_crews(sig: pd.DataFrame, links: pd.DataFrame, params: RingParams) -> 
     if claimer.sum() < params.coupon_crew:
         return crew
     cidx = np.flatnonzero(claimer)
-    comp = _components(cidx, links, params)
+    # A claimer at a few times its peers' level joins through a shared IP; a mild one
+    # only through a shared device (an office or a proxied home shares its IP with the
+    # crew, never the crew's emulator or phone).
+    strong = sig["coupon_merchants_ratio"].to_numpy(dtype=float) >= params.support_factor
+    by_ip = links["kind"].to_numpy() == "ip"
+    mild_ip = by_ip & ~strong[links["aid"].to_numpy()]
+    comp = _components(cidx, links, params, usable=~mild_ip)
     for c in np.unique(comp):
         mine = cidx[comp == c]
         if len(mine) < params.coupon_crew:
