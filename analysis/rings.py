@@ -19,6 +19,15 @@ How a ring is cut out
    dominate form pieces; pieces are grouped by the community (Louvain) most of
    their members sit in, and by the partner whose staff are in them: pieces
    of two partners are two rings.
+4. **Coupon crews**: a *claimer* claimed coupons at more merchants it never
+   ordered from than 90 % of its peers, and at two or more. Alone it is a keen
+   bargain hunter. Claimers on devices and IPs they dominate (a mild claimer,
+   under ``support_factor`` times its peers, through devices only) form pieces;
+   a piece of ``coupon_crew`` (5) or more, less members under a
+   ``support_factor``-th of the crew's median, is a crew and starts a ring as
+   harvesters do (:func:`coupon_crews`). Households and kiosks are no crews:
+   two claimers on a phone are a pair, and six on a kiosk of thirty do not
+   dominate it.
 
 A ring is **flagged** when its harm, summed over its members in units of each
 member's peer baseline, is at least ``harvest_factor``² and it carries crew
@@ -26,11 +35,13 @@ evidence that households, kiosks and offices do not give: ``crew_harvesters``
 (3) or more accounts that each harvest on their own, or partner staff
 harvesting (the seed case). A lone harvester, or a pair, needs
 ``harvest_factor``³ (a lone crawler): a pair is what a household or a shop's
-two logins on one PC look like. The
+two logins on one PC look like. A coupon crew is flagged when its claims,
+summed in units of each claimer's peer baseline (``coupon_harm``), reach
+``harvest_factor`` and it shows a new-account burst or a shared device. The
 weaker operating signals (operating together on shared devices or IPs,
 machine pacing, round-the-clock activity, a new-account burst, coupon abuse)
 raise the score and are reported, but never flag on their own. Its **score**
-is the log10 of its harm ratio plus half a point per corroborating signal.
+is the log10 of its harm ratio plus coupon harm, plus half a point per corroborating signal.
 """
 
 from __future__ import annotations

@@ -156,3 +156,63 @@ def test_one_heavy_reader_of_popular_profiles_with_family_is_no_ring(tmp_path):
                        "view_item", "m1", "0"])
     flagged, _, _ = _run(tmp_path, partners, accounts, events)
     assert flagged.empty
+
+
+def test_a_coupon_crew_is_flagged_and_bargain_hunters_around_it_are_not(tmp_path):
+    """Coupon claims at merchants m1..m8 (partner P1), no orders from any of them.
+
+    * 20 of the background browsers (h000..h019) each claim at 2 merchants: over
+      10 % of the active customers, so the customers' 90th percentile is 2.
+    * The crew c1..c6, created within two days, claims at all 8 merchants from one
+      emulator (``emu-9``) and a datacenter IP: each is 4×, 24× in all, and five or
+      more accounts on infrastructure they dominate, with a new-account burst and a
+      shared device -> one flagged coupon crew of exactly {c1..c6}.
+    * c1 also claims once through q1's home IP (a residential proxy): q1, an honest
+      bargain hunter, claims at 4 merchants (2×, under 3×, and above a third of the
+      crew's median, so pruning would keep it): a mild claimer links only through
+      devices, so the proxied home does not pull q1 in.
+    * A household b1, b2 on one phone, aged accounts, each claims at 3 merchants: a
+      pair is no crew.
+    * A store kiosk used by 30 shoppers (k00..k29), 6 of whom claim at 2 merchants:
+      the claimers do not dominate the kiosk, so they form no crew.
+    Expected: one flagged ring, the crew; its reasons name it a coupon crew.
+    """
+    partners = [["P1", "Promo Co", "promotions", "2019-01-01"]]
+    merchants = [f"m{i}" for i in range(1, 9)]
+    accounts = [[m, "merchant", "2019-02-01", "P1"] for m in merchants]
+    accounts += [[f"c{i}", "customer", f"2020-02-2{i % 2}", ""] for i in range(1, 7)]
+    accounts += [[w, "customer", "2018-01-01", ""] for w in ("q1", "b1", "b2")]
+    accounts += [[f"k{i:02d}", "customer", f"2018-0{1 + i % 9}-01", ""] for i in range(30)]
+    events: list = []
+    _background(accounts, events)
+
+    def claim(t, who, device, ip, merchant):
+        events.append([_ts(t), who, device, ip, "coupon_claim", merchant, "0"])
+
+    for j in range(1, 7):
+        for i, m in enumerate(merchants):
+            claim(T0 + timedelta(days=2, hours=j, minutes=i), f"c{j}", "emu-9", "198.51.100.9", m)
+    for i in range(20):
+        for d, m in enumerate(("m7", "m8")):
+            claim(T0 + timedelta(days=8 + d, hours=i % 12), f"h{i:03d}", f"hphone{i}",
+                  f"10.1.0.{i}", m)
+    claim(T0 + timedelta(days=3), "c1", "emu-9", "203.0.113.5", "m1")
+    for d, m in enumerate(("m1", "m2", "m3", "m4")):
+        claim(T0 + timedelta(days=4 + d, hours=19), "q1", "q1-phone", "203.0.113.5", m)
+    for who in ("b1", "b2"):
+        for d, m in enumerate(("m3", "m4", "m5")):
+            claim(T0 + timedelta(days=5 + d, hours=20), who, "fam-3", "203.0.113.6", m)
+    for i in range(30):
+        events.append([_ts(T0 + timedelta(days=6, minutes=10 * i)), f"k{i:02d}", "kiosk-1",
+                       "203.0.113.7", "view_item", "m6", "0"])
+        if i < 6:
+            for d, m in enumerate(("m6", "m7")):
+                claim(T0 + timedelta(days=6, minutes=10 * i + d), f"k{i:02d}", "kiosk-1",
+                      "203.0.113.7", m)
+    flagged, members, _ = _run(tmp_path, partners, accounts, events)
+    assert len(flagged) == 1
+    ring = flagged.iloc[0]
+    got = set(members.loc[members["ring_id"] == ring["ring_id"], "account_id"])
+    assert got == {f"c{i}" for i in range(1, 7)}
+    assert "coupon crew: 6 accounts" in ring["reasons"]
+    assert not {"q1", "b1", "b2"} & set(members["account_id"])
