@@ -38,6 +38,9 @@ class RingParams:
     #: Accounts on infrastructure they dominate, each claiming coupons at more merchants it
     #: never ordered from than 90 % of its peers, that make a coupon crew.
     coupon_crew: int = 5
+    #: Accounts on devices they dominate, each reaching strangers above the level only a
+    #: quarter of its peers reach, that make a reading crew (a split crawl queue).
+    reader_crew: int = 5
 
 
 @dataclass(frozen=True)

@@ -181,10 +181,13 @@ def find_rings(sig: pd.DataFrame, base: Baselines, graph: EntityGraph, communiti
     # than 90 % of their peers, working from devices or IPs they dominate. Alone such an
     # account is a keen bargain hunter; five of them on their own infrastructure are a crew.
     claimer = coupon_crews(sig, links, params)
-    if not (harvester | claimer).any():
+    # Reading crews: accounts each reaching strangers like the top quarter of their peers,
+    # many of them on devices they dominate (a crawl queue split over a crew).
+    reader = reader_crews(sig, links, params)
+    if not (harvester | claimer | reader).any():
         return Rings(pd.DataFrame(columns=RING_COLUMNS), pd.DataFrame(columns=MEMBER_COLUMNS + ["aid"]),
                      params)
-    members = _expand(sig, links, harvester | claimer, weak, params)
+    members = _expand(sig, links, harvester | claimer | reader, weak, params)
     comp = _components(members, links, params)
     comm = communities.reindex(members).to_numpy()
     # Each connected piece goes to the community most of its members sit in.
@@ -205,9 +208,11 @@ def find_rings(sig: pd.DataFrame, base: Baselines, graph: EntityGraph, communiti
     # Crew with no harvester (or coupon crew) in their group did not join a ring.
     piece["harvester"] = harvester[piece["aid"].to_numpy()]
     piece["claimer"] = claimer[piece["aid"].to_numpy()]
+    piece["reader"] = reader[piece["aid"].to_numpy()]
     grp = piece.groupby("group")
     keep = (grp["harvester"].transform("any")
-            | (grp["claimer"].transform("sum") >= params.coupon_crew))
+            | (grp["claimer"].transform("sum") >= params.coupon_crew)
+            | (grp["reader"].transform("sum") >= params.reader_crew))
     piece = piece[keep.to_numpy()]
 
     rows, member_idx, member_group, member_score = [], [], [], []
@@ -242,10 +247,11 @@ def find_rings(sig: pd.DataFrame, base: Baselines, graph: EntityGraph, communiti
         idx = by_group[group]["aid"]
         hidx = idx[harvester[idx]]
         cpidx = idx[claimer[idx]]
+        rdidx = idx[reader[idx]]
         _, comp_inv, comp_n = np.unique(by_group[group]["comp"], return_inverse=True,
                                         return_counts=True)
         together = int((comp_n[comp_inv] >= 2).sum())
-        ring = _ring_evidence(cols, idx, hidx, cpidx, base, params, pop_created, partners,
+        ring = _ring_evidence(cols, idx, hidx, cpidx, rdidx, base, params, pop_created, partners,
                               coupons_by_group.get(group, no_coupons),
                               links_by_group.get(group), staff_partners, together)
         ring["group"] = group
@@ -295,32 +301,66 @@ def coupon_crews(sig: pd.DataFrame, links: pd.DataFrame, params: RingParams) -> 
     """The members of coupon crews (a mask over ``sig``'s rows).
 
     A *claimer* claimed coupons at more merchants it never ordered from than 90 % of
-    its peers, and at two or more (one unused coupon says nothing). Claimers linked
-    through devices or IPs they dominate form pieces; a piece of ``coupon_crew`` or
-    more is a crew. A claimer under ``support_factor`` times its peers' level links
-    through devices only. Members earn their place against their crew too: a claimer at
-    under a ``support_factor``-th of its crew's median claims is a bargain hunter in a
-    home the crew proxied through, and leaves (the piece is judged again without it).
+    its peers, and at two or more (one unused coupon says nothing); :func:`crews`
+    groups them.
     """
-    cm = sig["coupon_merchants"].to_numpy(dtype=float)
-    claimer = (sig["coupon_merchants_ratio"].to_numpy(dtype=float) >= 1.0) & (cm >= 2)
+    return crews(sig["coupon_merchants_ratio"].to_numpy(dtype=float),
+                 sig["coupon_merchants"].to_numpy(dtype=float), links, params,
+                 size=params.coupon_crew, least=2)
+
+
+def reader_crews(sig: pd.DataFrame, links: pd.DataFrame, params: RingParams) -> np.ndarray:
+    """The members of reading crews (a mask over ``sig``'s rows).
+
+    A *reader* reached strangers (or merchants' comment pages) above its peers'
+    baseline, as only a quarter of its peers do. Alone it is a keen reader. Many
+    of them on infrastructure they dominate are a crew that split its crawl queue:
+    where a crew is a large share of an export's readers, its members set their
+    own peers' level and none stands out alone (:func:`crews`). A crew harvests one
+    thing: profiles (reach of strangers) or comment pages (untied merchants), each
+    judged on its own, so readers of profiles never make up a crew of comment readers.
+    """
     crew = np.zeros(len(sig), dtype=bool)
-    if claimer.sum() < params.coupon_crew:
+    for measure in ("stranger_reach_ratio", "untied_merchants_ratio"):
+        ratio = sig[measure].to_numpy(dtype=float)
+        # Strictly above: where three quarters of the readers read one stranger merchant's
+        # comments, reading one is the norm, however many share a kiosk.
+        crew |= crews(ratio, ratio, links, params, size=params.reader_crew, least=1.0,
+                      above=True)
+    return crew
+
+
+def crews(level: np.ndarray, amount: np.ndarray, links: pd.DataFrame, params: RingParams,
+          *, size: int, least: float, above: bool = False) -> np.ndarray:
+    """Crews of accounts that each do somewhat more of one thing than their peers.
+
+    ``level`` is each account's measure over its peers' baseline, ``amount`` the
+    measure itself: an account with ``level`` ≥ 1 (> 1 with ``above``) and
+    ``amount`` ≥ ``least`` is a candidate. Candidates linked through devices or IPs they dominate form pieces;
+    a piece of ``size`` or more is a crew. A candidate under ``support_factor``
+    times its peers' level links through devices only (an office or a proxied home
+    shares its IP with a crew, never the crew's emulator or phone). Members earn
+    their place against their crew too: one at under a ``support_factor``-th of its
+    crew's median is an honest account in a home the crew proxied through, and
+    leaves (the piece is judged again without it).
+    """
+    level = np.nan_to_num(np.asarray(level, dtype=float))
+    amount = np.nan_to_num(np.asarray(amount, dtype=float))
+    candidate = ((level > 1.0) if above else (level >= 1.0)) & (amount >= least)
+    crew = np.zeros(len(level), dtype=bool)
+    if candidate.sum() < size:
         return crew
-    cidx = np.flatnonzero(claimer)
-    # A claimer at a few times its peers' level joins through a shared IP; a mild one
-    # only through a shared device (an office or a proxied home shares its IP with the
-    # crew, never the crew's emulator or phone).
-    strong = sig["coupon_merchants_ratio"].to_numpy(dtype=float) >= params.support_factor
+    cidx = np.flatnonzero(candidate)
+    strong = level >= params.support_factor
     by_ip = links["kind"].to_numpy() == "ip"
     mild_ip = by_ip & ~strong[links["aid"].to_numpy()]
     comp = _components(cidx, links, params, usable=~mild_ip)
     for c in np.unique(comp):
         mine = cidx[comp == c]
-        if len(mine) < params.coupon_crew:
+        if len(mine) < size:
             continue
-        mine = mine[cm[mine] >= np.median(cm[mine]) / params.support_factor]
-        if len(mine) >= params.coupon_crew:
+        mine = mine[amount[mine] >= np.median(amount[mine]) / params.support_factor]
+        if len(mine) >= size:
             crew[mine] = True
     return crew
 
@@ -349,14 +389,15 @@ def _extreme(values: np.ndarray, fn) -> pd.Timestamp:
 
 
 def _ring_evidence(c: dict[str, np.ndarray], idx: np.ndarray, hidx: np.ndarray,
-                   cpidx: np.ndarray, base: Baselines, params: RingParams, pop_created: np.ndarray,
+                   cpidx: np.ndarray, rdidx: np.ndarray, base: Baselines, params: RingParams, pop_created: np.ndarray,
                    partners: pd.DataFrame, coupons: dict[str, np.ndarray],
                    mine: dict[str, np.ndarray] | None, staff_partners: dict[int, set[str]],
                    together: int) -> dict:
     """Measure one ring against the population and say why in plain words.
 
     ``c`` holds the account signals as arrays; ``idx`` are the ring's rows in
-    them, ``hidx`` its harvesters' and ``cpidx`` its coupon claimers'. ``mine`` holds the ring's own device/IP
+    them, ``hidx`` its harvesters', ``cpidx`` its coupon claimers' and ``rdidx``
+    its reading crew's. ``mine`` holds the ring's own device/IP
     links (entity, device or not, the entity's size in accounts);
     ``staff_partners`` maps an entity to the partners whose staff use it.
     """
@@ -476,10 +517,22 @@ def _ring_evidence(c: dict[str, np.ndarray], idx: np.ndarray, hidx: np.ndarray,
             f"ordered from, {_fmt(each)} merchants each at the median "
             f"({_fmt(coupon_harm)}× in all of {base.describe_peer('coupon_merchants', kind)}, "
             f"{_fmt(base.peer_value('coupon_merchants', kind))})")
+    # Reading crew: its members' harm summed, like a ring's, over accounts none of which
+    # need stand out alone.
+    crew_harm = float(np.nansum(c["harvest_ratio"][rdidx])) if len(rdidx) else 0.0
+    crew_device = bool(len(rdidx)) and bool(
+        (c["device_share_ratio"][rdidx] >= params.support_factor).any())
+    if len(rdidx) >= params.reader_crew:
+        reasons.append(
+            f"reading crew: {len(rdidx)} accounts on devices or IPs they dominate each reached "
+            f"strangers above what three quarters of their peers reach "
+            f"({_fmt(crew_harm)}× their peers' level in all)")
     flagged, why_not = decide_flag(harm_ratio, len(hidx), strong, params,
                                    coupon_claimers=len(cpidx), coupon_harm=coupon_harm,
-                                   coupon_corroborated=burst or shared_device)
-    score = ring_score(harm_ratio + coupon_harm, support)
+                                   coupon_corroborated=burst or shared_device,
+                                   crew_readers=len(rdidx), crew_harm=crew_harm,
+                                   crew_corroborated=burst or crew_device)
+    score = ring_score(max(harm_ratio, crew_harm) + coupon_harm, support)
     if why_not:
         reasons.append(why_not)
     return {
@@ -490,12 +543,14 @@ def _ring_evidence(c: dict[str, np.ndarray], idx: np.ndarray, hidx: np.ndarray,
         "harm_ratio": round(float(harm_ratio), 3), "support_signals": support,
         "untied_users": users, "harvesters": int(len(hidx)),
         "coupon_claimers": int(len(cpidx)), "coupon_harm": round(coupon_harm, 3),
+        "crew_readers": int(len(rdidx)),
     }
 
 
 def decide_flag(harm_ratio: float, harvesters: int, crew_evidence: int,
                 params: RingParams, *, coupon_claimers: int = 0, coupon_harm: float = 0.0,
-                coupon_corroborated: bool = False) -> tuple[bool, str]:
+                coupon_corroborated: bool = False, crew_readers: int = 0,
+                crew_harm: float = 0.0, crew_corroborated: bool = False) -> tuple[bool, str]:
     """Whether a candidate ring is an alert, and if not, why not (in words).
 
     ``harm_ratio`` is the ring's harm summed over its members in units of their
@@ -506,7 +561,10 @@ def decide_flag(harm_ratio: float, harvesters: int, crew_evidence: int,
     A coupon crew (``coupon_claimers`` ≥ ``coupon_crew`` accounts each claiming
     coupons at more never-ordered-from merchants than 90 % of its peers) is
     flagged when its ``coupon_harm`` (their claims in units of that baseline)
-    reaches f and a new-account burst or a shared device corroborates it.
+    reaches f and a new-account burst or a shared device corroborates it. A
+    reading crew (``crew_readers`` ≥ ``reader_crew`` accounts each reaching
+    strangers above the level of three quarters of its peers) is flagged alike on
+    its ``crew_harm``.
 
     >>> p = RingParams()                       # f = 10
     >>> decide_flag(150.0, 3, 1, p)            # a crew over 100×
@@ -526,6 +584,8 @@ def decide_flag(harm_ratio: float, harvesters: int, crew_evidence: int,
     """
     f = params.harvest_factor
     if harvesters and ((harm_ratio >= f ** 2 and crew_evidence >= 1) or harm_ratio >= f ** 3):
+        return True, ""
+    if crew_readers >= params.reader_crew and crew_harm >= f and crew_corroborated:
         return True, ""
     if coupon_claimers >= params.coupon_crew and coupon_harm >= f:
         if coupon_corroborated:
