@@ -216,3 +216,52 @@ def test_a_coupon_crew_is_flagged_and_bargain_hunters_around_it_are_not(tmp_path
     assert got == {f"c{i}" for i in range(1, 7)}
     assert "coupon crew: 6 accounts" in ring["reasons"]
     assert not {"q1", "b1", "b2"} & set(members["account_id"])
+
+
+def test_a_reading_crew_that_sets_its_peers_level_is_flagged_and_a_kiosk_is_not(tmp_path):
+    """Profile reads of strangers, each stranger (u00000..) read by one account only.
+
+    * 100 background browsers (h000..h099) each read 10, 20, 30, 40 or 50 strangers:
+      with the readers below, the customers' 75th percentile of reach is 50.
+    * A crew r1..r8 splits a crawl queue from one cloned device: 80 strangers each,
+      1.6× its peers (no harvester alone: under 10×), 12.8× in all, on a device only
+      it uses -> one flagged reading crew of exactly {r1..r8}.
+    * A store kiosk used by 30 shoppers (k00..k29), 6 of whom read 80 strangers too:
+      the readers do not dominate the kiosk, so they form no crew.
+    * A household f1..f3 on one phone reading 80 each: three accounts are no crew.
+    Expected: one flagged ring, the crew; its reasons name it a reading crew.
+    """
+    partners = [["P1", "Promo Co", "promotions", "2019-01-01"]]
+    accounts = [["m1", "merchant", "2019-02-01", "P1"]]
+    accounts += [[f"r{i}", "customer", "2018-05-01", ""] for i in range(1, 9)]
+    accounts += [[f"f{i}", "customer", "2018-01-01", ""] for i in range(1, 4)]
+    accounts += [[f"k{i:02d}", "customer", f"2018-0{1 + i % 9}-01", ""] for i in range(30)]
+    events: list = []
+    _background(accounts, events)
+    strangers = iter(range(10 ** 6))
+
+    def read(t, who, device, ip, n):
+        for i in range(n):
+            u = f"u{next(strangers):05d}"
+            accounts.append([u, "customer", "2019-06-01", ""])
+            events.append([_ts(t + timedelta(minutes=i)), who, device, ip, "view_profile", u, "1"])
+
+    for i in range(100):
+        read(T0 + timedelta(days=1, hours=i % 24), f"h{i:03d}", f"hphone{i}",
+             f"10.1.{i // 250}.{i % 250}", 10 * (1 + i % 5))
+    for j in range(1, 9):
+        read(T0 + timedelta(days=2 + j), f"r{j}", "clone-1", f"198.51.100.{j}", 80)
+    for i in range(30):
+        events.append([_ts(T0 + timedelta(days=6, minutes=10 * i)), f"k{i:02d}", "kiosk-1",
+                       "203.0.113.7", "view_item", "m1", "0"])
+        if i < 6:
+            read(T0 + timedelta(days=7, hours=i), f"k{i:02d}", "kiosk-1", "203.0.113.7", 80)
+    for j in range(1, 4):
+        read(T0 + timedelta(days=12, hours=j), f"f{j}", "fam-4", "203.0.113.8", 80)
+    flagged, members, _ = _run(tmp_path, partners, accounts, events)
+    assert len(flagged) == 1
+    ring = flagged.iloc[0]
+    got = set(members.loc[members["ring_id"] == ring["ring_id"], "account_id"])
+    assert got == {f"r{i}" for i in range(1, 9)}
+    assert "reading crew: 8 accounts" in ring["reasons"]
+    assert not {"f1", "f2", "f3", "k00"} & set(members["account_id"])
