@@ -226,6 +226,7 @@ def find_rings(sig: pd.DataFrame, base: Baselines, graph: EntityGraph, communiti
     mlinks = links[links["aid"].isin(group_of.index)]
     links_by_group = _split(mlinks["aid"].map(group_of).to_numpy(),
                             entity=mlinks["entity"].to_numpy(),
+                            aid=mlinks["aid"].to_numpy(),
                             device=(mlinks["kind"] == "device").to_numpy(),
                             size=entity_size.reindex(mlinks["entity"]).to_numpy())
     staff = sig[(sig["account_type"] == "partner_staff") & sig["partner_id"].notna()]
@@ -321,17 +322,27 @@ def reader_crews(sig: pd.DataFrame, links: pd.DataFrame, params: RingParams) -> 
     judged on its own, so readers of profiles never make up a crew of comment readers.
     """
     crew = np.zeros(len(sig), dtype=bool)
-    for measure in ("stranger_reach_ratio", "untied_merchants_ratio"):
+    # A sweep reads each stranger once or a few times; a test rig reads the same few
+    # test profiles all day, and what it reaches is those few, however many rigs.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        depth = sig["untied_reads"].to_numpy(dtype=float) / sig["untied_users"].to_numpy(dtype=float)
+    sweep = np.nan_to_num(depth, nan=np.inf) <= params.support_factor ** 2
+    for measure, ok in (("stranger_reach_ratio", sweep), ("untied_merchants_ratio", None)):
         ratio = sig[measure].to_numpy(dtype=float)
+        if ok is not None:
+            ratio = np.where(ok, ratio, 0.0)
         # Strictly above: where three quarters of the readers read one stranger merchant's
-        # comments, reading one is the norm, however many share a kiosk.
+        # comments, reading one is the norm, however many share a kiosk. Devices only: a
+        # crew's proxied homes are real customers' IPs, and a reading crew is judged by
+        # the device it shares.
         crew |= crews(ratio, ratio, links, params, size=params.reader_crew, least=1.0,
-                      above=True)
+                      above=True, by_ip=False)
     return crew
 
 
 def crews(level: np.ndarray, amount: np.ndarray, links: pd.DataFrame, params: RingParams,
-          *, size: int, least: float, above: bool = False) -> np.ndarray:
+          *, size: int, least: float, above: bool = False,
+          by_ip: bool = True) -> np.ndarray:
     """Crews of accounts that each do somewhat more of one thing than their peers.
 
     ``level`` is each account's measure over its peers' baseline, ``amount`` the
@@ -342,7 +353,8 @@ def crews(level: np.ndarray, amount: np.ndarray, links: pd.DataFrame, params: Ri
     shares its IP with a crew, never the crew's emulator or phone). Members earn
     their place against their crew too: one at under a ``support_factor``-th of its
     crew's median is an honest account in a home the crew proxied through, and
-    leaves (the piece is judged again without it).
+    leaves (the piece is judged again without it). Without ``by_ip`` candidates
+    link through devices only.
     """
     level = np.nan_to_num(np.asarray(level, dtype=float))
     amount = np.nan_to_num(np.asarray(amount, dtype=float))
@@ -352,8 +364,8 @@ def crews(level: np.ndarray, amount: np.ndarray, links: pd.DataFrame, params: Ri
         return crew
     cidx = np.flatnonzero(candidate)
     strong = level >= params.support_factor
-    by_ip = links["kind"].to_numpy() == "ip"
-    mild_ip = by_ip & ~strong[links["aid"].to_numpy()]
+    ip_link = links["kind"].to_numpy() == "ip"
+    mild_ip = ip_link & ~(strong[links["aid"].to_numpy()] & by_ip)
     comp = _components(cidx, links, params, usable=~mild_ip)
     for c in np.unique(comp):
         mine = cidx[comp == c]
@@ -520,18 +532,25 @@ def _ring_evidence(c: dict[str, np.ndarray], idx: np.ndarray, hidx: np.ndarray,
     # Reading crew: its members' harm summed, like a ring's, over accounts none of which
     # need stand out alone.
     crew_harm = float(np.nansum(c["harvest_ratio"][rdidx])) if len(rdidx) else 0.0
-    crew_device = bool(len(rdidx)) and bool(
-        (c["device_share_ratio"][rdidx] >= params.support_factor).any())
+    # Its own device: one the crew dominates, used by three or more of it (a population
+    # percentile says little where crews are a large share of the accounts).
+    crew_device = False
+    if len(rdidx) and mine is not None:
+        on = mine["device"] & np.isin(mine["aid"], rdidx)
+        ent, n_crew = np.unique(mine["entity"][on], return_counts=True)
+        size = dict(zip(mine["entity"].tolist(), mine["size"].tolist()))
+        crew_device = any(k >= params.crew_harvesters and k / size[e] >= params.dominated_share
+                          for e, k in zip(ent.tolist(), n_crew.tolist()))
     if len(rdidx) >= params.reader_crew:
         reasons.append(
-            f"reading crew: {len(rdidx)} accounts on devices or IPs they dominate each reached "
+            f"reading crew: {len(rdidx)} accounts on devices they dominate each reached "
             f"strangers above what three quarters of their peers reach "
             f"({_fmt(crew_harm)}× their peers' level in all)")
     flagged, why_not = decide_flag(harm_ratio, len(hidx), strong, params,
                                    coupon_claimers=len(cpidx), coupon_harm=coupon_harm,
                                    coupon_corroborated=burst or shared_device,
                                    crew_readers=len(rdidx), crew_harm=crew_harm,
-                                   crew_corroborated=burst or crew_device)
+                                   crew_corroborated=crew_device)
     score = ring_score(max(harm_ratio, crew_harm) + coupon_harm, support)
     if why_not:
         reasons.append(why_not)
