@@ -28,6 +28,12 @@ How a ring is cut out
    harvesters do (:func:`coupon_crews`). Households and kiosks are no crews:
    two claimers on a phone are a pair, and six on a kiosk of thirty do not
    dominate it.
+5. **Reading crews**: where a crew is a large share of an export's readers,
+   its members set their peers' level and none is a harvester alone. A
+   *reader* reached strangers (profiles, sweeping: under ``support_factor``²
+   reads per stranger; or comment pages) strictly above its peers' baseline.
+   ``reader_crew`` (5) or more readers linked through devices they dominate
+   form a crew and start a ring (:func:`reader_crews`).
 
 A ring is **flagged** when its harm, summed over its members in units of each
 member's peer baseline, is at least ``harvest_factor``² and it carries crew
@@ -37,7 +43,9 @@ harvesting (the seed case). A lone harvester, or a pair, needs
 ``harvest_factor``³ (a lone crawler): a pair is what a household or a shop's
 two logins on one PC look like. A coupon crew is flagged when its claims,
 summed in units of each claimer's peer baseline (``coupon_harm``), reach
-``harvest_factor`` and it shows a new-account burst or a shared device. The
+``harvest_factor`` and it shows a new-account burst or a shared device; a reading
+crew when its members' harm summed reaches ``harvest_factor`` and three or more of
+them share a device they dominate. The
 weaker operating signals (operating together on shared devices or IPs,
 machine pacing, round-the-clock activity, a new-account burst, coupon abuse)
 raise the score and are reported, but never flag on their own. Its **score**
@@ -57,7 +65,8 @@ from .graph import EntityGraph
 from .params import RingParams
 from .signals import Baselines
 
-__all__ = ["RingParams", "Rings", "decide_flag", "find_rings", "partner_review", "ring_score"]
+__all__ = ["RingParams", "Rings", "coupon_crews", "decide_flag", "find_rings", "partner_review",
+           "reader_crews", "ring_score"]
 
 RING_COLUMNS = ["ring_id", "rank", "score", "flagged", "n_accounts", "partner_ids", "first_seen",
                 "last_seen", "profiles_read", "records_harvested", "reasons"]
@@ -600,12 +609,22 @@ def decide_flag(harm_ratio: float, harvesters: int, crew_evidence: int,
     (True, '')
     >>> decide_flag(0.0, 0, 0, p, coupon_claimers=12, coupon_harm=30.0)[1]
     'not flagged: a coupon crew of 12 accounts with neither a new-account burst nor a shared device'
+    >>> decide_flag(0.0, 0, 0, p, crew_readers=8, crew_harm=12.8, crew_corroborated=True)
+    (True, '')
+    >>> decide_flag(0.0, 0, 0, p, crew_readers=8, crew_harm=12.8)[1]
+    'not flagged: a reading crew of 8 accounts with no device three or more of it share and dominate'
     """
     f = params.harvest_factor
     if harvesters and ((harm_ratio >= f ** 2 and crew_evidence >= 1) or harm_ratio >= f ** 3):
         return True, ""
     if crew_readers >= params.reader_crew and crew_harm >= f and crew_corroborated:
         return True, ""
+    if crew_readers >= params.reader_crew and not harvesters and not coupon_claimers:
+        if crew_harm < f:
+            return False, (f"not flagged: a reading crew of {crew_readers} accounts, "
+                           f"{_fmt(crew_harm)}× its peers in all, under the {f:g}× a crew needs")
+        return False, (f"not flagged: a reading crew of {crew_readers} accounts with no device "
+                       f"three or more of it share and dominate")
     if coupon_claimers >= params.coupon_crew and coupon_harm >= f:
         if coupon_corroborated:
             return True, ""
