@@ -4,7 +4,8 @@
 with the one before as its previous run (``run --previous``), and measures:
 
 * per week: of the flagged rings whose members overlap a ring of the previous
-  run by Jaccard ≥ 0.5, the share that kept that ring's key; and how many keys
+  run by Jaccard ≥ 0.5, the share that kept that ring's key (a ring overlapping
+  two by exactly 0.5, the merge of two single accounts, keeps one of the two); and how many keys
   two rings share (must be 0);
 * per ring over its life: how often its key changed. With ``labels`` (planted
   rings) a ring is a planted ring, followed through the flagged ring that points
@@ -138,11 +139,13 @@ def weekly_keys(export_dir: str | Path, as_of_dates: list[str] | None = None, *,
         if t:
             before = tables[t - 1][1]
             for r in flagged.itertuples(index=False):
-                best = max(((_jac(r.members, p.members), p.ring_key)
-                            for p in before.itertuples(index=False)), default=(0.0, None))
-                if best[0] >= min_jaccard:
+                # The keys it may keep: of the previous rings it overlaps by min_jaccard or
+                # more. Only two rings of 0.5 each (a merge) give two; it keeps one of them.
+                near = {p.ring_key for p in before.itertuples(index=False)
+                        if _jac(r.members, p.members) >= min_jaccard}
+                if near:
                     eligible += 1
-                    kept += r.ring_key == best[1]
+                    kept += r.ring_key in near
         weeks.append({"as_of": d, "flagged": int(len(flagged)), "eligible": eligible,
                       "kept": kept, "survival": kept / eligible if eligible else np.nan,
                       "shared_keys": shared})
