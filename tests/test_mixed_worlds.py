@@ -7,8 +7,13 @@ import json
 import pandas as pd
 
 from analysis.workshop.synth import SCENARIOS
-from analysis.workshop.synth.mixed import (MAX_ACCOUNT_DAYS, MAX_DAYS, MIN_DAYS, draw_params,
-                                            generate_world)
+from analysis.workshop.synth.mixed import (
+    MAX_ACCOUNT_DAYS,
+    MAX_DAYS,
+    MIN_DAYS,
+    draw_params,
+    generate_world,
+)
 
 
 def test_quality_seeds_span_the_ranges():

@@ -9,8 +9,14 @@ import pandas as pd
 import pytest
 
 from analysis.load import load_export
-from analysis.workshop.synth.worlds import (LOOKALIKES, MAX_DAYS, MIN_DAYS, TACTICS, draw_params,
-                                            generate_world)
+from analysis.workshop.synth.worlds import (
+    LOOKALIKES,
+    MAX_DAYS,
+    MIN_DAYS,
+    TACTICS,
+    draw_params,
+    generate_world,
+)
 from analysis.workspace import open_workspace
 
 

@@ -1095,7 +1095,6 @@ class _Gen(_Builder):
         self.emit(t, acc, self.dev_of[acc], self.ip_of[acc], LOGIN)
 
     def partners_honest(self):
-        rng = self.rng
         pop = self.p["population"]
         D = self.D
         TYPE = {  # read_delay, horizon, hours
@@ -1235,7 +1234,7 @@ class _Gen(_Builder):
 
     def insider_sweep(self, tag, r, reads, own):
         rng = self.rng
-        S, E = self.S, self.E
+        E = self.E
         i = r["partner"]
         crawl = r["_members"]
         start = r["_start"]
@@ -1443,7 +1442,7 @@ class _Gen(_Builder):
 
     def coupon_abuse(self, tag, r, reads, own):
         rng = self.rng
-        S, E = self.S, self.E
+        E = self.E
         k = r["size"]
         start = r["_start"]
         centres = np.sort(start + rng.random(r["bursts"]) * max(DAY, (E - start - DAY)))
@@ -1790,7 +1789,7 @@ def _write(g: _Gen, p: dict, out: Path, fmt: str, ev) -> World:
         return sorted(ids[np.asarray(a, np.int64)].tolist())
 
     rows, rings_t = [], []
-    for k, rt_ in enumerate(g.rings_truth):
+    for rt_ in g.rings_truth:
         r = rt_["ring"]
         harvest = ts[tag == rt_["tag"]]
         members = idl(rt_["accounts"])
