@@ -41,6 +41,33 @@ NOTEBOOKS = ("01_load_and_validate", "02_build_graph", "03_find_rings", "04_inve
 #: The kernels log only what is critical: their warnings (such as running over local TCP)
 #: would break the CLI's one-line errors; a failing cell is reported from the notebook.
 KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=CRITICAL"]
+#: Seconds to wait for the kernel's answer to a request that is not a cell (papermill's
+#: closing ``kernel_info``). Cells have no time limit; that one request, left without one,
+#: can wait forever on a lost reply (nteract/papermill#711; seen once in the test suite),
+#: so it gets one, and the notebook is run once more.
+KERNEL_REPLY_TIMEOUT = 120
+
+
+def _no_cell_timeout(cell) -> None:
+    return None
+
+
+def _execute(pm, src: Path, dst: Path, **kwargs) -> None:
+    """papermill's execute_notebook; a lost reply outside the cells is retried once."""
+    for attempt in (1, 2):
+        try:
+            pm.execute_notebook(str(src), str(dst), execution_timeout=KERNEL_REPLY_TIMEOUT,
+                                timeout_func=_no_cell_timeout, interrupt_on_timeout=True,
+                                **kwargs)
+            return
+        except TypeError as exc:
+            # papermill reads the closing kernel_info reply: None after the timeout
+            if "NoneType" not in str(exc):
+                raise
+            if attempt == 2:
+                raise NotebookError(f"notebook {src.stem}: the kernel did not answer for "
+                                    f"{KERNEL_REPLY_TIMEOUT} s after its last cell, twice") from None
+            log.warning("kernel did not answer after %s; running it once more", src.name)
 #: Errors in a notebook that come from its parameters (a ring that is not there, a bad date).
 USER_ERRORS = ("ValueError", "TrackingError")
 
@@ -123,10 +150,9 @@ def run_notebooks(exports: str | Path, out: str | Path, *, as_of: str | None = N
                 t0 = time.perf_counter()
                 log.info("executing %s", name)
                 try:
-                    pm.execute_notebook(str(src), str(dst), parameters=params,
-                                        kernel_name=kernel_name, progress_bar=False,
-                                        cwd=str(tmp), log_output=False,
-                                        extra_arguments=KERNEL_ARGUMENTS)
+                    _execute(pm, src, dst, parameters=params, kernel_name=kernel_name,
+                             progress_bar=False, cwd=str(tmp), log_output=False,
+                             extra_arguments=KERNEL_ARGUMENTS)
                 except PapermillExecutionError as exc:
                     msg = " ".join(str(exc.evalue).split())[:300]
                     if exc.ename == "RejectRateError":
