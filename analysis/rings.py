@@ -356,14 +356,14 @@ def crews(level: np.ndarray, amount: np.ndarray, links: pd.DataFrame, params: Ri
 
     ``level`` is each account's measure over its peers' baseline, ``amount`` the
     measure itself: an account with ``level`` ≥ 1 (> 1 with ``above``) and
-    ``amount`` ≥ ``least`` is a candidate. Candidates linked through devices or IPs they dominate form pieces;
-    a piece of ``size`` or more is a crew. A candidate under ``support_factor``
-    times its peers' level links through devices only (an office or a proxied home
-    shares its IP with a crew, never the crew's emulator or phone). Members earn
-    their place against their crew too: one at under a ``support_factor``-th of its
-    crew's median is an honest account in a home the crew proxied through, and
-    leaves (the piece is judged again without it). Without ``by_ip`` candidates
-    link through devices only.
+    ``amount`` ≥ ``least`` is a candidate. Candidates linked through devices or IPs
+    they dominate form pieces; a piece of ``size`` or more is a crew. A candidate
+    under ``support_factor`` times its peers' level links through devices only (an
+    office or a proxied home shares its IP with a crew, never the crew's emulator or
+    phone); without ``by_ip`` every candidate does. Members earn their place against
+    their crew too: one at under a ``support_factor``-th of its crew's median is an
+    honest account in a home the crew proxied through, and leaves (the piece is
+    judged again without it).
     """
     level = np.nan_to_num(np.asarray(level, dtype=float))
     amount = np.nan_to_num(np.asarray(amount, dtype=float))
@@ -373,9 +373,9 @@ def crews(level: np.ndarray, amount: np.ndarray, links: pd.DataFrame, params: Ri
         return crew
     cidx = np.flatnonzero(candidate)
     strong = level >= params.support_factor
-    ip_link = links["kind"].to_numpy() == "ip"
-    mild_ip = ip_link & ~(strong[links["aid"].to_numpy()] & by_ip)
-    comp = _components(cidx, links, params, usable=~mild_ip)
+    by_device = links["kind"].to_numpy() == "device"
+    usable = by_device | strong[links["aid"].to_numpy()] if by_ip else by_device
+    comp = _components(cidx, links, params, usable=usable)
     for c in np.unique(comp):
         mine = cidx[comp == c]
         if len(mine) < size:
@@ -410,16 +410,16 @@ def _extreme(values: np.ndarray, fn) -> pd.Timestamp:
 
 
 def _ring_evidence(c: dict[str, np.ndarray], idx: np.ndarray, hidx: np.ndarray,
-                   cpidx: np.ndarray, rdidx: np.ndarray, base: Baselines, params: RingParams, pop_created: np.ndarray,
-                   partners: pd.DataFrame, coupons: dict[str, np.ndarray],
+                   cpidx: np.ndarray, rdidx: np.ndarray, base: Baselines, params: RingParams,
+                   pop_created: np.ndarray, partners: pd.DataFrame, coupons: dict[str, np.ndarray],
                    mine: dict[str, np.ndarray] | None, staff_partners: dict[int, set[str]],
                    together: int) -> dict:
     """Measure one ring against the population and say why in plain words.
 
     ``c`` holds the account signals as arrays; ``idx`` are the ring's rows in
     them, ``hidx`` its harvesters', ``cpidx`` its coupon claimers' and ``rdidx``
-    its reading crew's. ``mine`` holds the ring's own device/IP
-    links (entity, device or not, the entity's size in accounts);
+    its reading crew's. ``mine`` holds the ring's own device/IP links (entity,
+    account, device or not, the entity's size in accounts);
     ``staff_partners`` maps an entity to the partners whose staff use it.
     """
     def m(col):
@@ -546,10 +546,9 @@ def _ring_evidence(c: dict[str, np.ndarray], idx: np.ndarray, hidx: np.ndarray,
     crew_device = False
     if len(rdidx) and mine is not None:
         on = mine["device"] & np.isin(mine["aid"], rdidx)
-        ent, n_crew = np.unique(mine["entity"][on], return_counts=True)
-        size = dict(zip(mine["entity"].tolist(), mine["size"].tolist()))
-        crew_device = any(k >= params.crew_harvesters and k / size[e] >= params.dominated_share
-                          for e, k in zip(ent.tolist(), n_crew.tolist()))
+        _, first, n_crew = np.unique(mine["entity"][on], return_index=True, return_counts=True)
+        crew_device = bool(((n_crew >= params.crew_harvesters)
+                            & (n_crew / mine["size"][on][first] >= params.dominated_share)).any())
     if len(rdidx) >= params.reader_crew:
         reasons.append(
             f"reading crew: {len(rdidx)} accounts on devices they dominate each reached "

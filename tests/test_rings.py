@@ -45,6 +45,13 @@ def _run(tmp_path, partners, accounts, events):
     return flagged, members, review
 
 
+def _the_one_flagged(flagged, members):
+    """The only flagged ring and its member ids (fails unless exactly one is flagged)."""
+    assert len(flagged) == 1
+    ring = flagged.iloc[0]
+    return ring, set(members.loc[members["ring_id"] == ring["ring_id"], "account_id"])
+
+
 def test_crawler_inside_honest_api_traffic_and_an_honest_partner_with_old_clients(tmp_path):
     """Two ISV partners with the same habit, and one crawler.
 
@@ -210,9 +217,7 @@ def test_a_coupon_crew_is_flagged_and_bargain_hunters_around_it_are_not(tmp_path
                 claim(T0 + timedelta(days=6, minutes=10 * i + d), f"k{i:02d}", "kiosk-1",
                       "203.0.113.7", m)
     flagged, members, _ = _run(tmp_path, partners, accounts, events)
-    assert len(flagged) == 1
-    ring = flagged.iloc[0]
-    got = set(members.loc[members["ring_id"] == ring["ring_id"], "account_id"])
+    ring, got = _the_one_flagged(flagged, members)
     assert got == {f"c{i}" for i in range(1, 7)}
     assert "coupon crew: 6 accounts" in ring["reasons"]
     assert not {"q1", "b1", "b2"} & set(members["account_id"])
@@ -259,9 +264,7 @@ def test_a_reading_crew_that_sets_its_peers_level_is_flagged_and_a_kiosk_is_not(
     for j in range(1, 4):
         read(T0 + timedelta(days=12, hours=j), f"f{j}", "fam-4", "203.0.113.8", 80)
     flagged, members, _ = _run(tmp_path, partners, accounts, events)
-    assert len(flagged) == 1
-    ring = flagged.iloc[0]
-    got = set(members.loc[members["ring_id"] == ring["ring_id"], "account_id"])
+    ring, got = _the_one_flagged(flagged, members)
     assert got == {f"r{i}" for i in range(1, 9)}
     assert "reading crew: 8 accounts" in ring["reasons"]
     assert not {"f1", "f2", "f3", "k00"} & set(members["account_id"])

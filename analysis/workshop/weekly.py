@@ -5,8 +5,8 @@ with the one before as its previous run (``run --previous``), and measures:
 
 * per week: of the flagged rings whose members overlap a ring of the previous
   run by Jaccard ≥ 0.5, the share that kept that ring's key (a ring overlapping
-  two by exactly 0.5, the merge of two single accounts, keeps one of the two); and how many keys
-  two rings share (must be 0);
+  two by exactly 0.5, the merge of two single accounts, keeps one of the two);
+  and how many keys two rings share (must be 0);
 * per ring over its life: how often its key changed. With ``labels`` (planted
   rings) a ring is a planted ring, followed through the flagged ring that points
   at it each week (at least half of that ring's members are planted in it);
