@@ -45,7 +45,16 @@ two logins on one PC look like. A coupon crew is flagged when its claims,
 summed in units of each claimer's peer baseline (``coupon_harm``), reach
 ``harvest_factor`` and it shows a new-account burst or a shared device; a reading
 crew when its members' harm summed reaches ``harvest_factor`` and three or more of
-them share a device they dominate. The
+them share a device they dominate.
+
+A ring is also flagged, at ``harvest_factor`` alone, when one of its harvesters
+**stands out**: its harm is ``support_factor`` times that of the fourth-highest
+account of its type (:mod:`analysis.signals`). Call centres, customer-service
+shifts and crowds of heavy readers come many alike and raise their peers' level;
+a crawler inside a partner's traffic, or a pair of crawlers, stands above them
+all. And two or more **coupon harvesters** (each claiming at never-ordered-from
+merchants ``harvest_factor`` times the keenest tenth of its peers) in one piece
+of infrastructure they dominate are flagged (:func:`coupon_harvesters`). The
 weaker operating signals (operating together on shared devices or IPs,
 machine pacing, round-the-clock activity, a new-account burst, coupon abuse)
 raise the score and are reported, but never flag on their own. Its **score**
@@ -65,8 +74,8 @@ from .graph import EntityGraph
 from .params import RingParams
 from .signals import Baselines
 
-__all__ = ["RingParams", "Rings", "coupon_crews", "decide_flag", "find_rings", "partner_review",
-           "reader_crews", "ring_score"]
+__all__ = ["RingParams", "Rings", "coupon_crews", "coupon_harvesters", "decide_flag", "find_rings",
+           "partner_review", "reader_crews", "ring_score", "standouts"]
 
 RING_COLUMNS = ["ring_id", "rank", "score", "flagged", "n_accounts", "partner_ids", "first_seen",
                 "last_seen", "profiles_read", "records_harvested", "reasons"]
@@ -193,10 +202,14 @@ def find_rings(sig: pd.DataFrame, base: Baselines, graph: EntityGraph, communiti
     # Reading crews: accounts each reaching strangers like the top quarter of their peers,
     # many of them on devices they dominate (a crawl queue split over a crew).
     reader = reader_crews(sig, links, params)
-    if not (harvester | claimer | reader).any():
+    # Coupon harvesters: claims at never-ordered-from merchants at harvest_factor times the
+    # keenest tenth of their peers. Two of them on infrastructure they dominate are a pair
+    # no bargain hunter makes (see decide_flag).
+    hoarder = coupon_harvesters(sig, params)
+    if not (harvester | claimer | reader | hoarder).any():
         return Rings(pd.DataFrame(columns=RING_COLUMNS), pd.DataFrame(columns=MEMBER_COLUMNS + ["aid"]),
                      params)
-    members = _expand(sig, links, harvester | claimer | reader, weak, params)
+    members = _expand(sig, links, harvester | claimer | reader | hoarder, weak, params)
     comp = _components(members, links, params)
     comm = communities.reindex(members).to_numpy()
     # Each connected piece goes to the community most of its members sit in.
@@ -218,10 +231,14 @@ def find_rings(sig: pd.DataFrame, base: Baselines, graph: EntityGraph, communiti
     piece["harvester"] = harvester[piece["aid"].to_numpy()]
     piece["claimer"] = claimer[piece["aid"].to_numpy()]
     piece["reader"] = reader[piece["aid"].to_numpy()]
+    # Coupon harvesters count where two or more share one connected piece.
+    piece["hoarder"] = hoarder[piece["aid"].to_numpy()]
+    piece["hoarder"] &= piece.groupby("comp")["hoarder"].transform("sum") >= 2
     grp = piece.groupby("group")
     keep = (grp["harvester"].transform("any")
             | (grp["claimer"].transform("sum") >= params.coupon_crew)
-            | (grp["reader"].transform("sum") >= params.reader_crew))
+            | (grp["reader"].transform("sum") >= params.reader_crew)
+            | grp["hoarder"].transform("any"))
     piece = piece[keep.to_numpy()]
 
     rows, member_idx, member_group, member_score = [], [], [], []
@@ -252,7 +269,7 @@ def find_rings(sig: pd.DataFrame, base: Baselines, graph: EntityGraph, communiti
     no_coupons = {"partner_id": np.array([], dtype=object), "claims": np.array([], dtype=int)}
     piece = piece.sort_values(["group", "aid"], kind="stable")
     by_group = _split(piece["group"].to_numpy(), aid=piece["aid"].to_numpy(),
-                      comp=piece["comp"].to_numpy())
+                      comp=piece["comp"].to_numpy(), hoarder=piece["hoarder"].to_numpy())
     for group in sorted(by_group):
         idx = by_group[group]["aid"]
         hidx = idx[harvester[idx]]
@@ -263,7 +280,8 @@ def find_rings(sig: pd.DataFrame, base: Baselines, graph: EntityGraph, communiti
         together = int((comp_n[comp_inv] >= 2).sum())
         ring = _ring_evidence(cols, idx, hidx, cpidx, rdidx, base, params, pop_created, partners,
                               coupons_by_group.get(group, no_coupons),
-                              links_by_group.get(group), staff_partners, together)
+                              links_by_group.get(group), staff_partners, together,
+                              idx[by_group[group]["hoarder"]])
         ring["group"] = group
         rows.append(ring)
         acct_score = (np.log10(1 + np.maximum(cols["harvest_ratio"][idx],
@@ -304,7 +322,8 @@ _EVIDENCE_COLUMNS = ("untied_users", "untied_records", "untied_reads", "profile_
                      "created_at", "coupon_no_order", "coupon_ratio", "first_seen", "last_seen",
                      "harvest_ratio", "stranger_reach", "stranger_reach_ratio",
                      "untied_merchants", "untied_merchants_ratio", "clientele_return",
-                     "coupon_merchants", "coupon_merchants_ratio")
+                     "coupon_merchants", "coupon_merchants_ratio", "stranger_reach_standout",
+                     "untied_merchants_standout")
 
 
 def coupon_crews(sig: pd.DataFrame, links: pd.DataFrame, params: RingParams) -> np.ndarray:
@@ -317,6 +336,24 @@ def coupon_crews(sig: pd.DataFrame, links: pd.DataFrame, params: RingParams) -> 
     return crews(sig["coupon_merchants_ratio"].to_numpy(dtype=float),
                  sig["coupon_merchants"].to_numpy(dtype=float), links, params,
                  size=params.coupon_crew, least=2)
+
+
+def coupon_harvesters(sig: pd.DataFrame, params: RingParams) -> np.ndarray:
+    """Accounts that claimed coupons at ``harvest_factor`` times as many never-ordered-from
+    merchants as the keenest tenth of their peers, and at two or more (a mask)."""
+    return ((sig["coupon_merchants_ratio"].to_numpy(dtype=float) >= params.harvest_factor)
+            & (sig["coupon_merchants"].to_numpy(dtype=float) >= 2))
+
+
+def standouts(c: dict[str, np.ndarray], idx: np.ndarray, params: RingParams) -> np.ndarray:
+    """Which of accounts ``idx`` stand out: harm at ``harvest_factor`` times their peers'
+    level in a measure and ``support_factor`` times the fourth-highest account of their
+    type in it (``c`` holds the signals as arrays; :mod:`analysis.signals`)."""
+    out = np.zeros(len(idx), dtype=bool)
+    for measure in ("stranger_reach", "untied_merchants"):
+        out |= ((np.nan_to_num(c[f"{measure}_ratio"][idx]) >= params.harvest_factor)
+                & (np.nan_to_num(c[f"{measure}_standout"][idx]) >= params.support_factor))
+    return out
 
 
 def reader_crews(sig: pd.DataFrame, links: pd.DataFrame, params: RingParams) -> np.ndarray:
@@ -413,12 +450,13 @@ def _ring_evidence(c: dict[str, np.ndarray], idx: np.ndarray, hidx: np.ndarray,
                    cpidx: np.ndarray, rdidx: np.ndarray, base: Baselines, params: RingParams,
                    pop_created: np.ndarray, partners: pd.DataFrame, coupons: dict[str, np.ndarray],
                    mine: dict[str, np.ndarray] | None, staff_partners: dict[int, set[str]],
-                   together: int) -> dict:
+                   together: int, hoarders: np.ndarray | None = None) -> dict:
     """Measure one ring against the population and say why in plain words.
 
     ``c`` holds the account signals as arrays; ``idx`` are the ring's rows in
     them, ``hidx`` its harvesters', ``cpidx`` its coupon claimers' and ``rdidx``
-    its reading crew's. ``mine`` holds the ring's own device/IP links (entity,
+    its reading crew's, ``hoarders`` its coupon harvesters that share a piece with another.
+    ``mine`` holds the ring's own device/IP links (entity,
     account, device or not, the entity's size in accounts);
     ``staff_partners`` maps an entity to the partners whose staff use it.
     """
@@ -554,7 +592,23 @@ def _ring_evidence(c: dict[str, np.ndarray], idx: np.ndarray, hidx: np.ndarray,
             f"reading crew: {len(rdidx)} accounts on devices they dominate each reached "
             f"strangers above what three quarters of their peers reach "
             f"({_fmt(crew_harm)}× their peers' level in all)")
+    stand = int(standouts(c, hidx, params).sum()) if len(hidx) else 0
+    if stand:
+        kinds = sorted(set(c["account_type"][hidx][standouts(c, hidx, params)].tolist()))
+        reasons.append(
+            f"{plural_accounts(stand)} {'stands' if stand == 1 else 'stand'} out: "
+            f"{'its' if stand == 1 else 'their'} harm is {params.support_factor:g}× or more "
+            f"that of the fourth-highest {' or '.join(k.replace('_', ' ') for k in kinds)} "
+            f"account of the export")
+    hoarders = np.asarray([] if hoarders is None else hoarders, dtype=np.int64)
+    if len(hoarders):
+        reasons.append(
+            f"{plural_accounts(len(hoarders))} on devices or IPs they dominate each claimed "
+            f"coupons at {params.harvest_factor:g}× or more the never-ordered-from merchants "
+            f"of {base.describe_peer('coupon_merchants', _mode(c['account_type'][hoarders]))} "
+            f"({int(np.median(c['coupon_merchants'][hoarders]))} merchants each at the median)")
     flagged, why_not = decide_flag(harm_ratio, len(hidx), strong, params,
+                                   standouts=stand, coupon_harvesters=len(hoarders),
                                    coupon_claimers=len(cpidx), coupon_harm=coupon_harm,
                                    coupon_corroborated=burst or shared_device,
                                    crew_readers=len(rdidx), crew_harm=crew_harm,
@@ -570,12 +624,14 @@ def _ring_evidence(c: dict[str, np.ndarray], idx: np.ndarray, hidx: np.ndarray,
         "harm_ratio": round(float(harm_ratio), 3), "support_signals": support,
         "untied_users": users, "harvesters": int(len(hidx)),
         "coupon_claimers": int(len(cpidx)), "coupon_harm": round(coupon_harm, 3),
-        "crew_readers": int(len(rdidx)),
+        "crew_readers": int(len(rdidx)), "standouts": stand,
+        "coupon_harvesters": int(len(hoarders)),
     }
 
 
 def decide_flag(harm_ratio: float, harvesters: int, crew_evidence: int,
-                params: RingParams, *, coupon_claimers: int = 0, coupon_harm: float = 0.0,
+                params: RingParams, *, standouts: int = 0, coupon_harvesters: int = 0,
+                coupon_claimers: int = 0, coupon_harm: float = 0.0,
                 coupon_corroborated: bool = False, crew_readers: int = 0,
                 crew_harm: float = 0.0, crew_corroborated: bool = False) -> tuple[bool, str]:
     """Whether a candidate ring is an alert, and if not, why not (in words).
@@ -593,17 +649,29 @@ def decide_flag(harm_ratio: float, harvesters: int, crew_evidence: int,
     strangers above the level of three quarters of its peers) is flagged alike on
     its ``crew_harm``.
 
+    A ring whose harvesters include a *standout* (``standouts``: harm at f times
+    its peers' level and ``support_factor`` times the fourth-highest account of its
+    type) is flagged at f: a call centre, a shift or a crowd of heavy readers are
+    many alike, and none of them stands out. Two or more *coupon harvesters* (each
+    claiming coupons at f times the never-ordered-from merchants of the keenest
+    tenth of its peers) on infrastructure they dominate are flagged: no bargain
+    hunter claims like that, and two of them together are an operation.
+
     >>> p = RingParams()                       # f = 10
     >>> decide_flag(150.0, 3, 1, p)            # a crew over 100×
     (True, '')
     >>> decide_flag(150.0, 1, 0, p)[0]         # one heavy reader and family: no crew
     False
     >>> decide_flag(400.0, 2, 0, p)[1]         # a shop's two logins on one PC: a pair
-    'not flagged: no crew evidence (2 accounts harvesting, under the 3 of a crew; no harvesting partner staff), under the 1000× harm that flags a lone crawler'
+    'not flagged: no crew evidence (2 accounts harvesting, under the 3 of a crew; no harvesting partner staff; none stands out), under the 1000× harm that flags a lone crawler'
     >>> decide_flag(1500.0, 1, 0, p)           # a lone crawler over 1,000×
     (True, '')
     >>> decide_flag(60.0, 4, 2, p)[1]
-    'not flagged: harm 60× its peers is under the 100× a ring needs'
+    'not flagged: harm 60× its peers is under the 100× a ring needs, and none of its harvesters stands out'
+    >>> decide_flag(31.0, 1, 1, p, standouts=1)   # a crawler far above every other staff
+    (True, '')
+    >>> decide_flag(0.0, 0, 0, p, coupon_harvesters=2)
+    (True, '')
     >>> decide_flag(0.0, 0, 0, p, coupon_claimers=12, coupon_harm=30.0, coupon_corroborated=True)
     (True, '')
     >>> decide_flag(0.0, 0, 0, p, coupon_claimers=12, coupon_harm=30.0)[1]
@@ -615,6 +683,10 @@ def decide_flag(harm_ratio: float, harvesters: int, crew_evidence: int,
     """
     f = params.harvest_factor
     if harvesters and ((harm_ratio >= f ** 2 and crew_evidence >= 1) or harm_ratio >= f ** 3):
+        return True, ""
+    if harvesters and standouts and harm_ratio >= f:
+        return True, ""
+    if coupon_harvesters >= 2:
         return True, ""
     if crew_readers >= params.reader_crew and crew_harm >= f and crew_corroborated:
         return True, ""
@@ -637,10 +709,11 @@ def decide_flag(harm_ratio: float, harvesters: int, crew_evidence: int,
                        f"and {f:g}× of a coupon crew")
     if harm_ratio < f ** 2:
         return False, (f"not flagged: harm {_fmt(harm_ratio)}× its peers is under the "
-                       f"{f ** 2:g}× a ring needs")
+                       f"{f ** 2:g}× a ring needs, and none of its harvesters stands out")
     return False, (f"not flagged: no crew evidence ({plural_accounts(harvesters)} harvesting, "
                    f"under the {params.crew_harvesters} of a crew; no harvesting "
-                   f"partner staff), under the {f ** 3:g}× harm that flags a lone crawler")
+                   f"partner staff; none stands out), under the {f ** 3:g}× harm that flags "
+                   f"a lone crawler")
 
 
 def plural_accounts(n: int) -> str:

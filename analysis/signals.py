@@ -49,6 +49,14 @@ the accounts of its type that read profiles, or comment pages, at all, guarded a
 above; :data:`PEER_QUANTILE`, :data:`READS_OF`). Most customers read nobody's
 profile; against them anyone who reads a few strangers would stand out. ``harvest_ratio`` is the
 larger of the two ratios.
+
+Each is also measured as a **standout** (``stranger_reach_standout``,
+``untied_merchants_standout``): the account's value over the fourth-highest
+value of its type (:data:`STANDOUT_RANK`; at least the peer baseline). Call
+centres, customer-service shifts and heavy readers come in many alike; a
+crawler hidden in a partner's traffic, or a pair of crawlers, stands far
+above every other account of its kind, whatever their level.
+
 Records read with no tie (``untied_records``) and the untied share stay in the
 evidence and the reasons; they decide nothing.
 
@@ -82,7 +90,7 @@ from .aggregate import Aggregates
 from .graph import EntityGraph
 
 __all__ = ["Baselines", "account_signals", "bulk_baseline", "stranger_reach",
-           "BASELINE_QUANTILE", "MIN_GAPS", "SEPARATION", "MAX_UPPER_SHARE", "HARM_FLOOR"]
+           "BASELINE_QUANTILE", "MIN_GAPS", "STANDOUT_RANK", "SEPARATION", "MAX_UPPER_SHARE", "HARM_FLOOR"]
 
 BASELINE_QUANTILE = 0.95
 #: How far above the bulk the plain quantile must lie before the guard sets it aside.
@@ -124,6 +132,11 @@ MIN_RETURN = 0.05
 #: member claims like the keenest tenth of bargain hunters, many of them on its own
 #: infrastructure (:mod:`analysis.rings`).
 COUPON_QUANTILE = 0.90
+#: A standout is measured against the highest value of its type below this many others:
+#: the fourth-highest account. An outlier of one, two or three accounts (a lone crawler,
+#: a pair, a trio of staff) is then set against the rest of its platform, however many
+#: honest heavy readers raise its peers' quantile.
+STANDOUT_RANK = 3
 #: Gaps needed before an account's pacing is judged (fewer say nothing).
 MIN_GAPS = 30
 
@@ -142,6 +155,9 @@ class Baselines:
     #: accounts (lower than its readers' 75th percentile: readers were few, crews many).
     peer_rule: dict[str, str] = field(default_factory=dict)
     median_by_type: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: ``standout_ref[measure][account_type]``: what a standout is measured against, the
+    #: ``STANDOUT_RANK + 1``-th highest value of the type (at least its peer baseline).
+    standout_ref: dict[str, dict[str, float]] = field(default_factory=dict)
     #: Measures whose baseline was taken below a separated upper group: that group's
     #: share of the active accounts (see the module doc).
     set_aside: dict[str, float] = field(default_factory=dict)
@@ -346,6 +362,7 @@ def account_signals(agg: Aggregates, graph: EntityGraph, communities: pd.Series 
     for measure in PEER_MEASURES:
         base.peer[measure] = {}
         ratio = np.zeros(n)
+        standout = np.zeros(n)
         # Readers are compared with readers: most customers read no one's profile, and
         # against them anyone who reads a few strangers would look like a harvester.
         reads = (acc[READS_OF[measure]].to_numpy(dtype=float) > 0) & is_active
@@ -373,7 +390,14 @@ def account_signals(agg: Aggregates, graph: EntityGraph, communities: pd.Series 
             if upper is not None:
                 base.peer_set_aside[key] = upper
             ratio[peers] = acc[measure].to_numpy(dtype=float)[peers] / value
+            # Standing out: the account against its type's few highest others, not only
+            # its peers' level (see the module doc).
+            top = np.sort(acc[measure].to_numpy(dtype=float)[peers & is_active])[::-1]
+            ref = max(float(top[STANDOUT_RANK]) if len(top) > STANDOUT_RANK else 0.0, value)
+            base.standout_ref.setdefault(measure, {})[kind] = ref
+            standout[peers] = acc[measure].to_numpy(dtype=float)[peers] / ref
         acc[f"{measure}_ratio"] = ratio
+        acc[f"{measure}_standout"] = standout
     # Coupon reach: merchants whose coupons the account claimed and never ordered from,
     # against the 90th percentile of its type's active accounts (guarded as above).
     base.peer["coupon_merchants"] = {}
