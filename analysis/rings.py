@@ -135,19 +135,27 @@ def _expand(sig: pd.DataFrame, links: pd.DataFrame, harvester: np.ndarray, weak:
 
 
 def _components(members: np.ndarray, links: pd.DataFrame, params: RingParams,
-                usable: np.ndarray | None = None) -> np.ndarray:
+                usable: np.ndarray | None = None, suspects: np.ndarray | None = None
+                ) -> np.ndarray:
     """Connected pieces of ``members`` through devices/IPs the members dominate.
 
     ``usable`` (a mask over ``links``) limits the links that may connect; entity
-    sizes still count every account.
+    sizes still count every account. With ``suspects`` (a mask over accounts) an
+    entity is dominated when suspects, members or not, are most of its users: two
+    crews on one datacenter IP each hold part of it, and honest users hold little.
     """
     import igraph as ig
 
     size = links.groupby("entity")["aid"].transform("size")
     sub = links.assign(size=size.to_numpy())
+    if suspects is not None:
+        sus = pd.Series(suspects[links["aid"].to_numpy()]).groupby(
+            links["entity"].to_numpy()).transform("sum").to_numpy()
+        sub = sub.assign(sus=sus)
     sub = sub[sub["aid"].isin(members) & (True if usable is None else usable)]
     n_in = sub.groupby("entity")["aid"].transform("size")
-    keep = (n_in >= 2) & (n_in / sub["size"] >= params.dominated_share)
+    owners = n_in if suspects is None else np.maximum(n_in, sub["sus"])
+    keep = (n_in >= 2) & (owners / sub["size"] >= params.dominated_share)
     sub = sub[keep.to_numpy()]
     index = {int(a): i for i, a in enumerate(members)}
     ent = {int(e): len(members) + i for i, e in enumerate(np.unique(sub["entity"].to_numpy()))}
@@ -210,7 +218,11 @@ def find_rings(sig: pd.DataFrame, base: Baselines, graph: EntityGraph, communiti
         return Rings(pd.DataFrame(columns=RING_COLUMNS), pd.DataFrame(columns=MEMBER_COLUMNS + ["aid"]),
                      params)
     members = _expand(sig, links, harvester | claimer | reader | hoarder, weak, params)
-    comp = _components(members, links, params)
+    # Suspects: any account with harm of its own or claiming like the keenest tenth.
+    suspect = (harvester | weak | claimer | reader | hoarder
+               | ((sig["coupon_merchants_ratio"].to_numpy(dtype=float) >= 1.0)
+                  & (sig["coupon_merchants"].to_numpy(dtype=float) >= 2)))
+    comp = _components(members, links, params, suspects=suspect)
     comm = communities.reindex(members).to_numpy()
     # Each connected piece goes to the community most of its members sit in.
     piece = pd.DataFrame({"aid": members, "comp": comp, "comm": comm})
@@ -240,6 +252,14 @@ def find_rings(sig: pd.DataFrame, base: Baselines, graph: EntityGraph, communiti
             | (grp["reader"].transform("sum") >= params.reader_crew)
             | grp["hoarder"].transform("any"))
     piece = piece[keep.to_numpy()]
+    # Members earn their place against their ring too: an account that joined on its own
+    # harm (not a harvester, claimer, reader) but harvests under a harvest_factor-th of its
+    # ring's typical harvester is an honest reader on a home or phone the ring borrowed.
+    ratio_of = ratio[piece["aid"].to_numpy()]
+    core = pd.Series(np.where(piece["harvester"].to_numpy(), ratio_of, np.nan)).groupby(
+        piece["group"].to_numpy()).transform("median").to_numpy()
+    joined = ~(piece["harvester"] | piece["claimer"] | piece["reader"] | piece["hoarder"]).to_numpy()
+    piece = piece[~(joined & (ratio_of < np.nan_to_num(core) / params.harvest_factor))]
 
     rows, member_idx, member_group, member_score = [], [], [], []
     pop_created = np.sort(sig["created_at"].dropna().to_numpy(dtype="datetime64[s]"))
