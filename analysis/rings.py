@@ -281,6 +281,8 @@ def find_rings(sig: pd.DataFrame, base: Baselines, graph: EntityGraph, communiti
     staff_partners: dict[int, set[str]] = {}
     for e, p in zip(staff_links["entity"].tolist(), staff_links["partner_id"].tolist()):
         staff_partners.setdefault(e, set()).add(p)
+    # Each partner's active staff: a ring of most of them is the partner's workforce.
+    workforce = staff[staff["n_events"] > 0].groupby("partner_id").size().to_dict()
     coupons = agg.coupons[agg.coupons["aid"].isin(group_of.index)] \
         if len(agg.coupons) else agg.coupons
     coupons_by_group = _split(coupons["aid"].map(group_of).to_numpy(),
@@ -301,7 +303,7 @@ def find_rings(sig: pd.DataFrame, base: Baselines, graph: EntityGraph, communiti
         ring = _ring_evidence(cols, idx, hidx, cpidx, rdidx, base, params, pop_created, partners,
                               coupons_by_group.get(group, no_coupons),
                               links_by_group.get(group), staff_partners, together,
-                              idx[by_group[group]["hoarder"]])
+                              idx[by_group[group]["hoarder"]], workforce)
         ring["group"] = group
         rows.append(ring)
         acct_score = (np.log10(1 + np.maximum(cols["harvest_ratio"][idx],
@@ -470,7 +472,8 @@ def _ring_evidence(c: dict[str, np.ndarray], idx: np.ndarray, hidx: np.ndarray,
                    cpidx: np.ndarray, rdidx: np.ndarray, base: Baselines, params: RingParams,
                    pop_created: np.ndarray, partners: pd.DataFrame, coupons: dict[str, np.ndarray],
                    mine: dict[str, np.ndarray] | None, staff_partners: dict[int, set[str]],
-                   together: int, hoarders: np.ndarray | None = None) -> dict:
+                   together: int, hoarders: np.ndarray | None = None,
+                   workforce: dict[str, int] | None = None) -> dict:
     """Measure one ring against the population and say why in plain words.
 
     ``c`` holds the account signals as arrays; ``idx`` are the ring's rows in
@@ -478,7 +481,8 @@ def _ring_evidence(c: dict[str, np.ndarray], idx: np.ndarray, hidx: np.ndarray,
     its reading crew's, ``hoarders`` its coupon harvesters that share a piece with another.
     ``mine`` holds the ring's own device/IP links (entity,
     account, device or not, the entity's size in accounts);
-    ``staff_partners`` maps an entity to the partners whose staff use it.
+    ``staff_partners`` maps an entity to the partners whose staff use it;
+    ``workforce`` a partner to its active staff.
     """
     def m(col):
         return c[col][idx]
@@ -620,6 +624,19 @@ def _ring_evidence(c: dict[str, np.ndarray], idx: np.ndarray, hidx: np.ndarray,
             f"{'its' if stand == 1 else 'their'} harm is {params.support_factor:g}× or more "
             f"that of the fourth-highest {' or '.join(k.replace('_', ' ') for k in kinds)} "
             f"account of the export")
+    # A partner's workforce: harvesters that are (nearly) all of one partner's active staff, alike
+    # (none stands out), none at harvest_factor² alone. A call centre or a customer-service
+    # shift reads callers it has no order tie to, every agent alike; the partner is judged
+    # as a whole in the partner review, against partners of its kind.
+    shift = 0
+    hp = h("partner_id")
+    if (len(hidx) >= params.crew_harvesters and not stand
+            and (h("account_type") == "partner_staff").all() and pd.notna(hp).all()
+            and len(set(hp.tolist())) == 1
+            and float(np.nanmax(h("harvest_ratio"))) < params.harvest_factor ** 2):
+        n_staff = (workforce or {}).get(hp[0], 0)
+        if len(hidx) >= params.workforce_share * n_staff:
+            shift = n_staff
     hoarders = np.asarray([] if hoarders is None else hoarders, dtype=np.int64)
     if len(hoarders):
         reasons.append(
@@ -629,6 +646,7 @@ def _ring_evidence(c: dict[str, np.ndarray], idx: np.ndarray, hidx: np.ndarray,
             f"({int(np.median(c['coupon_merchants'][hoarders]))} merchants each at the median)")
     flagged, why_not = decide_flag(harm_ratio, len(hidx), strong, params,
                                    standouts=stand, coupon_harvesters=len(hoarders),
+                                   workforce=shift,
                                    coupon_claimers=len(cpidx), coupon_harm=coupon_harm,
                                    coupon_corroborated=burst or shared_device,
                                    crew_readers=len(rdidx), crew_harm=crew_harm,
@@ -651,6 +669,7 @@ def _ring_evidence(c: dict[str, np.ndarray], idx: np.ndarray, hidx: np.ndarray,
 
 def decide_flag(harm_ratio: float, harvesters: int, crew_evidence: int,
                 params: RingParams, *, standouts: int = 0, coupon_harvesters: int = 0,
+                workforce: int = 0,
                 coupon_claimers: int = 0, coupon_harm: float = 0.0,
                 coupon_corroborated: bool = False, crew_readers: int = 0,
                 crew_harm: float = 0.0, crew_corroborated: bool = False) -> tuple[bool, str]:
@@ -675,7 +694,9 @@ def decide_flag(harm_ratio: float, harvesters: int, crew_evidence: int,
     many alike, and none of them stands out. Two or more *coupon harvesters* (each
     claiming coupons at f times the never-ordered-from merchants of the keenest
     tenth of its peers) on infrastructure they dominate are flagged: no bargain
-    hunter claims like that, and two of them together are an operation.
+    hunter claims like that, and two of them together are an operation. Harvesters
+    that are nearly all of one partner's active staff, alike (``workforce``: that
+    partner's active staff, see :class:`RingParams`), are its workforce, not a crew.
 
     >>> p = RingParams()                       # f = 10
     >>> decide_flag(150.0, 3, 1, p)            # a crew over 100×
@@ -692,6 +713,8 @@ def decide_flag(harm_ratio: float, harvesters: int, crew_evidence: int,
     (True, '')
     >>> decide_flag(0.0, 0, 0, p, coupon_harvesters=2)
     (True, '')
+    >>> decide_flag(700.0, 21, 1, p, workforce=21)[0]   # a call centre's 21 agents, alike
+    False
     >>> decide_flag(0.0, 0, 0, p, coupon_claimers=12, coupon_harm=30.0, coupon_corroborated=True)
     (True, '')
     >>> decide_flag(0.0, 0, 0, p, coupon_claimers=12, coupon_harm=30.0)[1]
@@ -702,6 +725,11 @@ def decide_flag(harm_ratio: float, harvesters: int, crew_evidence: int,
     'not flagged: a reading crew of 8 accounts with no device three or more of it share and dominate'
     """
     f = params.harvest_factor
+    if workforce:
+        return False, (f"not flagged: its {harvesters} harvesters are nearly all the {workforce} "
+                       f"active staff of one partner, alike, none standing out or at "
+                       f"{f ** 2:g}× alone: a partner's workforce (a call centre or a shift), "
+                       f"judged as a partner in the partner review")
     if harvesters and ((harm_ratio >= f ** 2 and crew_evidence >= 1) or harm_ratio >= f ** 3):
         return True, ""
     if harvesters and standouts and harm_ratio >= f:
