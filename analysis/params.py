@@ -42,7 +42,7 @@ class RingParams:
     #: quarter of its peers reach, that make a reading crew (a split crawl queue).
     reader_crew: int = 5
     #: Harvesters that are at least this share of one partner's active staff, alike (none
-    #: stands out, none at harvest_factor² alone), are the partner's workforce (a call
+    #: stands out), are the partner's workforce (a call
     #: centre, a shift), judged as a partner in the partner review, not flagged as a crew.
     #: Insiders are a few among honest colleagues, or stand out.
     workforce_share: float = 0.8

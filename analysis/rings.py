@@ -625,15 +625,14 @@ def _ring_evidence(c: dict[str, np.ndarray], idx: np.ndarray, hidx: np.ndarray,
             f"that of the fourth-highest {' or '.join(k.replace('_', ' ') for k in kinds)} "
             f"account of the export")
     # A partner's workforce: harvesters that are (nearly) all of one partner's active staff, alike
-    # (none stands out), none at harvest_factor² alone. A call centre or a customer-service
+    # (none stands out). A call centre or a customer-service
     # shift reads callers it has no order tie to, every agent alike; the partner is judged
     # as a whole in the partner review, against partners of its kind.
     shift = 0
     hp = h("partner_id")
     if (len(hidx) >= params.crew_harvesters and not stand
             and (h("account_type") == "partner_staff").all() and pd.notna(hp).all()
-            and len(set(hp.tolist())) == 1
-            and float(np.nanmax(h("harvest_ratio"))) < params.harvest_factor ** 2):
+            and len(set(hp.tolist())) == 1):
         n_staff = (workforce or {}).get(hp[0], 0)
         if len(hidx) >= params.workforce_share * n_staff:
             shift = n_staff
@@ -662,7 +661,7 @@ def _ring_evidence(c: dict[str, np.ndarray], idx: np.ndarray, hidx: np.ndarray,
         "harm_ratio": round(float(harm_ratio), 3), "support_signals": support,
         "untied_users": users, "harvesters": int(len(hidx)),
         "coupon_claimers": int(len(cpidx)), "coupon_harm": round(coupon_harm, 3),
-        "crew_readers": int(len(rdidx)), "standouts": stand,
+        "crew_readers": int(len(rdidx)), "standouts": stand, "workforce": int(shift),
         "coupon_harvesters": int(len(hoarders)),
     }
 
@@ -727,8 +726,8 @@ def decide_flag(harm_ratio: float, harvesters: int, crew_evidence: int,
     f = params.harvest_factor
     if workforce:
         return False, (f"not flagged: its {harvesters} harvesters are nearly all the {workforce} "
-                       f"active staff of one partner, alike, none standing out or at "
-                       f"{f ** 2:g}× alone: a partner's workforce (a call centre or a shift), "
+                       f"active staff of one partner, alike, none standing out: "
+                       f"a partner's workforce (a call centre or a shift), "
                        f"judged as a partner in the partner review")
     if harvesters and ((harm_ratio >= f ** 2 and crew_evidence >= 1) or harm_ratio >= f ** 3):
         return True, ""
@@ -808,6 +807,13 @@ def partner_review(sig: pd.DataFrame, base: Baselines, rings: Rings,
                                                "partner_id"].dropna())
     for ids in rings.rings.loc[is_flagged(rings.rings), "partner_ids"]:
         flagged_partners |= set(split_ids(ids))
+    # Partners whose staff harvest alike, all of them (a call centre, a shift): its workforce.
+    workforce = {}
+    if "workforce" in rings.rings:
+        crews = rings.rings[~is_flagged(rings.rings) & (rings.rings["workforce"] > 0)]
+        for ids, n in zip(crews["partner_ids"], crews["workforce"]):
+            for p in split_ids(ids):
+                workforce[p] = int(n)
     g["untied_share"] = np.where(g["profiles_read"] > 0, g["untied_reads"] / g["profiles_read"], 0)
     g["flagged"] = g["partner_id"].isin(flagged_partners)
     g["stranger_reach"] = g["stranger_reach"].round(1)
@@ -821,6 +827,12 @@ def partner_review(sig: pd.DataFrame, base: Baselines, rings: Rings,
         if r.flagged:
             why.append(f"flagged: {vol}; {reach}; {r.untied_share:.0%} of its reads had no "
                        "business tie")
+        elif r.partner_id in workforce:
+            why.append(
+                f"not flagged: {vol}; {reach}; {1 - r.untied_share:.1%} of its reads were users "
+                f"who ordered from its merchants; its {workforce[r.partner_id]} active staff "
+                f"read strangers alike, none standing out: a workforce (a call centre or a "
+                f"shift), not a crew")
         else:
             why.append(
                 f"not flagged: {vol}; {reach}; {1 - r.untied_share:.1%} of its reads were users "

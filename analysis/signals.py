@@ -38,8 +38,11 @@ returned (an integrator's API call returns up to a hundred records):
     ``MIN_CLIENTELE`` tied users), the share ``r`` of its tied users it came back
     to tells how its clientele behaves; its untied users it came back to are
     then taken as a sample of its old clientele, whose size is that sample over
-    ``r`` (:func:`stranger_reach`). A sweep of users it never read before is
-    what is left.
+    ``r`` (:func:`stranger_reach`). A business (merchant or partner staff) with
+    too few tied users to judge by is taken to come back to all its old clients
+    (``r`` = 1): a partner's staff that re-read the same few hundred clients every
+    week reach no strangers. A customer has no clientele. A sweep of users it
+    never read before is what is left.
 ``untied_merchants``
     merchants whose comment pages (user comments) it read with no tie.
 
@@ -128,6 +131,8 @@ MIN_PEERS = 30
 MIN_CLIENTELE = 20
 #: A clientele return rate below this says too little to take anything out.
 MIN_RETURN = 0.05
+#: Account types that serve clients, who may have ordered before the export window.
+BUSINESS_TYPES = ("merchant", "partner_staff")
 #: The quantile of a type's active accounts that coupon reach is measured against: a crew
 #: member claims like the keenest tenth of bargain hunters, many of them on its own
 #: infrastructure (:mod:`analysis.rings`).
@@ -264,7 +269,8 @@ def bulk_baseline(values: np.ndarray, quantile: float, floor: float,
     return round(float(bulk[best]), 6), round(float(n - m[best]) / n, 4)
 
 
-def stranger_reach(untied_reach, untied_reach_returned, tied_users, tied_returned) -> np.ndarray:
+def stranger_reach(untied_reach, untied_reach_returned, tied_users, tied_returned,
+                   business=False) -> np.ndarray:
     """Reach of strangers: untied reach less the reader's estimated old clientele.
 
     ``untied_reach`` and ``untied_reach_returned`` are the popularity-weighted
@@ -272,7 +278,9 @@ def stranger_reach(untied_reach, untied_reach_returned, tied_users, tied_returne
     a clientele to judge by (``tied_users`` ≥ ``MIN_CLIENTELE``, returning at a
     rate ``r = tied_returned / tied_users`` ≥ ``MIN_RETURN``), the untied users
     it came back to are its old clients' returning part, so its old clientele
-    reaches ``untied_reach_returned / r``; what is left is the sweep.
+    reaches ``untied_reach_returned / r``; what is left is the sweep. A
+    ``business`` (a mask: merchants, partner staff) without such a clientele is
+    taken to come back to all its old clients (``r`` = 1).
 
     >>> # An honest partner: 40 % of clients come back; 40 of its 100 untied ones did too.
     >>> float(stranger_reach(100.0, 40.0, 500, 200)[0])
@@ -280,16 +288,23 @@ def stranger_reach(untied_reach, untied_reach_returned, tied_users, tied_returne
     >>> # A crawler in honest traffic: 6,000 strangers read once, plus the same clientele.
     >>> float(stranger_reach(6100.0, 40.0, 500, 200)[0])
     6000.0
-    >>> # No clientele to judge by: all untied reach counts.
-    >>> float(stranger_reach(300.0, 0.0, 0, 0)[0])
+    >>> # No clientele to judge by: all untied reach counts ...
+    >>> float(stranger_reach(300.0, 290.0, 0, 0)[0])
     300.0
+    >>> # ... unless it is a business: the users it came back to are its old clients.
+    >>> float(stranger_reach(300.0, 290.0, 5, 5, business=True)[0])
+    10.0
     """
     total = np.atleast_1d(np.asarray(untied_reach, dtype=float))
     ret = np.atleast_1d(np.asarray(untied_reach_returned, dtype=float))
     tu = np.atleast_1d(np.asarray(tied_users, dtype=float))
     tr = np.atleast_1d(np.asarray(tied_returned, dtype=float))
+    business = np.broadcast_to(np.asarray(business, dtype=bool), total.shape)
     with np.errstate(divide="ignore", invalid="ignore"):
-        r = np.where(tu >= MIN_CLIENTELE, tr / tu, 0.0)
+        # Too few tied users to judge by: a business (a merchant, partner staff) is taken to
+        # come back to all of its old clients, so the untied users it came back to are its
+        # clientele from before the window; a customer has no clientele.
+        r = np.where(tu >= MIN_CLIENTELE, tr / tu, np.where(business, 1.0, 0.0))
         clientele = np.where(r >= MIN_RETURN, ret / r, 0.0)
     return np.round(np.maximum(total - clientele, 0.0), 6)
 
@@ -330,7 +345,8 @@ def account_signals(agg: Aggregates, graph: EntityGraph, communities: pd.Series 
         acc["clientele_return"] = np.where(acc["tied_users"] > 0,
                                            acc["tied_returned"] / acc["tied_users"], np.nan)
     acc["stranger_reach"] = stranger_reach(acc["untied_reach"], acc["untied_reach_returned"],
-                                           acc["tied_users"], acc["tied_returned"])
+                                           acc["tied_users"], acc["tied_returned"],
+                                           acc["account_type"].isin(BUSINESS_TYPES).to_numpy())
     active = acc[acc["n_events"] > 0]
     base = Baselines(quantile=quantile)
     floors = {"untied_users": 1.0, "untied_records": 1.0, "device_share": 1.0, "ip_share": 1.0,
