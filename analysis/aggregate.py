@@ -240,7 +240,8 @@ def plan(as_of: date | str | None = None, gap_chunks: int = 1) -> list[Step]:
                 SELECT aid, sum(n) AS comment_reads, sum(rec) AS comment_records,
                        count(*) AS merchants_read,
                        coalesce(sum(rec) FILTER (WHERE NOT tied), 0) AS untied_comment_records,
-                       count(*) FILTER (WHERE NOT tied) AS untied_merchants
+                       count(*) FILTER (WHERE NOT tied) AS untied_merchants,
+                       coalesce(sum(n) FILTER (WHERE NOT tied), 0) AS untied_comment_reads
                 FROM comment_pairs GROUP BY aid),
             noorder AS (
                 SELECT q.aid, count(*) AS coupon_no_order,
@@ -272,6 +273,7 @@ def plan(as_of: date | str | None = None, gap_chunks: int = 1) -> list[Step]:
                    coalesce(com.comment_records, 0) AS comment_records,
                    coalesce(com.merchants_read, 0) AS merchants_read,
                    coalesce(com.untied_merchants, 0) AS untied_merchants,
+                   coalesce(com.untied_comment_reads, 0) AS untied_comment_reads,
                    coalesce(prof.untied_profile_records, 0)
                      + coalesce(com.untied_comment_records, 0) AS untied_records,
                    coalesce(timing.n_gaps, 0) AS n_gaps, timing.gap_mean, timing.gap_sd,
@@ -320,6 +322,7 @@ SCHEMAS: dict[str, dict[str, object]] = {
         "tied_returned": _I64, "untied_returned": _I64, "untied_reach": _F64,
         "untied_reach_returned": _F64, "comment_reads": _F64,
         "comment_records": _F64, "merchants_read": _I64, "untied_merchants": _I64,
+        "untied_comment_reads": _F64,
         "untied_records": _F64, "n_gaps": _I64, "gap_mean": _F64, "gap_sd": _F64,
         "gap_median": _F64, "hours_active": _I64, "hour_entropy": _F64,
         "peak_hour_share": _F64,

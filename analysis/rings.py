@@ -72,7 +72,7 @@ from .aggregate import Aggregates
 from .findings import is_flagged, split_ids
 from .graph import EntityGraph
 from .params import RingParams
-from .signals import Baselines
+from .signals import PEER_MEASURES, Baselines
 
 __all__ = ["RingParams", "Rings", "coupon_crews", "coupon_harvesters", "decide_flag", "find_rings",
            "partner_review", "reader_crews", "ring_score", "standouts"]
@@ -201,7 +201,8 @@ def find_rings(sig: pd.DataFrame, base: Baselines, graph: EntityGraph, communiti
     # few comment pages of unvisited shops is a common shopper's habit, so comments count
     # only at the full harvest factor).
     weak = ((sig["stranger_reach_ratio"].to_numpy() >= params.join_factor)
-            | (sig["untied_merchants_ratio"].to_numpy() >= params.harvest_factor)) & ~harvester
+            | (sig["untied_merchants_ratio"].to_numpy() >= params.harvest_factor)
+            | (sig["untied_comment_reads_ratio"].to_numpy() >= params.harvest_factor)) & ~harvester
     links = _entity_links(agg)
     # Coupon crews: accounts that claimed coupons at more merchants they never ordered from
     # than 90 % of their peers, working from devices or IPs they dominate. Alone such an
@@ -345,7 +346,8 @@ _EVIDENCE_COLUMNS = ("untied_users", "untied_records", "untied_reads", "profile_
                      "harvest_ratio", "stranger_reach", "stranger_reach_ratio",
                      "untied_merchants", "untied_merchants_ratio", "clientele_return",
                      "coupon_merchants", "coupon_merchants_ratio", "stranger_reach_standout",
-                     "untied_merchants_standout")
+                     "untied_merchants_standout", "untied_comment_reads",
+                     "untied_comment_reads_ratio", "untied_comment_reads_standout")
 
 
 def coupon_crews(sig: pd.DataFrame, links: pd.DataFrame, params: RingParams) -> np.ndarray:
@@ -372,7 +374,7 @@ def standouts(c: dict[str, np.ndarray], idx: np.ndarray, params: RingParams) -> 
     level in a measure and ``support_factor`` times the fourth-highest account of their
     type in it (``c`` holds the signals as arrays; :mod:`analysis.signals`)."""
     out = np.zeros(len(idx), dtype=bool)
-    for measure in ("stranger_reach", "untied_merchants"):
+    for measure in PEER_MEASURES:
         out |= ((np.nan_to_num(c[f"{measure}_ratio"][idx]) >= params.harvest_factor)
                 & (np.nan_to_num(c[f"{measure}_standout"][idx]) >= params.support_factor))
     return out
@@ -395,7 +397,8 @@ def reader_crews(sig: pd.DataFrame, links: pd.DataFrame, params: RingParams) -> 
     with np.errstate(divide="ignore", invalid="ignore"):
         depth = sig["untied_reads"].to_numpy(dtype=float) / sig["untied_users"].to_numpy(dtype=float)
     sweep = np.nan_to_num(depth, nan=np.inf) <= params.support_factor ** 2
-    for measure, ok in (("stranger_reach_ratio", sweep), ("untied_merchants_ratio", None)):
+    for measure, ok in (("stranger_reach_ratio", sweep), ("untied_merchants_ratio", None),
+                        ("untied_comment_reads_ratio", None)):
         ratio = sig[measure].to_numpy(dtype=float)
         if ok is not None:
             ratio = np.where(ok, ratio, 0.0)
@@ -513,6 +516,11 @@ def _ring_evidence(c: dict[str, np.ndarray], idx: np.ndarray, hidx: np.ndarray,
         reasons.append(f"read the comment pages of {merchants:,} merchants it has no tie to "
                        f"({_fmt(float(np.nanmax(m('untied_merchants_ratio'))))}× at most of "
                        f"{base.describe_peer('untied_merchants', top)})")
+    pages = int(m("untied_comment_reads").sum())
+    if pages and (m("untied_comment_reads_ratio") >= params.harvest_factor).any():
+        reasons.append(f"read {pages:,} comment pages of merchants it has no tie to "
+                       f"({_fmt(float(np.nanmax(m('untied_comment_reads_ratio'))))}× at most of "
+                       f"{base.describe_peer('untied_comment_reads', top)})")
     if records:
         reasons.append(f"{records:,} user records returned with no business tie (profiles and "
                        f"comments)")

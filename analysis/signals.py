@@ -45,6 +45,9 @@ returned (an integrator's API call returns up to a hundred records):
     never read before is what is left.
 ``untied_merchants``
     merchants whose comment pages (user comments) it read with no tie.
+``untied_comment_reads``
+    comment pages it read at merchants it has no tie to: a comment crawler pages
+    through every comment of a few shops, a shopper reads a page or two of many.
 
 Each is compared with the account's **peers**: staff with staff, merchants with
 merchants, customers with customers, readers with readers (the 75th percentile of
@@ -107,9 +110,10 @@ MIN_CREW_SHARE = 0.5
 #: Largest share of accounts the guard may set aside as a separated upper group.
 MAX_UPPER_SHARE = 0.25
 #: Measures whose baseline is guarded against a separated upper group (the harm measures).
-GUARDED = ("untied_users", "untied_records", "stranger_reach", "untied_merchants")
+GUARDED = ("untied_users", "untied_records", "stranger_reach", "untied_merchants",
+           "untied_comment_reads")
 #: Harm measures compared with the account's peers (accounts of the same type).
-PEER_MEASURES = ("stranger_reach", "untied_merchants")
+PEER_MEASURES = ("stranger_reach", "untied_merchants", "untied_comment_reads")
 #: The quantile of a peer group that harm is measured against. A peer group can be
 #: small (a platform's partner staff) and rings a large share of it, so the baseline is
 #: what three quarters of the peers stay under, not 95 %: robust while rings are fewer
@@ -120,7 +124,8 @@ PEER_QUANTILE = 0.75
 PEER_MAX_UPPER_SHARE = 0.5
 #: The reads that make an account a peer for a harm measure: its peers are the accounts
 #: of its type that read profiles (for reach of strangers) or comment pages at all.
-READS_OF = {"stranger_reach": "profile_reads", "untied_merchants": "comment_reads"}
+READS_OF = {"stranger_reach": "profile_reads", "untied_merchants": "comment_reads",
+            "untied_comment_reads": "comment_reads"}
 #: Smallest baseline of a harm measure: a harvest is counted in people, so a peer
 #: group that reads no strangers at all still needs a few before one of it stands out.
 HARM_FLOOR = 1.0
@@ -351,7 +356,7 @@ def account_signals(agg: Aggregates, graph: EntityGraph, communities: pd.Series 
     base = Baselines(quantile=quantile)
     floors = {"untied_users": 1.0, "untied_records": 1.0, "device_share": 1.0, "ip_share": 1.0,
               "coupon_no_order": 1.0, "profile_reads": 1.0, "stranger_reach": HARM_FLOOR,
-              "untied_merchants": HARM_FLOOR}
+              "untied_merchants": HARM_FLOOR, "untied_comment_reads": HARM_FLOOR}
     for measure, floor in floors.items():
         if measure in GUARDED:
             crews = (None if communities is None
@@ -430,7 +435,7 @@ def account_signals(agg: Aggregates, graph: EntityGraph, communities: pd.Series 
     acc["coupon_merchants_ratio"] = ratio
     acc["harm_users_ratio"] = base.ratio("untied_users", acc["untied_users"])
     acc["harm_records_ratio"] = base.ratio("untied_records", acc["untied_records"])
-    acc["harvest_ratio"] = acc[["stranger_reach_ratio", "untied_merchants_ratio"]].max(axis=1)
+    acc["harvest_ratio"] = acc[[f"{m}_ratio" for m in PEER_MEASURES]].max(axis=1)
     acc["device_share_ratio"] = base.ratio("device_share", acc["device_share"])
     acc["ip_share_ratio"] = base.ratio("ip_share", acc["ip_share"])
     acc["coupon_ratio"] = base.ratio("coupon_no_order", acc["coupon_no_order"])

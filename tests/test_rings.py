@@ -268,3 +268,77 @@ def test_a_reading_crew_that_sets_its_peers_level_is_flagged_and_a_kiosk_is_not(
     assert got == {f"r{i}" for i in range(1, 9)}
     assert "reading crew: 8 accounts" in ring["reasons"]
     assert not {"f1", "f2", "f3", "k00"} & set(members["account_id"])
+
+
+def _strangers(accounts: list, events: list, t, who, device, ip, n, start):
+    """``who`` reads the profiles of ``n`` new strangers (v<start>..), once each, a day apart."""
+    for i in range(n):
+        u = f"v{start + i:05d}"
+        accounts.append([u, "customer", "2019-06-01", ""])
+        events.append([_ts(t + timedelta(days=i % 20, minutes=i)), who, device, ip,
+                       "view_profile", u, "1"])
+
+
+def test_a_call_centre_whose_agents_all_read_callers_alike_is_no_crew(tmp_path):
+    """Two partners' staff reading 60 strangers each, once each (peers' level: the floor 1).
+
+    * P1 (agency) is a call centre: its six agents a1..a6, all of its staff, each read 60
+      callers from the one office IP they dominate. A crew by the numbers (six harvesters
+      at 60× each, 360× in all), but the partner's whole workforce, alike, none standing
+      out: not flagged, and the partner review says it is a workforce.
+    * P2 (isv) has eight staff; three of them, i1..i3, each read 60 strangers from a box
+      only they use, the other five read nobody. Three of eight is no workforce, and they
+      stand far above every other staff account: flagged, exactly {i1, i2, i3}.
+    """
+    partners = [["P1", "Call Co", "agency", "2019-01-01"], ["P2", "Tool Co", "isv", "2019-01-01"]]
+    accounts = [[f"a{j}", "partner_staff", "2019-03-01", "P1"] for j in range(1, 7)]
+    accounts += [[f"i{j}", "partner_staff", "2019-03-01", "P2"] for j in range(1, 4)]
+    accounts += [[f"o{j}", "partner_staff", "2019-03-01", "P2"] for j in range(1, 6)]
+    accounts += [["m1", "merchant", "2019-02-01", "P2"]]
+    events: list = []
+    _background(accounts, events)
+    for j in range(1, 7):
+        _strangers(accounts, events, T0 + timedelta(hours=j), f"a{j}", f"desk{j}",
+                   "198.51.100.1", 60, 100 * j)
+    for j in range(1, 4):
+        _strangers(accounts, events, T0 + timedelta(hours=j), f"i{j}", f"lap{j}",
+                   "203.0.113.9", 60, 1000 + 100 * j)
+    for j in range(1, 6):
+        events.append([_ts(T0 + timedelta(days=j)), f"o{j}", f"olap{j}", f"10.9.0.{j}",
+                       "view_item", "m1", "0"])
+    flagged, members, review = _run(tmp_path, partners, accounts, events)
+    ring, got = _the_one_flagged(flagged, members)
+    assert got == {"i1", "i2", "i3"}
+    call = review.set_index("partner_id").loc["P1"]
+    assert not call["flagged"]
+    assert "its 6 active staff read strangers alike" in call["why"]
+
+
+def test_a_comment_crawler_paging_through_one_shop_is_flagged(tmp_path):
+    """Comment pages read at merchants with no tie (the peers' level: what three quarters
+    of the comment readers stay under).
+
+    * 40 background shoppers (h000..h039) each read 2 comment pages of one shop (m1..m4)
+      they never ordered from: 2 pages at one merchant each.
+    * A crew c1..c5 on one emulator pages through m5's comments, 200 pages each: one
+      merchant each, like a shopper, but 100× the pages; five of them on a device only
+      they use -> one flagged ring of exactly {c1..c5}.
+    """
+    partners = [["P1", "Shop Co", "isv", "2019-01-01"]]
+    accounts = [[f"m{k}", "merchant", "2019-02-01", "P1"] for k in range(1, 6)]
+    accounts += [[f"c{j}", "customer", "2020-02-20", ""] for j in range(1, 6)]
+    events: list = []
+    _background(accounts, events)
+    for i in range(40):
+        for p in range(2):
+            events.append([_ts(T0 + timedelta(days=1, hours=i % 24, minutes=p)), f"h{i:03d}",
+                           f"hphone{i}", f"10.1.{i // 250}.{i % 250}", "view_comments",
+                           f"m{1 + i % 4}", "20"])
+    for j in range(1, 6):
+        for p in range(200):
+            events.append([_ts(T0 + timedelta(days=2 + p % 10, minutes=7 * p + j)), f"c{j}",
+                           "emu-1", f"198.51.100.{j}", "view_comments", "m5", "20"])
+    flagged, members, _ = _run(tmp_path, partners, accounts, events)
+    ring, got = _the_one_flagged(flagged, members)
+    assert got == {f"c{j}" for j in range(1, 6)}
+    assert "comment pages of merchants it has no tie to" in ring["reasons"]
