@@ -297,8 +297,15 @@ def degree_distribution(dist: pd.DataFrame, hub_degree: int | None = None) -> go
                       annotation_text=f"hub degree {hub_degree}", annotation_position="top")
     ent = dist[dist["kind"].isin(["device", "ip"])]
     top = int(ent["degree"].max()) if len(ent) else 0
-    title = (f"Heavy tail: most devices and IPs serve one account, the busiest {top:,}"
-             if top else "Degree distribution of the entity graph")
+    n_ent = int(ent["nodes"].sum())
+    one = int(ent.loc[ent["degree"] == 1, "nodes"].sum())
+    if not top:
+        title = "Degree distribution of the entity graph"
+    elif one > n_ent / 2:
+        title = f"Heavy tail: most devices and IPs serve one account, the busiest {top:,}"
+    else:   # the title says only what the data shows
+        title = (f"{one / n_ent:.0%} of devices and IPs serve one account, the busiest "
+                 f"{top:,}")
     fig.update_xaxes(type="log")
     fig.update_yaxes(type="log")
     fig.update_layout(height=420)
