@@ -59,6 +59,7 @@ def test_report_ring_runs_the_largest_ring(small_world, tmp_path):
     assert not any(o.output_type == "error" for o in outputs)
     text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
     assert f"{ring['ring_id']} (rank {ring['rank']}" in text
+    assert "ringscope: loaded from" in "".join(str(o) for o in outputs)   # not analysed again
     net = next(o["data"]["application/vnd.plotly.v1+json"] for o in outputs
                if "application/vnd.plotly.v1+json" in o.get("data", {}))
     drawn = sum(len(t.get("x", [])) for t in net["data"] if t.get("name") in RING_CLASSES)

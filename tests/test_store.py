@@ -108,3 +108,27 @@ def test_the_weekly_replay_runs_once_per_analysis(ring_export, tmp_path, monkeyp
     assert none.empty
     replay.first_flagged(exp.con, findings, keep=out, step_days=3)
     assert calls
+
+
+def test_the_replay_bar_ends_full_when_every_ring_is_found_early(ring_export, tmp_path):
+    # Notebook 05's bar once ended red at "93 % 14/15": the runs skipped once every ring was
+    # found must count as done.
+    from analysis import replay
+
+    class Bar:
+        def __init__(self, total):
+            self.total, self.n, self.closed = total, 0, False
+
+        def update(self, k=1):
+            self.n += k
+
+        def close(self):
+            self.closed = True
+
+    bars = []
+    exp, findings = pipeline.open_findings(ring_export, progress=False)
+    lag = replay.first_flagged(exp.con, findings, step_days=1,
+                               progress=lambda total: bars.append(Bar(total)) or bars[-1])
+    (bar,) = bars
+    assert bar.total > 1 and bar.n == bar.total and bar.closed
+    assert (lag["days_to_flag"] >= 0).all()
