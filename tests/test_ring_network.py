@@ -144,3 +144,30 @@ def test_exploring_a_ring_of_thousands_stays_quick():
     assert time.perf_counter() - t0 < 20
     assert fig.layout.title.text.startswith("ring-002: 3,000 accounts")
     assert view.choices(limit=50) and len(view.choices(limit=50)) == 50
+
+
+def test_the_explorer_widget_opens_and_filters(ring_export):
+    from analysis import pipeline
+    from analysis.notebook import widgets
+
+    _, findings = pipeline.open_findings(ring_export, progress=False)
+    box = widgets.network_explorer(findings, 1, draw_now=True)
+    view = box.view
+    (node, open_button, _reset), (kinds, score) = box.children[0].children, box.children[1].children
+    before = len(view.graph().nodes)
+    node.value = "emu-1"                     # the crawlers' device: its accounts are drawn
+    open_button.click()
+    assert view.opened == ["emu-1"] and len(view.graph().nodes) >= before
+    kinds.value = ("account",)
+    assert set(view.graph().nodes["kind"]) == {"account"}
+    score.value = 1e6
+    assert view.graph().nodes.empty
+    view.open("k1")
+    assert view.opened[-1] == "k1"
+    said = box.children[2]
+    view.reset()
+    assert view.opened == []
+    node.options = [("nowhere", "no-such-id")]
+    node.value = "no-such-id"
+    open_button.click()
+    assert "no account, device, IP or partner" in said.value

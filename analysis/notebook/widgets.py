@@ -156,6 +156,8 @@ def network_explorer(findings: Findings, ring: int | str | None = None, *, hops:
     types, and hide nodes below a score (an account's score is how many times its type's
     baseline it harvested; a device's, IP's or partner's the highest of its accounts').
     Returns the widget, with ``.view`` (:class:`NetworkView`) for code."""
+    import html
+
     import ipywidgets as w
 
     from .. import charts
@@ -181,9 +183,15 @@ def network_explorer(findings: Findings, ring: int | str | None = None, *, hops:
         with out:
             charts.ring_network(view.graph()).show()
 
+    said = w.HTML()
+
     def do_open(_=None) -> None:
+        said.value = ""
         if node.value:
-            view.open(node.value)
+            try:
+                view.open(node.value)
+            except ValueError as exc:     # an id the graph does not hold: say so, keep the view
+                said.value = f"<i>{html.escape(str(exc))}</i>"
         draw()
 
     def do_reset(_=None) -> None:
@@ -201,7 +209,7 @@ def network_explorer(findings: Findings, ring: int | str | None = None, *, hops:
             from IPython.display import display
 
             display(w.HTML("<i>Open a node, or change the filter, to draw the network here.</i>"))
-    box = w.VBox([w.HBox([node, open_button, reset]), w.HBox([kinds, score]), out])
+    box = w.VBox([w.HBox([node, open_button, reset]), w.HBox([kinds, score]), said, out])
     box.view = view
     return box
 
