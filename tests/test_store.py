@@ -132,3 +132,38 @@ def test_the_replay_bar_ends_full_when_every_ring_is_found_early(ring_export, tm
     (bar,) = bars
     assert bar.total > 1 and bar.n == bar.total and bar.closed
     assert (lag["days_to_flag"] >= 0).all()
+
+
+def test_case_files_are_written_once_per_findings(ring_export, tmp_path, monkeypatch):
+    # Reopening notebook 04 on another ring does not write every flagged ring's files again.
+    from dataclasses import replace
+
+    from analysis import case as ring_case
+
+    out = tmp_path / "out"
+    exp, findings = pipeline.open_findings(ring_export, out=out, progress=False)
+    first = ring_case.write_investigations(exp, findings, out / "investigation", kept=out)
+    assert first and all(p.exists() for p in first)
+    calls = []
+    real = ring_case.case
+    monkeypatch.setattr(ring_case, "case", lambda *a, **k: calls.append(1) or real(*a, **k))
+    again = ring_case.write_investigations(exp, findings, out / "investigation", kept=out)
+    assert sorted(again) == sorted(first) and calls == []
+    # a lost file, another flagged set, or no kept findings: written again
+    first[0].unlink()
+    ring_case.write_investigations(exp, findings, out / "investigation", kept=out)
+    assert first[0].exists() and len(calls) == 1
+    rings = findings.rings.rings.assign(status="grown")
+    ring_case.write_investigations(exp, replace(findings, rings=replace(findings.rings,
+                                                                        rings=rings)),
+                                   out / "investigation", kept=out)
+    assert len(calls) == 2
+    ring_case.write_investigations(exp, findings, out / "investigation")
+    assert len(calls) == 3
+    # another ring opened beside them: only that one is written
+    other = findings.rings.rings.loc[~findings.rings.rings["ring_id"].isin(
+        findings.flagged["ring_id"]), "ring_id"]
+    if len(other):
+        ring_case.write_investigations(exp, findings, out / "investigation", kept=out,
+                                       also=other.iloc[0])
+        assert len(calls) == 4   # the flagged rings were kept, only this one written
