@@ -117,28 +117,20 @@ class RingCase:
         return paths
 
 
-#: In the investigation folder: what its case files were written from (see ``kept``).
+#: In the investigation folder: what its case files were written from (see ``source``).
 WRITTEN = ".written.json"
 
 
-def _written_keys(findings: Findings, rings: list[str], kept: Path) -> dict[str, str] | None:
-    """Per ring, a digest of what its case files depend on: the kept findings' key (export,
-    as-of, parameters, code), the ring's row (key, status, verdict, flag) and its members;
-    None when ``kept`` holds no kept findings."""
+def _written_keys(findings: Findings, rings: list[str], source: str) -> dict[str, str]:
+    """Per ring, a digest of what its case files depend on: ``source`` (what the findings were
+    made from), the ring's row (key, status, verdict, flag) and its members."""
     import hashlib
     import json
 
-    from .store import FOLDER
-
-    try:
-        key = json.loads((Path(kept) / FOLDER / "key.json").read_text())
-    except (OSError, ValueError):
-        return None
-    key.pop("saved_at", None)
     m, r = findings.rings.members, findings.rings.rings
     out = {}
     for rid in rings:
-        blob = json.dumps({"findings": key, "row": r.loc[r["ring_id"] == rid].iloc[0].to_dict(),
+        blob = json.dumps({"source": source, "row": r.loc[r["ring_id"] == rid].iloc[0].to_dict(),
                            "members": sorted(m.loc[m["ring_id"] == rid, "account_id"]
                                              .astype(str))}, sort_keys=True, default=str)
         out[rid] = hashlib.sha256(blob.encode()).hexdigest()
@@ -147,14 +139,14 @@ def _written_keys(findings: Findings, rings: list[str], kept: Path) -> dict[str,
 
 def write_investigations(export: Export, findings: Findings, folder: str | Path, *,
                          also: int | str | None = None,
-                         kept: str | Path | None = None) -> list[Path]:
+                         source: str | None = None) -> list[Path]:
     """Write ``folder/<ring_id>/`` for every flagged ring (and ring ``also``, when given and
     not flagged): the investigator's case files, real ids.
 
-    ``kept`` (the output folder the findings were kept in, ``open_findings(out=kept)``): a
-    ring whose case files in ``folder`` were written from exactly these findings (same kept
-    findings, ring row and members; recorded in ``folder/.written.json``) is not written
-    again, so reopening notebook 04 on another ring does not redo every flagged ring.
+    ``source`` (what the findings were made from: :func:`analysis.store.digest` of the
+    output folder they were kept in): a ring whose case files in ``folder`` were written from
+    the same source, ring row and members (recorded in ``folder/.written.json``) is not
+    written again, so reopening notebook 04 on another ring does not redo every flagged ring.
     Returns the paths of every ring's case files, written now or before.
     """
     import json
@@ -164,7 +156,7 @@ def write_investigations(export: Export, findings: Findings, folder: str | Path,
     if extra is not None and extra not in rings:
         rings.append(extra)
     folder = Path(folder)
-    tags = _written_keys(findings, rings, Path(kept)) if kept is not None else None
+    tags = _written_keys(findings, rings, source) if source else None
     done: dict = {}
     if tags is not None:
         try:

@@ -142,21 +142,23 @@ def test_case_files_are_written_once_per_findings(ring_export, tmp_path, monkeyp
 
     out = tmp_path / "out"
     exp, findings = pipeline.open_findings(ring_export, out=out, progress=False)
-    first = ring_case.write_investigations(exp, findings, out / "investigation", kept=out)
+    src = store.digest(out)
+    assert src and store.digest(tmp_path / "nothing") is None
+    first = ring_case.write_investigations(exp, findings, out / "investigation", source=src)
     assert first and all(p.exists() for p in first)
     calls = []
     real = ring_case.case
     monkeypatch.setattr(ring_case, "case", lambda *a, **k: calls.append(1) or real(*a, **k))
-    again = ring_case.write_investigations(exp, findings, out / "investigation", kept=out)
+    again = ring_case.write_investigations(exp, findings, out / "investigation", source=src)
     assert sorted(again) == sorted(first) and calls == []
     # a lost file, another flagged set, or no kept findings: written again
     first[0].unlink()
-    ring_case.write_investigations(exp, findings, out / "investigation", kept=out)
+    ring_case.write_investigations(exp, findings, out / "investigation", source=src)
     assert first[0].exists() and len(calls) == 1
     rings = findings.rings.rings.assign(status="grown")
     ring_case.write_investigations(exp, replace(findings, rings=replace(findings.rings,
                                                                         rings=rings)),
-                                   out / "investigation", kept=out)
+                                   out / "investigation", source=src)
     assert len(calls) == 2
     ring_case.write_investigations(exp, findings, out / "investigation")
     assert len(calls) == 3
@@ -164,6 +166,6 @@ def test_case_files_are_written_once_per_findings(ring_export, tmp_path, monkeyp
     other = findings.rings.rings.loc[~findings.rings.rings["ring_id"].isin(
         findings.flagged["ring_id"]), "ring_id"]
     if len(other):
-        ring_case.write_investigations(exp, findings, out / "investigation", kept=out,
+        ring_case.write_investigations(exp, findings, out / "investigation", source=src,
                                        also=other.iloc[0])
         assert len(calls) == 4   # the flagged rings were kept, only this one written
