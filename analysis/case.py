@@ -117,17 +117,67 @@ class RingCase:
         return paths
 
 
+#: In the investigation folder: what its case files were written from (see ``source``).
+WRITTEN = ".written.json"
+
+
+def _written_keys(findings: Findings, rings: list[str], source: str) -> dict[str, str]:
+    """Per ring, a digest of what its case files depend on: ``source`` (what the findings were
+    made from), the ring's row (key, status, verdict, flag) and its members."""
+    import hashlib
+    import json
+
+    m, r = findings.rings.members, findings.rings.rings
+    out = {}
+    for rid in rings:
+        blob = json.dumps({"source": source, "row": r.loc[r["ring_id"] == rid].iloc[0].to_dict(),
+                           "members": sorted(m.loc[m["ring_id"] == rid, "account_id"]
+                                             .astype(str))}, sort_keys=True, default=str)
+        out[rid] = hashlib.sha256(blob.encode()).hexdigest()
+    return out
+
+
 def write_investigations(export: Export, findings: Findings, folder: str | Path, *,
-                         also: int | str | None = None) -> list[Path]:
+                         also: int | str | None = None,
+                         source: str | None = None) -> list[Path]:
     """Write ``folder/<ring_id>/`` for every flagged ring (and ring ``also``, when given and
-    not flagged): the investigator's case files, real ids."""
+    not flagged): the investigator's case files, real ids.
+
+    ``source`` (what the findings were made from: :func:`analysis.store.digest` of the
+    output folder they were kept in): a ring whose case files in ``folder`` were written from
+    the same source, ring row and members (recorded in ``folder/.written.json``) is not
+    written again, so reopening notebook 04 on another ring does not redo every flagged ring.
+    Returns the paths of every ring's case files, written now or before.
+    """
+    import json
+
     rings = list(findings.flagged["ring_id"])
     extra = resolve_ring(findings, also) if also is not None else None
     if extra is not None and extra not in rings:
         rings.append(extra)
+    folder = Path(folder)
+    tags = _written_keys(findings, rings, source) if source else None
+    done: dict = {}
+    if tags is not None:
+        try:
+            done = dict(json.loads((folder / WRITTEN).read_text()))
+        except (OSError, ValueError, TypeError):
+            done = {}
     written: list[Path] = []
     for ring_id in rings:
-        written += case(export, findings, ring_id).write(folder)
+        before = done.get(ring_id) or {}
+        files = [folder / f for f in before.get("files", [])] if isinstance(before, dict) else []
+        if (tags is not None and before.get("key") == tags[ring_id] and files
+                and all(f.exists() for f in files)):
+            written += files
+            continue
+        files = case(export, findings, ring_id).write(folder)
+        written += files
+        if tags is not None:
+            done[ring_id] = {"key": tags[ring_id],
+                             "files": [f.relative_to(folder).as_posix() for f in files]}
+    if tags is not None:
+        (folder / WRITTEN).write_text(json.dumps(done, indent=1, sort_keys=True) + "\n")
     return written
 
 

@@ -297,8 +297,15 @@ def degree_distribution(dist: pd.DataFrame, hub_degree: int | None = None) -> go
                       annotation_text=f"hub degree {hub_degree}", annotation_position="top")
     ent = dist[dist["kind"].isin(["device", "ip"])]
     top = int(ent["degree"].max()) if len(ent) else 0
-    title = (f"Heavy tail: most devices and IPs serve one account, the busiest {top:,}"
-             if top else "Degree distribution of the entity graph")
+    n_ent = int(ent["nodes"].sum())
+    one = int(ent.loc[ent["degree"] == 1, "nodes"].sum())
+    if not top:
+        title = "Degree distribution of the entity graph"
+    elif one > n_ent / 2:
+        title = f"Heavy tail: most devices and IPs serve one account, the busiest {top:,}"
+    else:   # the title says only what the data shows
+        title = (f"{one / n_ent:.0%} of devices and IPs serve one account, the busiest "
+                 f"{top:,}")
     fig.update_xaxes(type="log")
     fig.update_yaxes(type="log")
     fig.update_layout(height=420)
@@ -447,6 +454,11 @@ def _layout(sub, seed: int) -> dict[int, tuple[float, float]]:
     return {n: (float(x), float(y)) for n, (x, y) in zip(ids, coords)}
 
 
+def _hidden_partners(sub) -> list[str]:
+    """Partners of the ring the filter hid (they stay in the title: a fact of the ring)."""
+    return list(getattr(sub, "hidden_partners", None) or [])
+
+
 def ring_network(sub, pseudonyms=None, *, seed: int = 7, title: str | None = None) -> go.Figure:
     """The ring's network: accounts, devices, IPs and partners, coloured and shaped by type.
 
@@ -510,24 +522,39 @@ def ring_network(sub, pseudonyms=None, *, seed: int = 7, title: str | None = Non
     c = sub.counts()
     if title is None:
         who = ring_label(sub.ring_id) if pseudonyms is not None else esc(sub.ring_id)
-        pids = sorted(set(nodes.loc[nodes["kind"] == "partner", "key"].astype(str)))
+        # The ring's own picture: nodes opened by hand and the filter are said apart.
+        opened = (nodes["opened"].fillna(False).astype(bool).to_numpy() if "opened" in nodes
+                  else np.zeros(len(nodes), dtype=bool))
+        hidden = dict(getattr(sub, "hidden", None) or {})
+        own_nodes = nodes[~opened]
+        pids = sorted(set(own_nodes.loc[own_nodes["kind"] == "partner", "key"].astype(str))
+                      | set(_hidden_partners(sub)))
         totals = getattr(sub, "totals", None) or {"device": c["devices"], "ip": c["ips"]}
-        title = (f"{who}: {plural(c['ring accounts'], 'account')}"
+        n_ring = c["ring accounts"] + hidden.get("ring accounts", 0)
+        title = (f"{who}: {plural(n_ring, 'account')}"
                  + (f" ({int((classes['cls'] == 'staff').sum())} partner staff)"
                     if (classes["cls"] == "staff").any() else "")
                  + f" on {plural(totals['device'], 'device')} and {plural(totals['ip'], 'IP')}"
                  + (f", linked to partner {esc(', '.join(pids))}" if pids else ""))
         if sub.hops == 2:
-            title += f"; {c['other accounts']} neighbouring accounts"
+            title += (f"; {int(((own_nodes['kind'] == 'account') & ~own_nodes['in_ring']).sum())}"
+                      f" neighbouring accounts")
             if sub.left_out:
                 title += f" ({sub.left_out} more left out)"
-        shared = c["devices"] + c["ips"]
+        ents = own_nodes["kind"].isin(["device", "ip"])
+        shown = int(ents.sum())
+        shared = shown + hidden.get("device", 0) + hidden.get("ip", 0)
         drawn = []
         if getattr(sub, "entities_left_out", 0):
             drawn.append(f"showing {shared:,} of {shared + sub.entities_left_out:,} shared "
                          f"devices and IPs")
         else:
             drawn.append(f"showing the {plural(shared, 'shared device or IP', 'shared devices and IPs')}")
+        n_hidden = sum(v for k, v in hidden.items() if k != "opened")
+        if n_hidden:
+            drawn.append(f"{plural(n_hidden, 'node')} of the ring's picture hidden by the filter"
+                         + (f" ({hidden['ring accounts']:,} of the ring's accounts)"
+                            if hidden.get("ring accounts") else ""))
         own = sum(getattr(sub, "folded", {}).values())
         if own:
             drawn.append(f"{plural(own, 'one-account device or IP', 'one-account devices and IPs')} "
@@ -536,6 +563,18 @@ def ring_network(sub, pseudonyms=None, *, seed: int = 7, title: str | None = Non
         if hubs > 0:
             drawn.append(f"{plural(hubs, 'hub')} (shared by more accounts than the hub degree) "
                          "left out")
+        opened_keys = list(getattr(sub, "opened", None) or [])
+        if opened_keys:
+            names = ", ".join(f"{'IP' if k == 'ip' else k} {esc(pseudonyms.node(k, v) if pseudonyms is not None else v)}"
+                              for k, v in opened_keys[-3:])
+            more = len(opened_keys) - 3
+            added = int(opened.sum()) + hidden.get("opened", 0)
+            drawn.append(f"opened {names}{f' and {more} more' if more > 0 else ''}: "
+                         f"{plural(added, 'node')} added"
+                         + (f", {sub.opened_left_out:,} more left out"
+                            if getattr(sub, "opened_left_out", 0) else "")
+                         + (f", {hidden['opened']:,} of them hidden by the filter"
+                            if hidden.get("opened") else ""))
         title += "<br><sup>" + "; ".join(drawn) + "</sup>"
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False, scaleanchor="x", scaleratio=1)

@@ -10,7 +10,7 @@ evidence. Management outputs go through :mod:`analysis.pseudonym` first.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -22,7 +22,8 @@ from .findings import Findings, flagged_rings, split_ids
 from .workspace import Workspace
 
 __all__ = ["RingGraph", "resolve_ring", "ring_choices", "ring_row", "ring_members",
-           "ring_subgraph", "evidence_table", "ring_daily", "partner_staff", "records_by_ring",
+           "ring_subgraph", "node_scores", "node_neighbours", "expand_node", "filter_graph",
+           "evidence_table", "ring_daily", "partner_staff", "records_by_ring",
            "users_exposed", "partners_implicated", "Lookup", "find_id", "account_timeline",
            "strangers_read"]
 
@@ -100,6 +101,15 @@ class RingGraph:
     entities_left_out: int = 0
     #: Every device and IP the ring's accounts used (hubs included): the ring's facts.
     totals: dict[str, int] = field(default_factory=dict)
+    #: Nodes opened by hand (:func:`expand_node`), as (kind, key), and how many of their
+    #: neighbours the cap left out.
+    opened: list[tuple[str, str]] = field(default_factory=list)
+    opened_left_out: int = 0
+    #: Nodes the filter hides (:func:`filter_graph`), by kind; ring accounts as "ring
+    #: accounts", opened nodes (whatever their kind) as "opened".
+    hidden: dict[str, int] = field(default_factory=dict)
+    #: The ring's partners the filter hides (still named in the picture's title).
+    hidden_partners: list[str] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
         n = self.nodes
@@ -179,9 +189,31 @@ def ring_subgraph(findings: Findings, ring_id: str, hops: int = 1, *, max_accoun
     keep_ents = [v for v in ents.tolist() if v not in dropped]
     nodes_set = set(keep_acc.tolist()) | set(keep_ents)
     edges = cand[cand["v"].isin(keep_ents)].copy()
-    nodes = g.nodes[g.nodes["node"].isin(list(nodes_set))].copy()
+    nodes = _describe_nodes(findings, list(nodes_set), aids)
+    for k, col in (("device", "own_devices"), ("ip", "own_ips")):
+        n_own = own[own["kind"] == k].groupby("u")["v"].nunique()
+        nodes[col] = (nodes["node"].map(n_own).fillna(0).astype("int64")
+                      .where(nodes["kind"] == "account", 0))
+    nodes = nodes.sort_values(["hop", "kind", "node"], kind="stable").reset_index(drop=True)
+    row = fact(findings, ring_id)
+    if row is not None:
+        totals = {"device": int(row["devices"]), "ip": int(row["ips"])}
+    else:   # findings without facts: what the graph holds (hubs are not in it)
+        ring_links = first[first["kind"].isin(["device", "ip"])]
+        totals = {k: int(ring_links.loc[ring_links["kind"] == k, "v"].nunique())
+                  for k in ("device", "ip")}
+    return RingGraph(ring_id=ring_id, nodes=nodes, edges=edges.reset_index(drop=True), hops=hops,
+                     left_out=int(left_out), folded=folded,
+                     entities_left_out=int(entities_left_out), totals=totals)
+
+
+def _describe_nodes(findings: Findings, node_ids, ring_aids) -> pd.DataFrame:
+    """Graph nodes as :class:`RingGraph` rows: kind, key, accounts, in_ring, hop, the account's
+    activity, the partner's name and type, and ``score`` (:func:`node_scores`)."""
+    g = findings.graph
+    nodes = g.nodes[g.nodes["node"].isin(list(node_ids))].copy()
     nodes = nodes.rename(columns={"degree": "accounts"})
-    nodes["in_ring"] = nodes["node"].isin(aids)
+    nodes["in_ring"] = nodes["node"].isin(np.asarray(ring_aids))
     nodes["hop"] = np.where(nodes["in_ring"], 0, np.where(nodes["kind"] == "account", 2, 1))
     sig = findings.signals.set_index("aid")
     cols = ["account_type", "partner_id", "n_events", "profile_reads", "untied_users",
@@ -199,21 +231,153 @@ def ring_subgraph(findings: Findings, ring_id: str, hops: int = 1, *, max_accoun
         nodes["partner_name"] = None
         nodes["partner_type"] = None
     nodes.loc[nodes["kind"] == "account", "accounts"] = 1
-    for k, col in (("device", "own_devices"), ("ip", "own_ips")):
-        n_own = own[own["kind"] == k].groupby("u")["v"].nunique()
-        nodes[col] = (nodes["node"].map(n_own).fillna(0).astype("int64")
-                      .where(nodes["kind"] == "account", 0))
-    nodes = nodes.sort_values(["hop", "kind", "node"], kind="stable").reset_index(drop=True)
-    row = fact(findings, ring_id)
-    if row is not None:
-        totals = {"device": int(row["devices"]), "ip": int(row["ips"])}
-    else:   # findings without facts: what the graph holds (hubs are not in it)
-        ring_links = first[first["kind"].isin(["device", "ip"])]
-        totals = {k: int(ring_links.loc[ring_links["kind"] == k, "v"].nunique())
-                  for k in ("device", "ip")}
-    return RingGraph(ring_id=ring_id, nodes=nodes, edges=edges.reset_index(drop=True), hops=hops,
-                     left_out=int(left_out), folded=folded,
-                     entities_left_out=int(entities_left_out), totals=totals)
+    nodes["score"] = node_scores(findings, nodes["node"].to_numpy()).to_numpy()
+    return nodes
+
+
+def _account_scores(findings: Findings) -> pd.Series:
+    """Per account (aid): how many times its type's baseline it harvested, the larger of its
+    ``harvest_ratio`` and ``coupon_merchants_ratio`` (0 when it has neither)."""
+    sig = findings.signals
+    cols = [c for c in ("harvest_ratio", "coupon_merchants_ratio") if c in sig]
+    if not cols:
+        return pd.Series(0.0, index=sig["aid"].to_numpy())
+    score = sig[cols].astype(float).max(axis=1).fillna(0.0).to_numpy()
+    return pd.Series(score, index=sig["aid"].to_numpy())
+
+
+def node_scores(findings: Findings, node_ids) -> pd.Series:
+    """A score per graph node, one scale for every kind, to filter a network by: an account's
+    is how many times its type's baseline it harvested (the larger of ``harvest_ratio`` and
+    ``coupon_merchants_ratio``); a device's, IP's or partner's is the highest score of the
+    accounts that use it in the graph (hubs are not in it)."""
+    node_ids = np.asarray(node_ids, dtype=np.int64)
+    g = findings.graph
+    acc = _account_scores(findings)
+    kind = g.nodes.set_index("node")["kind"].reindex(node_ids)
+    out = pd.Series(0.0, index=node_ids)
+    is_acc = (kind == "account").to_numpy()
+    out[is_acc] = acc.reindex(node_ids[is_acc]).fillna(0.0).to_numpy()
+    ents = node_ids[~is_acc]
+    if len(ents):
+        e = g.edges[g.edges["v"].isin(ents)]
+        best = acc.reindex(e["u"]).fillna(0.0).groupby(e["v"].to_numpy()).max()
+        out[~is_acc] = best.reindex(ents).fillna(0.0).to_numpy()
+    return out
+
+
+#: Most neighbours one expansion adds (the highest-scoring first): a device shared by
+#: hundreds of accounts opens a readable picture, and says how many it left out.
+MAX_EXPAND = 100
+
+
+def _node_id(findings: Findings, node, within: pd.DataFrame | None = None) -> int:
+    """A graph node from its number or its raw id (account, device, IP or partner id); a raw
+    id held by several kinds is taken from ``within`` (the drawn nodes) first."""
+    if isinstance(node, (int, np.integer)):
+        return int(node)
+    value = str(node).strip()
+    for table in ([within] if within is not None else []) + [findings.graph.nodes]:
+        hit = table[table["key"].astype(str) == value]
+        if len(hit):
+            order = {"account": 0, "device": 1, "ip": 2, "partner": 3}
+            return int(hit.sort_values("kind", key=lambda k: k.map(order),
+                                       kind="stable")["node"].iloc[0])
+    raise ValueError(f"{value!r}: no account, device, IP or partner of this run has this id "
+                     "(hubs are not in the graph)")
+
+
+def node_neighbours(findings: Findings, node) -> pd.DataFrame:
+    """A node's neighbours in the entity graph: an account's devices, IPs and partner, or the
+    accounts of a device, IP or partner. Columns: node, kind, key, events (on the link),
+    score (:func:`node_scores`), ring_id; highest score first, then most events."""
+    g = findings.graph
+    nid = _node_id(findings, node)
+    e = g.edges
+    links = e[(e["u"] == nid) | (e["v"] == nid)]
+    other = np.where(links["u"].to_numpy() == nid, links["v"].to_numpy(), links["u"].to_numpy())
+    nb = pd.DataFrame({"node": other.astype(np.int64), "events": links["n"].to_numpy()})
+    nb = nb.groupby("node", as_index=False)["events"].sum()
+    info = g.nodes.set_index("node").reindex(nb["node"])
+    nb["kind"] = info["kind"].to_numpy()
+    nb["key"] = info["key"].to_numpy()
+    nb["score"] = node_scores(findings, nb["node"].to_numpy()).to_numpy()
+    m = findings.rings.members
+    nb["ring_id"] = nb["node"].map(pd.Series(m["ring_id"].to_numpy(), index=m["aid"].to_numpy()))
+    nb = nb.sort_values(["score", "events", "node"], ascending=[False, False, True],
+                        kind="stable").reset_index(drop=True)
+    return nb[["node", "kind", "key", "events", "score", "ring_id"]]
+
+
+def expand_node(findings: Findings, sub: RingGraph, node, *,
+                max_new: int = MAX_EXPAND) -> RingGraph:
+    """Open a node of a ring's network: its neighbours are added (the ``max_new``
+    highest-scoring first; ``opened_left_out`` counts the rest) with their links to what is
+    already drawn. ``node`` is a graph node number or a raw id. The ring's own figures
+    (``totals``, ``folded``) are unchanged; added nodes are flagged ``opened``.
+
+    Works on a ring of thousands of entities: one pass over the graph's links per call.
+    """
+    nid = _node_id(findings, node, sub.nodes)
+    nb = node_neighbours(findings, nid)
+    drawn = set(sub.nodes["node"].astype(int))
+    new = nb[~nb["node"].isin(drawn)]
+    left = max(0, len(new) - max_new)
+    new = new.head(max_new)
+    keep = drawn | set(new["node"].astype(int)) | {nid}
+    aids = findings.rings.members.loc[findings.rings.members["ring_id"] == sub.ring_id, "aid"]
+    nodes = sub.nodes.copy()
+    if "opened" not in nodes:
+        nodes["opened"] = False
+    add_ids = set(new["node"].astype(int)) | ({nid} - drawn)
+    if add_ids:
+        extra = _describe_nodes(findings, sorted(add_ids), aids.to_numpy())
+        for col in ("own_devices", "own_ips"):
+            extra[col] = 0
+        extra["opened"] = True
+        nodes = pd.concat([nodes, extra[[c for c in nodes.columns if c in extra]]],
+                          ignore_index=True)
+    e = findings.graph.edges
+    added = list(add_ids)
+    new_edges = e[(e["u"].isin(added) & e["v"].isin(list(keep)))
+                  | (e["v"].isin(added) & e["u"].isin(list(keep)))
+                  | ((e["u"] == nid) & e["v"].isin(list(keep)))
+                  | ((e["v"] == nid) & e["u"].isin(list(keep)))]
+    edges = pd.concat([sub.edges, new_edges], ignore_index=True).drop_duplicates(
+        subset=["u", "v", "kind"]).reset_index(drop=True)
+    key = nodes.loc[nodes["node"] == nid].iloc[0]
+    return replace(sub, nodes=nodes.reset_index(drop=True), edges=edges,
+                   opened=list(sub.opened) + [(str(key["kind"]), str(key["key"]))],
+                   opened_left_out=sub.opened_left_out + int(left))
+
+
+def filter_graph(sub: RingGraph, *, kinds=None, min_score: float | None = None) -> RingGraph:
+    """A ring's network with only the nodes of ``kinds`` (account, device, ip, partner) whose
+    score (:func:`node_scores`) is at least ``min_score``; links follow their nodes and
+    ``hidden`` counts what the filter took away, by kind."""
+    nodes = sub.nodes
+    keep = np.ones(len(nodes), dtype=bool)
+    if kinds is not None:
+        keep &= nodes["kind"].isin(list(kinds)).to_numpy()
+    if min_score is not None and min_score > 0 and "score" in nodes:
+        keep &= nodes["score"].fillna(0.0).to_numpy() >= float(min_score)
+    gone = nodes[~keep]
+    hidden = dict(sub.hidden)
+    opened = (gone["opened"].fillna(False).astype(bool) if "opened" in gone
+              else pd.Series(False, index=gone.index))
+    if opened.any():
+        hidden["opened"] = hidden.get("opened", 0) + int(opened.sum())
+    for k, n in gone.loc[~gone["in_ring"] & ~opened, "kind"].value_counts().items():
+        hidden[str(k)] = hidden.get(str(k), 0) + int(n)
+    if gone["in_ring"].any():
+        hidden["ring accounts"] = hidden.get("ring accounts", 0) + int(gone["in_ring"].sum())
+    kept = nodes[keep]
+    ids = kept["node"]
+    lost = gone[(gone["kind"] == "partner") & ~opened]
+    partners = sorted(set(sub.hidden_partners) | set(lost["key"].astype(str)))
+    edges = sub.edges[sub.edges["u"].isin(ids) & sub.edges["v"].isin(ids)]
+    return replace(sub, nodes=kept.reset_index(drop=True), edges=edges.reset_index(drop=True),
+                   hidden=hidden, hidden_partners=partners)
 
 
 # -- evidence -------------------------------------------------------------------------------

@@ -40,7 +40,7 @@ from .load import Export, export_fingerprints
 from .params import RunParams
 from .workspace import Workspace, open_workspace
 
-__all__ = ["FOLDER", "FORMAT", "key", "save", "load", "code_digest"]
+__all__ = ["FOLDER", "FORMAT", "key", "save", "load", "code_digest", "digest"]
 
 log = logging.getLogger(__name__)
 
@@ -184,3 +184,14 @@ def load(out: Path | str, the_key: dict, *, memory_limit: str = "3GB",
         con.mark_built(_TIE_STEPS, _as_of_key(as_of))
     export: Export = replace(kept_objects["export"], con=con)
     return export, findings
+
+
+def digest(out: Path | str) -> str | None:
+    """A digest of what the findings kept in ``out/.ringscope`` were made from (their
+    ``key.json``, without the time it was saved); None when nothing is kept there."""
+    try:
+        kept = json.loads((Path(out) / FOLDER / "key.json").read_text())
+    except (OSError, ValueError):
+        return None
+    kept.pop("saved_at", None)
+    return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()

@@ -123,6 +123,16 @@ def test_all_five_notebooks_executed(report_run):
         assert figures >= 2, f"{name}: {figures} figures"
 
 
+def test_the_report_analyses_once(report_run):
+    # 01 analyses and keeps the findings in OUT/.ringscope; 02-05 load them.
+    out = report_run["out"]
+    for i, name in enumerate(NOTEBOOKS):
+        nb = nbformat.read(out / "notebooks" / f"{name}.ipynb", as_version=4)
+        said = "".join(o.get("text", "") + json.dumps(o.get("data", {}))
+                       for _, o in _outputs(nb))
+        assert ("ringscope: loaded from" in said) == (i > 0), name
+
+
 def test_outputs_of_the_run(report_run):
     out = report_run["out"]
     for f in ("rings.csv", "ring_members.csv", "partners_review.csv", "report.html",

@@ -147,3 +147,27 @@ def test_facts_follow_the_flags_tracking_leaves(ring_export):
     total = again.facts.set_index("ring_id").loc[ALL]
     assert total["n_accounts"] == 0 and total["untied_users"] == 0
     assert add_facts(exp.con, again) is again
+
+
+def test_detection_delays_are_never_negative_and_the_title_quotes_them(world):
+    import math
+    import re
+
+    lag = world["mgmt"].tables["detection_lag"]
+    assert len(lag) == len(world["findings"].flagged)
+    assert (lag["days_to_flag"].dropna() >= 0).all()
+    early = lag["flagged_early"].astype(bool)
+    assert (lag.loc[~early, "first_flagged"] >= lag.loc[~early, "started"]).all()
+    assert (lag.loc[early, "days_to_flag"] == 0).all()
+    # no negative number of days anywhere management reads
+    title = _text(world["mgmt"].figures["detection_lag"].layout.title.text)
+    for text in [title, world["page"]] + world["mgmt"].lines:
+        assert not re.search(r"-\d+ days?\b", text)
+    # the title's numbers are the table's: the quickest half and the slowest
+    days = sorted(int(v) for v in lag["days_to_flag"].dropna())
+    if len(days) > 1:
+        half = days[math.ceil(len(days) / 2) - 1]
+        assert (f"half of the rings within {charts.plural(half, 'day')} of their start, and "
+                f"all within {charts.plural(days[-1], 'day')}") in title
+    hover = world["mgmt"].figures["detection_lag"].data[2]
+    assert all(int(c) >= 0 for c in hover.customdata)

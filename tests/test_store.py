@@ -108,3 +108,64 @@ def test_the_weekly_replay_runs_once_per_analysis(ring_export, tmp_path, monkeyp
     assert none.empty
     replay.first_flagged(exp.con, findings, keep=out, step_days=3)
     assert calls
+
+
+def test_the_replay_bar_ends_full_when_every_ring_is_found_early(ring_export, tmp_path):
+    # Notebook 05's bar once ended red at "93 % 14/15": the runs skipped once every ring was
+    # found must count as done.
+    from analysis import replay
+
+    class Bar:
+        def __init__(self, total):
+            self.total, self.n, self.closed = total, 0, False
+
+        def update(self, k=1):
+            self.n += k
+
+        def close(self):
+            self.closed = True
+
+    bars = []
+    exp, findings = pipeline.open_findings(ring_export, progress=False)
+    lag = replay.first_flagged(exp.con, findings, step_days=1,
+                               progress=lambda total: bars.append(Bar(total)) or bars[-1])
+    (bar,) = bars
+    assert bar.total > 1 and bar.n == bar.total and bar.closed
+    assert (lag["days_to_flag"] >= 0).all()
+
+
+def test_case_files_are_written_once_per_findings(ring_export, tmp_path, monkeypatch):
+    # Reopening notebook 04 on another ring does not write every flagged ring's files again.
+    from dataclasses import replace
+
+    from analysis import case as ring_case
+
+    out = tmp_path / "out"
+    exp, findings = pipeline.open_findings(ring_export, out=out, progress=False)
+    src = store.digest(out)
+    assert src and store.digest(tmp_path / "nothing") is None
+    first = ring_case.write_investigations(exp, findings, out / "investigation", source=src)
+    assert first and all(p.exists() for p in first)
+    calls = []
+    real = ring_case.case
+    monkeypatch.setattr(ring_case, "case", lambda *a, **k: calls.append(1) or real(*a, **k))
+    again = ring_case.write_investigations(exp, findings, out / "investigation", source=src)
+    assert sorted(again) == sorted(first) and calls == []
+    # a lost file, another flagged set, or no kept findings: written again
+    first[0].unlink()
+    ring_case.write_investigations(exp, findings, out / "investigation", source=src)
+    assert first[0].exists() and len(calls) == 1
+    rings = findings.rings.rings.assign(status="grown")
+    ring_case.write_investigations(exp, replace(findings, rings=replace(findings.rings,
+                                                                        rings=rings)),
+                                   out / "investigation", source=src)
+    assert len(calls) == 2
+    ring_case.write_investigations(exp, findings, out / "investigation")
+    assert len(calls) == 3
+    # another ring opened beside them: only that one is written
+    other = findings.rings.rings.loc[~findings.rings.rings["ring_id"].isin(
+        findings.flagged["ring_id"]), "ring_id"]
+    if len(other):
+        ring_case.write_investigations(exp, findings, out / "investigation", source=src,
+                                       also=other.iloc[0])
+        assert len(calls) == 4   # the flagged rings were kept, only this one written

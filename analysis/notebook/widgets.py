@@ -1,13 +1,18 @@
-"""Widgets for the notebooks: the ring picker of notebook 04, which can record a verdict; search
-by id; and a per-account timeline with a date range. Real ids: investigator only."""
+"""Widgets for the notebooks: the ring picker of notebook 04, which can record a verdict; a
+ring's network to expand on demand and filter by node type and score; search by id; and a
+per-account timeline with a date range. Real ids: investigator only."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass, field
 
 from ..findings import Findings
 from ..load import Export
 from ..queries import (
     account_timeline,
     evidence_table,
+    expand_node,
+    filter_graph,
     find_id,
     partner_staff,
     resolve_ring,
@@ -17,7 +22,8 @@ from ..queries import (
     strangers_read,
 )
 
-__all__ = ["ring_explorer", "show_lookup", "search_box", "timeline_explorer"]
+__all__ = ["ring_explorer", "network_explorer", "NetworkView", "show_lookup", "search_box",
+           "timeline_explorer"]
 
 
 def _verdict_box(findings: Findings, cases, pick):
@@ -100,6 +106,112 @@ def ring_explorer(export: Export, findings: Findings, ring: int | str | None = N
     if cases:
         rows.append(_verdict_box(findings, cases, pick))
     return w.VBox(rows + [out])
+
+
+KINDS = (("accounts", "account"), ("devices", "device"), ("IPs", "ip"), ("partners", "partner"))
+
+
+@dataclass
+class NetworkView:
+    """The state behind :func:`network_explorer`: a ring's network, the nodes opened so far,
+    and the filter. ``graph()`` is what is drawn; each call works on the ring's own
+    (capped, folded) subgraph, so it stays quick on a ring of thousands of entities."""
+
+    findings: Findings
+    ring_id: str
+    hops: int = 1
+    opened: list = field(default_factory=list)
+    kinds: tuple = ("account", "device", "ip", "partner")
+    min_score: float = 0.0
+
+    def __post_init__(self) -> None:
+        self._base = ring_subgraph(self.findings, self.ring_id, hops=self.hops)
+        self._expanded = self._base
+
+    def open(self, node) -> None:
+        """Add ``node``'s neighbours (a raw id or a graph node number)."""
+        self._expanded = expand_node(self.findings, self._expanded, node)
+        self.opened.append(node)
+
+    def reset(self) -> None:
+        self._expanded = self._base
+        self.opened.clear()
+
+    def graph(self):
+        return filter_graph(self._expanded, kinds=self.kinds, min_score=self.min_score)
+
+    def choices(self, limit: int = 500) -> list[tuple[str, str]]:
+        """(label, raw id) of the drawn nodes to open, highest score first (at most ``limit``)."""
+        n = self.graph().nodes
+        n = n.sort_values(["score", "in_ring"], ascending=[False, False], kind="stable")
+        return [(f"{'IP' if r.kind == 'ip' else r.kind} {r.key} · score {r.score:.1f}"
+                 + (" · ring" if r.in_ring else ""), str(r.key))
+                for r in n.head(limit).itertuples(index=False)]
+
+
+def network_explorer(findings: Findings, ring: int | str | None = None, *, hops: int = 1,
+                     draw_now: bool = False):
+    """A ring's network to explore: pick a drawn node and press "Open" to add its neighbours
+    (the highest-scoring 100 per opening, the rest counted in the title), show only some node
+    types, and hide nodes below a score (an account's score is how many times its type's
+    baseline it harvested; a device's, IP's or partner's the highest of its accounts').
+    Returns the widget, with ``.view`` (:class:`NetworkView`) for code."""
+    import html
+
+    import ipywidgets as w
+
+    from .. import charts
+
+    ring_id = resolve_ring(findings, ring)
+    if ring_id is None:
+        return w.HTML("<i>No candidate rings in this run.</i>")
+    view = NetworkView(findings, ring_id, hops=hops)
+    node = w.Dropdown(options=view.choices(), description="Node",
+                      layout=w.Layout(width="460px"))
+    open_button = w.Button(description="Open neighbours", button_style="primary")
+    reset = w.Button(description="Reset")
+    kinds = w.SelectMultiple(options=list(KINDS), value=view.kinds, description="Show",
+                             rows=4)
+    score = w.BoundedFloatText(value=0.0, min=0.0, max=1e9, step=1.0,
+                               description="Score ≥", layout=w.Layout(width="200px"))
+    out = w.Output()
+
+    def draw(_=None) -> None:
+        view.kinds, view.min_score = tuple(kinds.value), float(score.value or 0.0)
+        node.options = view.choices()
+        out.clear_output(wait=True)
+        with out:
+            charts.ring_network(view.graph()).show()
+
+    said = w.HTML()
+
+    def do_open(_=None) -> None:
+        said.value = ""
+        if node.value:
+            try:
+                view.open(node.value)
+            except ValueError as exc:     # an id the graph does not hold: say so, keep the view
+                said.value = f"<i>{html.escape(str(exc))}</i>"
+        draw()
+
+    def do_reset(_=None) -> None:
+        view.reset()
+        draw()
+
+    open_button.on_click(do_open)
+    reset.on_click(do_reset)
+    kinds.observe(draw, names="value")
+    score.observe(draw, names="value")
+    if draw_now:
+        draw()
+    else:
+        with out:
+            from IPython.display import display
+
+            display(w.HTML("<i>Open a node, or change the filter, to draw the network here.</i>"))
+    box = w.VBox([w.HBox([node, open_button, reset]), w.HBox([kinds, score]), said, out])
+    box.view = view
+    return box
 
 
 def show_lookup(findings: Findings, value: str) -> None:
