@@ -369,14 +369,17 @@ def coupon_harvesters(sig: pd.DataFrame, params: RingParams) -> np.ndarray:
             & (sig["coupon_merchants"].to_numpy(dtype=float) >= 2))
 
 
-def standouts(c: dict[str, np.ndarray], idx: np.ndarray, params: RingParams) -> np.ndarray:
+def standouts(c: dict[str, np.ndarray], idx: np.ndarray, params: RingParams,
+              by: float | None = None) -> np.ndarray:
     """Which of accounts ``idx`` stand out: harm at ``harvest_factor`` times their peers'
-    level in a measure and ``support_factor`` times the fourth-highest account of their
-    type in it (``c`` holds the signals as arrays; :mod:`analysis.signals`)."""
+    level in a measure and ``by`` (``support_factor`` unless given) times the
+    fourth-highest account of their type in it (``c`` holds the signals as arrays;
+    :mod:`analysis.signals`)."""
+    by = params.support_factor if by is None else by
     out = np.zeros(len(idx), dtype=bool)
     for measure in PEER_MEASURES:
         out |= ((np.nan_to_num(c[f"{measure}_ratio"][idx]) >= params.harvest_factor)
-                & (np.nan_to_num(c[f"{measure}_standout"][idx]) >= params.support_factor))
+                & (np.nan_to_num(c[f"{measure}_standout"][idx]) >= by))
     return out
 
 
@@ -624,12 +627,16 @@ def _ring_evidence(c: dict[str, np.ndarray], idx: np.ndarray, hidx: np.ndarray,
             f"reading crew: {len(rdidx)} accounts on devices they dominate each reached "
             f"strangers above what three quarters of their peers reach "
             f"({_fmt(crew_harm)}× their peers' level in all)")
-    stand = int(standouts(c, hidx, params).sum()) if len(hidx) else 0
+    # A lone harvester with no staff or crew evidence (a heavy reader's habit looks like
+    # that) must stand out harvest_factor times above the fourth-highest of its kind.
+    by = params.harvest_factor if (len(hidx) < 2 and not strong) else params.support_factor
+    out = standouts(c, hidx, params, by=by) if len(hidx) else np.zeros(0, dtype=bool)
+    stand = int(out.sum())
     if stand:
-        kinds = sorted(set(c["account_type"][hidx][standouts(c, hidx, params)].tolist()))
+        kinds = sorted(set(c["account_type"][hidx][out].tolist()))
         reasons.append(
             f"{plural_accounts(stand)} {'stands' if stand == 1 else 'stand'} out: "
-            f"{'its' if stand == 1 else 'their'} harm is {params.support_factor:g}× or more "
+            f"{'its' if stand == 1 else 'their'} harm is {by:g}× or more "
             f"that of the fourth-highest {' or '.join(k.replace('_', ' ') for k in kinds)} "
             f"account of the export")
     # A partner's workforce: harvesters that are (nearly) all of one partner's active staff, alike
