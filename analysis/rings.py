@@ -347,7 +347,8 @@ _EVIDENCE_COLUMNS = ("untied_users", "untied_records", "untied_reads", "profile_
                      "untied_merchants", "untied_merchants_ratio", "clientele_return",
                      "coupon_merchants", "coupon_merchants_ratio", "stranger_reach_standout",
                      "untied_merchants_standout", "untied_comment_reads",
-                     "untied_comment_reads_ratio", "untied_comment_reads_standout")
+                     "untied_comment_reads_ratio", "untied_comment_reads_standout",
+                     "fresh_reach", "fresh_reach_ratio", "fresh_reach_standout")
 
 
 def coupon_crews(sig: pd.DataFrame, links: pd.DataFrame, params: RingParams) -> np.ndarray:
@@ -514,6 +515,12 @@ def _ring_evidence(c: dict[str, np.ndarray], idx: np.ndarray, hidx: np.ndarray,
             f"at most of {base.describe_peer('stranger_reach', top)}, {_fmt(peer)}; the median "
             f"{top.replace('_', ' ')} reached "
             f"{_fmt(base.median_by_type.get('stranger_reach', {}).get(top, 0))})")
+    if (m("fresh_reach_ratio") >= params.harvest_factor).any():
+        fresh = float(m("fresh_reach").sum())
+        reasons.append(f"read {fresh:,.0f} strangers once and never came back to them "
+                       f"({_fmt(float(np.nanmax(m('fresh_reach_ratio'))))}× at most of "
+                       f"{base.describe_peer('fresh_reach', top)}): a sweep, where honest "
+                       f"readers return to the same people")
     merchants = int(m("untied_merchants").sum())
     if merchants and (m("untied_merchants_ratio") >= params.harvest_factor).any():
         reasons.append(f"read the comment pages of {merchants:,} merchants it has no tie to "

@@ -45,6 +45,12 @@ returned (an integrator's API call returns up to a hundred records):
     never read before is what is left.
 ``untied_merchants``
     merchants whose comment pages (user comments) it read with no tie.
+``fresh_reach``
+    the part of the untied reach the account never came back to on a later day:
+    the sweep itself. A heavy reader of popular profiles, or a family member,
+    returns to the same people day after day; a crawler reads each stranger once.
+    It matters where a platform is so small that "popular" is almost everyone and
+    the popularity weight says little.
 ``untied_comment_reads``
     comment pages it read at merchants it has no tie to: a comment crawler pages
     through every comment of a few shops, a shopper reads a page or two of many.
@@ -113,7 +119,7 @@ MAX_UPPER_SHARE = 0.25
 GUARDED = ("untied_users", "untied_records", "stranger_reach", "untied_merchants",
            "untied_comment_reads")
 #: Harm measures compared with the account's peers (accounts of the same type).
-PEER_MEASURES = ("stranger_reach", "untied_merchants", "untied_comment_reads")
+PEER_MEASURES = ("stranger_reach", "fresh_reach", "untied_merchants", "untied_comment_reads")
 #: The quantile of a peer group that harm is measured against. A peer group can be
 #: small (a platform's partner staff) and rings a large share of it, so the baseline is
 #: what three quarters of the peers stay under, not 95 %: robust while rings are fewer
@@ -124,7 +130,8 @@ PEER_QUANTILE = 0.75
 PEER_MAX_UPPER_SHARE = 0.5
 #: The reads that make an account a peer for a harm measure: its peers are the accounts
 #: of its type that read profiles (for reach of strangers) or comment pages at all.
-READS_OF = {"stranger_reach": "profile_reads", "untied_merchants": "comment_reads",
+READS_OF = {"stranger_reach": "profile_reads", "fresh_reach": "profile_reads",
+            "untied_merchants": "comment_reads",
             "untied_comment_reads": "comment_reads"}
 #: Smallest baseline of a harm measure: a harvest is counted in people, so a peer
 #: group that reads no strangers at all still needs a few before one of it stands out.
@@ -352,11 +359,14 @@ def account_signals(agg: Aggregates, graph: EntityGraph, communities: pd.Series 
     acc["stranger_reach"] = stranger_reach(acc["untied_reach"], acc["untied_reach_returned"],
                                            acc["tied_users"], acc["tied_returned"],
                                            acc["account_type"].isin(BUSINESS_TYPES).to_numpy())
+    # The sweep: untied reach it never came back to (see the module doc).
+    acc["fresh_reach"] = np.maximum(acc["untied_reach"] - acc["untied_reach_returned"], 0.0)
     active = acc[acc["n_events"] > 0]
     base = Baselines(quantile=quantile)
     floors = {"untied_users": 1.0, "untied_records": 1.0, "device_share": 1.0, "ip_share": 1.0,
               "coupon_no_order": 1.0, "profile_reads": 1.0, "stranger_reach": HARM_FLOOR,
-              "untied_merchants": HARM_FLOOR, "untied_comment_reads": HARM_FLOOR}
+              "untied_merchants": HARM_FLOOR, "untied_comment_reads": HARM_FLOOR,
+              "fresh_reach": HARM_FLOOR}
     for measure, floor in floors.items():
         if measure in GUARDED:
             crews = (None if communities is None

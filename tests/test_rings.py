@@ -342,3 +342,36 @@ def test_a_comment_crawler_paging_through_one_shop_is_flagged(tmp_path):
     ring, got = _the_one_flagged(flagged, members)
     assert got == {f"c{j}" for j in range(1, 6)}
     assert "comment pages of merchants it has no tie to" in ring["reasons"]
+
+
+def test_a_sweep_of_popular_profiles_in_a_tiny_platform_is_flagged(tmp_path):
+    """A platform so small that every profile is popular (weight 10 / 40 readers = 0.25).
+
+    * 80 heavy readers (h000..h079) each read 30 popular profiles (p00..p29 for the first
+      40, q00..q29 for the others) every day for five days: reach 30 × 0.25 = 7.5 each,
+      and they come back to every one of them, so none of it is a sweep (fresh reach 0).
+    * A crawler x1 reads all 60 of them once each, on one day: reach 15 (2× the readers,
+      no harvester by reach), but a sweep of 15 where the readers' level is the floor 1:
+      15×, and 15× the fourth-highest customer's -> flagged alone, exactly {x1}.
+    """
+    partners = [["P1", "Shop Co", "isv", "2019-01-01"]]
+    accounts = [["x1", "customer", "2020-02-25", ""]]
+    accounts += [[f"p{k:02d}", "customer", "2019-06-01", ""] for k in range(30)]
+    accounts += [[f"q{k:02d}", "customer", "2019-06-01", ""] for k in range(30)]
+    events: list = []
+    _background(accounts, events)
+    for i in range(80):
+        pool = "p" if i < 40 else "q"
+        for day in range(5):
+            for k in range(30):
+                events.append([_ts(T0 + timedelta(days=1 + day, minutes=i * 40 + k)),
+                               f"h{i:03d}", f"hphone{i}", f"10.1.{i // 250}.{i % 250}",
+                               "view_profile", f"{pool}{k:02d}", "1"])
+    for k in range(60):
+        target = f"p{k:02d}" if k < 30 else f"q{k - 30:02d}"
+        events.append([_ts(T0 + timedelta(days=3, minutes=k)), "x1", "xphone",
+                       "198.51.100.77", "view_profile", target, "1"])
+    flagged, members, _ = _run(tmp_path, partners, accounts, events)
+    ring, got = _the_one_flagged(flagged, members)
+    assert got == {"x1"}
+    assert "once and never came back to them" in ring["reasons"]
