@@ -200,12 +200,14 @@ def _keep_failed(notebook: Path, out: Path) -> Path:
 # -- chart export ------------------------------------------------------------------------------
 
 def export_charts(figures: dict, folder: str | Path, *, formats: tuple[str, ...] = ("png", "pdf"),
-                  width: int = 1100, scale: float = 2.0) -> list[Path]:
+                  width: int = 1100, scale: float = 2.0, stamp=None) -> list[Path]:
     """Write each figure as NAME.html (loading the folder's plotly.min.js: works offline) and NAME.png/.pdf.
 
     All static images are made in one kaleido session (one Chromium start), which
     is several times faster than one per figure. ``figures`` maps a file name
-    (letters, digits, ``_`` and ``-``) to a plotly figure.
+    (letters, digits, ``_`` and ``-``) to a plotly figure. A PDF's creation and
+    modification dates are ``stamp`` (the data time, :func:`analysis.report.data_time`),
+    or 1970-01-01 without one, never the clock: the same figures give the same bytes.
 
     Returns the paths written.
     """
@@ -229,8 +231,26 @@ def export_charts(figures: dict, folder: str | Path, *, formats: tuple[str, ...]
             raise RuntimeError("static chart export needs Chromium; run `make setup` or "
                                "install it (apt-get install chromium)")
         pio.write_images(figs, files, width=width, height=heights, scale=scale)
+        for f in files:
+            if f.suffix == ".pdf":
+                _stamp_pdf(f, stamp)
         written += files
     return written
+
+
+def _stamp_pdf(path: Path, stamp=None) -> None:
+    """Set the PDF's /CreationDate and /ModDate to ``stamp`` (UTC; None: 1970-01-01), in
+    place: the 14 digits are replaced by 14 digits, so the cross-reference offsets hold."""
+    import re
+
+    digits = (stamp.strftime("%Y%m%d%H%M%S") if stamp is not None else "19700101000000")
+    data = path.read_bytes()
+    new = re.sub(rb"(/(?:CreationDate|ModDate) ?\(D:)\d{14}",
+                 lambda m: m.group(1) + digits.encode(), data)
+    if new != data:
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_bytes(new)
+        tmp.replace(path)
 
 
 def chromium_path() -> str | None:
