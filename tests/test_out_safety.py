@@ -282,6 +282,19 @@ def test_bad_flag_values_get_one_line_naming_the_flag(exp, tmp_path, capsys, fla
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("flag, value, says", [
+    ("--hub-degree", "99999999999999999999", "at most"),
+    ("--resolution", "1e7", "at most"),
+    ("--seed", "99999999999999999999", "between 0 and")])
+def test_too_large_flag_values_say_so(exp, tmp_path, capsys, flag, value, says):
+    """A value too large is not told it must be 'above 0' or '1 or more'."""
+    with pytest.raises(SystemExit) as ex:
+        main(["run", str(exp), "--out", str(tmp_path / "out"), flag, value])
+    assert ex.value.code == 2
+    msg = one_line(capsys)
+    assert flag in msg and says in msg, msg
+
+
 @pytest.mark.parametrize("kind", ["fifo", "folder", "device", "dangling"])
 def test_a_table_that_is_not_a_regular_file(exp, tmp_path, capsys, kind):
     ev = exp / "events.csv"
