@@ -105,6 +105,16 @@ def _files(folder: Path) -> list[str]:
     return sorted(out)
 
 
+def _empty_folders(folder: Path) -> list[str]:
+    """Empty folders below ``folder`` (relative, POSIX, with a trailing ``/``): the tool
+    writes none, so one there was made by someone else."""
+    out = []
+    for p in folder.rglob("*"):
+        if p.is_dir() and not p.is_symlink() and not any(p.iterdir()):
+            out.append(p.relative_to(folder).as_posix() + "/")
+    return sorted(out)
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -202,7 +212,7 @@ def check_out(out: Path | str, *, export: Path | str | None = None,
                           f"{TOOL} (no {MARKER}); choose another --out, or add --force to move "
                           f"it aside to {backup.name} first")
     known = set(marker.get("files") or [])
-    foreign = [f for f in _files(out) if f not in known]
+    foreign = [f for f in _files(out) if f not in known] + _empty_folders(out)
     if foreign:
         if force:
             return OutPlan(out, backup=backup, earlier=marker)

@@ -92,6 +92,24 @@ def test_an_earlier_output_is_replaced_but_not_a_file_added_to_it(exp, tmp_path,
     assert parts(tmp_path) == []
 
 
+def test_an_empty_folder_added_to_an_earlier_output_is_not_deleted(exp, tmp_path, capsys):
+    """An empty folder the analyst made in OUT (or in its rejects/) is theirs: refused
+    without --force (it was silently deleted with the earlier output), moved aside with it."""
+    out = tmp_path / "out"
+    assert main(["run", str(exp), "--out", str(out)]) == 0
+    capsys.readouterr()
+    for where in (out / "evidence", out / "rejects" / "checked"):
+        where.mkdir()
+        assert main(["run", str(exp), "--out", str(out)]) == 2
+        assert where.relative_to(out).as_posix() in one_line(capsys)
+        assert where.is_dir() and parts(tmp_path) == []
+        where.rmdir()
+    (out / "evidence").mkdir()
+    assert main(["run", str(exp), "--out", str(out), "--force"]) == 0
+    backups = list(tmp_path.glob("out.before-ringscope-*"))
+    assert len(backups) == 1 and (backups[0] / "evidence").is_dir()
+
+
 def test_out_may_be_previous_but_not_inside_it(exp, tmp_path, capsys):
     out = tmp_path / "w1"
     assert main(["run", str(exp), "--out", str(out)]) == 0
