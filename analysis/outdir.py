@@ -31,6 +31,7 @@ machine that is no longer alive.
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import shutil
@@ -355,7 +356,7 @@ def clean_stale(out: Path) -> list[Path]:
     if not parent.is_dir():
         return removed
     host = socket.gethostname()
-    for p in sorted(parent.glob(f".{out.name}.*-*")):
+    for p in sorted(parent.glob(f".{glob.escape(out.name)}.*-*")):   # the name, not a pattern
         rest = p.name[len(out.name) + 2:]          # after ".OUT."
         kind = _PART if rest.startswith(_PART[1:]) else _OLD if rest.startswith(_OLD[1:]) else None
         if kind is None or p.is_symlink() or not p.is_dir():

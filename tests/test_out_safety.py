@@ -268,6 +268,23 @@ def test_the_next_run_removes_partial_folders_of_dead_runs(exp, tmp_path):
     assert foreign.exists() and alive.exists()     # no marker, or a live process: kept
 
 
+def test_cleaning_up_reads_out_name_literally_not_as_a_pattern(exp, tmp_path):
+    """--out 'w?' must not take the folders of another OUT ('w1'): an earlier output of w1
+    set aside by a run that died mid-swap waits there to be put back into w1."""
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+    old = tmp_path / f".w1.old-{dead}"
+    old.mkdir()
+    (old / "rings.csv").write_text("ring_id\nring-001\n")
+    (old / outdir.MARKER).write_text(json.dumps({"tool": "ringscope", "state": "complete",
+                                                 "pid": int(dead), "host": os.uname()[1],
+                                                 "files": ["rings.csv"]}))
+    assert main(["run", str(exp), "--out", str(tmp_path / "w?")]) == 0
+    assert old.is_dir() and (old / "rings.csv").read_text() == "ring_id\nring-001\n"
+    assert main(["run", str(exp), "--out", str(tmp_path / "w1")]) == 0
+    assert not old.exists()
+
+
 @pytest.mark.slow
 def test_sigterm_from_outside(exp, tmp_path):
     out = tmp_path / "out"
