@@ -285,6 +285,26 @@ def test_cleaning_up_reads_out_name_literally_not_as_a_pattern(exp, tmp_path):
     assert not old.exists()
 
 
+@pytest.mark.parametrize("key", ["../../escaped", "/tmp/abs-escaped", "..", "a/b"])
+def test_a_tampered_ring_key_never_sends_the_handoff_outside_out(exp, tmp_path, capsys, key):
+    """--handoff names its folder by the ring key carried over from --previous's
+    ring_keys.csv; a key edited into a path wrote real ids outside OUT."""
+    w1, w2 = tmp_path / "w1", tmp_path / "w2"
+    assert main(["run", str(exp), "--out", str(w1)]) == 0
+    keys = (w1 / "ring_keys.csv").read_text().splitlines()
+    first = keys[1].split(",")[0]
+    (w1 / "ring_keys.csv").write_text("\n".join([keys[0]] + [ln.replace(first, key, 1)
+                                                              for ln in keys[1:]]) + "\n")
+    before = sorted(p for p in tmp_path.rglob("*") if "w1" not in p.parts)
+    capsys.readouterr()
+    assert main(["run", str(exp), "--out", str(w2), "--previous", str(w1),
+                 "--handoff", "1"]) == 2
+    msg = one_line(capsys)
+    assert "--handoff" in msg and "ring_keys.csv" in msg
+    assert sorted(p for p in tmp_path.rglob("*") if "w1" not in p.parts) == before
+    assert not Path("/tmp/abs-escaped").exists()
+
+
 @pytest.mark.slow
 def test_sigterm_from_outside(exp, tmp_path):
     out = tmp_path / "out"
