@@ -45,6 +45,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 __all__ = ["MARKER", "OutputError", "Interrupted", "OutPlan", "OutputFolder", "check_out",
+           "check_not_export",
            "clean_stale", "read_marker", "interrupts", "on_interrupt", "interrupted_by",
            "shielded", "interrupt_message", "exit_code"]
 
@@ -158,6 +159,23 @@ def _absolute(path: Path) -> Path:
     return path.parent.resolve() / path.name if path.name else path.resolve()
 
 
+def check_not_export(out: Path | str, export: Path | str, what: str = "--out") -> None:
+    """Raise :class:`OutputError` when ``out`` is the export, holds it or lies inside it."""
+    out_arg = Path(out)
+    out = _absolute(out_arg)
+    exp = Path(export).expanduser().resolve()
+    for o in {out, out.resolve()}:
+        if o == exp:
+            raise OutputError(f"{what} {out_arg} is the export folder {exp}; the tool never "
+                              f"writes into the export (choose another {what})")
+        if _inside(exp, o):
+            raise OutputError(f"{what} {out_arg} holds the export folder {exp}; the tool never "
+                              f"replaces the export (choose another {what})")
+        if _inside(o, exp):
+            raise OutputError(f"{what} {out_arg} lies inside the export folder {exp}; the tool "
+                              f"never writes into the export (choose another {what})")
+
+
 def check_out(out: Path | str, *, export: Path | str | None = None,
               previous: Path | str | None = None, force: bool = False) -> OutPlan:
     """Check ``out`` against the rules of the module doc; raise :class:`OutputError` if it fails."""
@@ -166,18 +184,7 @@ def check_out(out: Path | str, *, export: Path | str | None = None,
     if str(out_arg).strip() == "" or out == Path(out.anchor):
         raise OutputError(f"--out {out_arg}: not a usable output folder")
     if export is not None:
-        exp = Path(export).expanduser().resolve()
-        real = out.resolve()
-        for o in {out, real}:
-            if o == exp:
-                raise OutputError(f"--out {out_arg} is the export folder {exp}; the tool never "
-                                  f"writes into the export (choose another --out)")
-            if _inside(exp, o):
-                raise OutputError(f"--out {out_arg} holds the export folder {exp}; the tool never "
-                                  f"replaces the export (choose another --out)")
-            if _inside(o, exp):
-                raise OutputError(f"--out {out_arg} lies inside the export folder {exp}; the tool "
-                                  f"never writes into the export (choose another --out)")
+        check_not_export(out_arg, export)
     if previous is not None:
         prev = _absolute(Path(previous))
         if out != prev and _inside(out, prev):

@@ -54,6 +54,20 @@ def test_out_never_touches_the_export(tmp_path, capsys, where, force):
     assert digest(root) == before and parts(root) == [] and parts(exp) == []
 
 
+@pytest.mark.parametrize("where", ["export", "parent", "inside"])
+def test_the_notebooks_out_is_never_the_export(exp, where):
+    """The notebooks' OUT (open_findings(out=...)): rejects/ and .ringscope/ went into the
+    export folder (or beside it, when OUT held it) without a check."""
+    from analysis import pipeline
+
+    out = {"export": exp, "parent": exp.parent, "inside": exp / "out"}[where]
+    before = sorted(p.name for p in exp.iterdir())
+    with pytest.raises(outdir.OutputError, match="export"):
+        pipeline.open_findings(exp, progress=False, out=out)
+    assert sorted(p.name for p in exp.iterdir()) == before
+    assert not (exp.parent / "rejects").exists() and not (exp.parent / ".ringscope").exists()
+
+
 def test_out_that_is_a_file_is_refused_and_left_alone(exp, tmp_path, capsys):
     f = tmp_path / "file.txt"
     f.write_text("keep me")
