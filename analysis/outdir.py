@@ -356,7 +356,9 @@ def clean_stale(out: Path) -> list[Path]:
     A folder ``.OUT.part-PID`` or ``.OUT.old-PID`` is a dead run's when its marker is
     the tool's, names this machine, and PID is not a live process. An ``.old-`` folder
     (an earlier output moved aside just before the new one moved in) goes back to OUT
-    when OUT is missing; otherwise it is removed like a partial folder.
+    when OUT is missing; otherwise it is removed like a partial folder. Partial folders
+    of dead runs into other outputs of the same folder (``.OTHER.part-PID``, marker state
+    ``partial`` naming that PID) are removed too.
     """
     removed: list[Path] = []
     parent = out.parent
@@ -379,6 +381,23 @@ def clean_stale(out: Path) -> list[Path]:
             continue
         if kind == _OLD and not out.exists() and marker.get("state") in ("complete", "rejected"):
             os.replace(p, out)
+            continue
+        shutil.rmtree(p, ignore_errors=True)
+        removed.append(p)
+    # Partial folders of dead runs into other outputs in the same folder: never complete,
+    # so nothing to put back; they hold real ids (ring_members.csv, rejects), so they go.
+    for p in sorted(parent.glob(".*.part-*")):
+        if p in removed or p.is_symlink() or not p.is_dir():
+            continue
+        try:
+            pid = int(p.name.rsplit(".part-", 1)[1].split("-")[0])
+        except (IndexError, ValueError):
+            continue
+        marker = read_marker(p)
+        if (marker is None or marker.get("state") != "partial"
+                or marker.get("host", host) != host or marker.get("pid") != pid):
+            continue
+        if pid == os.getpid() or _alive(pid):
             continue
         shutil.rmtree(p, ignore_errors=True)
         removed.append(p)

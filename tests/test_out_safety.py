@@ -282,6 +282,31 @@ def test_the_next_run_removes_partial_folders_of_dead_runs(exp, tmp_path):
     assert foreign.exists() and alive.exists()     # no marker, or a live process: kept
 
 
+def test_the_next_run_also_removes_dead_partial_folders_of_other_outputs(exp, tmp_path):
+    """A run killed into w1 leaves .w1.part-PID with real ids; the next run into w2 in the
+    same folder removes it too (a partial folder is never complete: nothing to put back)."""
+    dead = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                              capture_output=True, text=True).stdout.strip())
+    marker = {"tool": "ringscope", "state": "partial", "pid": dead, "host": os.uname()[1]}
+    stale = tmp_path / f".w1.part-{dead}"
+    stale.mkdir()
+    (stale / "ring_members.csv").write_text("account_id\nk1\n")
+    (stale / outdir.MARKER).write_text(json.dumps(marker))
+    kept = {tmp_path / f".w3.part-{dead}": {**marker, "pid": dead + 1},   # another pid's
+            tmp_path / f".w4.part-{dead}": {**marker, "state": "complete"},
+            tmp_path / f".w5.part-{dead}": None}                          # not the tool's
+    for folder, m in kept.items():
+        folder.mkdir()
+        if m is not None:
+            (folder / outdir.MARKER).write_text(json.dumps(m))
+    old = tmp_path / f".w6.old-{dead}"          # an earlier w6, to be put back into w6
+    old.mkdir()
+    (old / outdir.MARKER).write_text(json.dumps({**marker, "state": "complete"}))
+    assert main(["run", str(exp), "--out", str(tmp_path / "w2")]) == 0
+    assert not stale.exists()
+    assert all(folder.exists() for folder in kept) and old.exists()
+
+
 def test_cleaning_up_reads_out_name_literally_not_as_a_pattern(exp, tmp_path):
     """--out 'w?' must not take the folders of another OUT ('w1'): an earlier output of w1
     set aside by a run that died mid-swap waits there to be put back into w1."""
