@@ -426,3 +426,25 @@ def test_events_only_header_with_a_doubled_column_stays_fatal(tmp_path, capsys):
     write_table(exp / "events.csv", EVENTS_H + ["ts"], [])
     assert main(["run", str(exp), "--out", str(tmp_path / "out")]) == 2
     assert "appears twice" in one_line(capsys)
+
+
+def test_a_kernel_never_writes_to_the_users_stderr(tmp_path, capfd):
+    """What a notebook kernel prints to its own stderr before it is up (such as IPython's
+    "Current working directory doesn't exist." when a signal removed the partial folder
+    while it started) never reaches the user: their stderr keeps one line per error."""
+    import nbformat
+    import papermill as pm
+
+    from analysis.notebook import runner
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1")])
+    nb.metadata["kernelspec"] = {"name": "python3", "language": "python",
+                                 "display_name": "Python 3"}
+    src = tmp_path / "n.ipynb"
+    nbformat.write(nb, src)
+    capfd.readouterr()
+    with pytest.raises(Exception):   # noqa: B017 - the kernel cannot start: any error
+        runner._execute(pm, src, tmp_path / "out.ipynb", progress_bar=False, log_output=False,
+                        start_timeout=30, extra_arguments=["--IPKernelApp.log_level=NOPE"])
+    err = capfd.readouterr().err
+    assert "log_level" not in err and "NOPE" not in err, err

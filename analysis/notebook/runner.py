@@ -52,13 +52,34 @@ def _no_cell_timeout(cell) -> None:
     return None
 
 
+def _quiet_kernel_manager():
+    """A kernel manager whose kernels' own stderr is not the user's.
+
+    A cell's output reaches the notebook through the kernel, not this stream; what a
+    kernel prints there comes before it is up (such as IPython's "Current working
+    directory doesn't exist." when a signal removed the partial folder while the kernel
+    started), and would break the CLI's one line per error. A kernel that cannot start is
+    still reported: papermill says it died.
+    """
+    import subprocess
+
+    from jupyter_client import AsyncKernelManager
+
+    class QuietKernelManager(AsyncKernelManager):
+        async def _async_launch_kernel(self, kernel_cmd, **kw):
+            kw.setdefault("stderr", subprocess.DEVNULL)
+            return await super()._async_launch_kernel(kernel_cmd, **kw)
+
+    return QuietKernelManager
+
+
 def _execute(pm, src: Path, dst: Path, **kwargs) -> None:
     """papermill's execute_notebook; a lost reply outside the cells is retried once."""
     for attempt in (1, 2):
         try:
             pm.execute_notebook(str(src), str(dst), execution_timeout=KERNEL_REPLY_TIMEOUT,
                                 timeout_func=_no_cell_timeout, interrupt_on_timeout=True,
-                                **kwargs)
+                                kernel_manager_class=_quiet_kernel_manager(), **kwargs)
             return
         except TypeError as exc:
             # papermill reads the closing kernel_info reply: None after the timeout
