@@ -117,7 +117,8 @@ def write_html(fig: go.Figure, path: Path | str, js_file: Path | str) -> Path:
         tmp.write_text(plotly.offline.get_plotlyjs(), encoding="utf-8")
         tmp.replace(js_file)
     rel = Path(os.path.relpath(js_file, path.parent)).as_posix()
-    fig.write_html(str(path), include_plotlyjs=rel, full_html=True,
+    # A fixed element id (plotly's default is random): the same figure, the same bytes.
+    fig.write_html(str(path), include_plotlyjs=rel, full_html=True, div_id="chart",
                    config={"displaylogo": False, "responsive": True})
     return path
 

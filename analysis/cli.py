@@ -47,7 +47,8 @@ def _resolution(value: str) -> float:
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
     if not math.isfinite(v) or v <= 0 or v > 1e6:
-        raise argparse.ArgumentTypeError(f"must be a number above 0 (such as 1.0): {value!r}")
+        raise argparse.ArgumentTypeError(f"must be a number above 0 and at most 1e6 (such as "
+                                         f"1.0): {value!r}")
     return v
 
 
@@ -64,7 +65,8 @@ def _whole(low: int, high: int, what: str):
     return parse
 
 
-_hub_degree = _whole(1, 2 ** 62, "1 or more (accounts sharing a device or IP)")
+_hub_degree = _whole(1, 2 ** 62, f"1 or more, at most {2 ** 62} (accounts sharing a device "
+                                 f"or IP)")
 _seed = _whole(0, 2 ** 31 - 1, f"between 0 and {2 ** 31 - 1}")
 
 

@@ -16,6 +16,7 @@ BELONGS_TO). Import with::
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import networkx as nx
@@ -130,6 +131,10 @@ def export_ring(findings: Findings, ring: int | str | None, folder: str | Path, 
     name = ring_id
     if "ring_key" in rings:
         name = str(rings.loc[rings["ring_id"] == ring_id, "ring_key"].iloc[0])
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name) or len(name) > 100:
+        # A key read from --previous's ring_keys.csv names a folder: never a path.
+        raise ValueError(f"--handoff {ring}: ring key {name[:60]!r} (carried over from "
+                         f"--previous's ring_keys.csv) is not a plain name; fix that file")
     g = ring_graph(ring_subgraph(findings, ring_id, hops=hops))
     where = Path(folder) / name
     (where / "neo4j").mkdir(parents=True, exist_ok=True)

@@ -31,6 +31,7 @@ machine that is no longer alive.
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import shutil
@@ -44,6 +45,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 __all__ = ["MARKER", "OutputError", "Interrupted", "OutPlan", "OutputFolder", "check_out",
+           "check_not_export",
            "clean_stale", "read_marker", "interrupts", "on_interrupt", "interrupted_by",
            "shielded", "interrupt_message", "exit_code"]
 
@@ -105,6 +107,16 @@ def _files(folder: Path) -> list[str]:
     return sorted(out)
 
 
+def _empty_folders(folder: Path) -> list[str]:
+    """Empty folders below ``folder`` (relative, POSIX, with a trailing ``/``): the tool
+    writes none, so one there was made by someone else."""
+    out = []
+    for p in folder.rglob("*"):
+        if p.is_dir() and not p.is_symlink() and not any(p.iterdir()):
+            out.append(p.relative_to(folder).as_posix() + "/")
+    return sorted(out)
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -147,6 +159,23 @@ def _absolute(path: Path) -> Path:
     return path.parent.resolve() / path.name if path.name else path.resolve()
 
 
+def check_not_export(out: Path | str, export: Path | str, what: str = "--out") -> None:
+    """Raise :class:`OutputError` when ``out`` is the export, holds it or lies inside it."""
+    out_arg = Path(out)
+    out = _absolute(out_arg)
+    exp = Path(export).expanduser().resolve()
+    for o in {out, out.resolve()}:
+        if o == exp:
+            raise OutputError(f"{what} {out_arg} is the export folder {exp}; the tool never "
+                              f"writes into the export (choose another {what})")
+        if _inside(exp, o):
+            raise OutputError(f"{what} {out_arg} holds the export folder {exp}; the tool never "
+                              f"replaces the export (choose another {what})")
+        if _inside(o, exp):
+            raise OutputError(f"{what} {out_arg} lies inside the export folder {exp}; the tool "
+                              f"never writes into the export (choose another {what})")
+
+
 def check_out(out: Path | str, *, export: Path | str | None = None,
               previous: Path | str | None = None, force: bool = False) -> OutPlan:
     """Check ``out`` against the rules of the module doc; raise :class:`OutputError` if it fails."""
@@ -155,18 +184,7 @@ def check_out(out: Path | str, *, export: Path | str | None = None,
     if str(out_arg).strip() == "" or out == Path(out.anchor):
         raise OutputError(f"--out {out_arg}: not a usable output folder")
     if export is not None:
-        exp = Path(export).expanduser().resolve()
-        real = out.resolve()
-        for o in {out, real}:
-            if o == exp:
-                raise OutputError(f"--out {out_arg} is the export folder {exp}; the tool never "
-                                  f"writes into the export (choose another --out)")
-            if _inside(exp, o):
-                raise OutputError(f"--out {out_arg} holds the export folder {exp}; the tool never "
-                                  f"replaces the export (choose another --out)")
-            if _inside(o, exp):
-                raise OutputError(f"--out {out_arg} lies inside the export folder {exp}; the tool "
-                                  f"never writes into the export (choose another --out)")
+        check_not_export(out_arg, export)
     if previous is not None:
         prev = _absolute(Path(previous))
         if out != prev and _inside(out, prev):
@@ -202,7 +220,7 @@ def check_out(out: Path | str, *, export: Path | str | None = None,
                           f"{TOOL} (no {MARKER}); choose another --out, or add --force to move "
                           f"it aside to {backup.name} first")
     known = set(marker.get("files") or [])
-    foreign = [f for f in _files(out) if f not in known]
+    foreign = [f for f in _files(out) if f not in known] + _empty_folders(out)
     if foreign:
         if force:
             return OutPlan(out, backup=backup, earlier=marker)
@@ -338,14 +356,16 @@ def clean_stale(out: Path) -> list[Path]:
     A folder ``.OUT.part-PID`` or ``.OUT.old-PID`` is a dead run's when its marker is
     the tool's, names this machine, and PID is not a live process. An ``.old-`` folder
     (an earlier output moved aside just before the new one moved in) goes back to OUT
-    when OUT is missing; otherwise it is removed like a partial folder.
+    when OUT is missing; otherwise it is removed like a partial folder. Partial folders
+    of dead runs into other outputs of the same folder (``.OTHER.part-PID``, marker state
+    ``partial`` naming that PID) are removed too.
     """
     removed: list[Path] = []
     parent = out.parent
     if not parent.is_dir():
         return removed
     host = socket.gethostname()
-    for p in sorted(parent.glob(f".{out.name}.*-*")):
+    for p in sorted(parent.glob(f".{glob.escape(out.name)}.*-*")):   # the name, not a pattern
         rest = p.name[len(out.name) + 2:]          # after ".OUT."
         kind = _PART if rest.startswith(_PART[1:]) else _OLD if rest.startswith(_OLD[1:]) else None
         if kind is None or p.is_symlink() or not p.is_dir():
@@ -361,6 +381,23 @@ def clean_stale(out: Path) -> list[Path]:
             continue
         if kind == _OLD and not out.exists() and marker.get("state") in ("complete", "rejected"):
             os.replace(p, out)
+            continue
+        shutil.rmtree(p, ignore_errors=True)
+        removed.append(p)
+    # Partial folders of dead runs into other outputs in the same folder: never complete,
+    # so nothing to put back; they hold real ids (ring_members.csv, rejects), so they go.
+    for p in sorted(parent.glob(".*.part-*")):
+        if p in removed or p.is_symlink() or not p.is_dir():
+            continue
+        try:
+            pid = int(p.name.rsplit(".part-", 1)[1].split("-")[0])
+        except (IndexError, ValueError):
+            continue
+        marker = read_marker(p)
+        if (marker is None or marker.get("state") != "partial"
+                or marker.get("host", host) != host or marker.get("pid") != pid):
+            continue
+        if pid == os.getpid() or _alive(pid):
             continue
         shutil.rmtree(p, ignore_errors=True)
         removed.append(p)

@@ -351,6 +351,10 @@ def open_findings(exports: str | Path | None = None, as_of: str | None = None, s
     prev = tracking.load_previous(params.previous) if params.previous else None
     verdicts = tracking.read_cases(params.cases) if params.cases else None
     export_dir = config.export_dir(exports)
+    if out is not None:     # the notebooks' OUT: never the export, nor around or inside it
+        outdir.check_not_export(out, export_dir, "OUT")
+    if rejects_dir is not None:
+        outdir.check_not_export(rejects_dir, export_dir, "rejects_dir")
     if rejects_dir is None:
         rejects_dir = (Path(out) / "rejects" if out is not None
                        else Path(tempfile.mkdtemp(prefix="ringscope-rejects-")))

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
@@ -40,13 +40,31 @@ from .queries import (
 )
 
 __all__ = ["Management", "management", "write_report", "summary_lines", "since_lines",
-           "ring_lines", "management_why", "partner_names", "figure_html"]
+           "ring_lines", "management_why", "partner_names", "figure_html", "data_time"]
 
 
-def figure_html(fig, *, include_js: bool | str) -> str:
-    """A figure as an HTML fragment (plotly.js embedded once when ``include_js``)."""
-    return pio.to_html(fig, full_html=False, include_plotlyjs=include_js,
+def figure_html(fig, *, include_js: bool | str, div_id: str | None = None) -> str:
+    """A figure as an HTML fragment (plotly.js embedded once when ``include_js``).
+
+    ``div_id`` names the chart's element; give one (plotly's default is random), so
+    that the same figures give the same page byte for byte.
+    """
+    return pio.to_html(fig, full_html=False, include_plotlyjs=include_js, div_id=div_id,
                        config={"displaylogo": False, "responsive": True})
+
+
+def data_time(findings: Findings, export: Export) -> tuple[datetime | None, str]:
+    """The time a report speaks of, and where it comes from: the end of ``--as-of``, else
+    the newest event of the export (never the clock, so reruns are byte-identical)."""
+    if findings.params.as_of:
+        return findings.aggregates.as_of, f"the end of {findings.params.as_of} UTC (--as-of)"
+    try:
+        newest = export.con.execute("SELECT max(ts) FROM ev").fetchone()[0]
+    except Exception:  # noqa: BLE001 - a workspace without events
+        newest = None
+    if newest is None:
+        return None, "an export without events"
+    return newest, f"{newest:%Y-%m-%d %H:%M} UTC (the newest event in the export)"
 
 
 def _total(findings: Findings) -> pd.Series | None:
@@ -226,6 +244,8 @@ class Management:
     lines: list[str] = field(default_factory=list)
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     pseudonyms: Pseudonyms | None = None
+    #: The time the report speaks of (:func:`data_time`): the charts' PDFs carry it.
+    data_time: datetime | None = None
 
 
 def management(export: Export, findings: Findings, pseudonyms: Pseudonyms | None = None, *,
@@ -270,6 +290,7 @@ def management(export: Export, findings: Findings, pseudonyms: Pseudonyms | None
     figs = {name: ps.scrub_figure(fig) for name, fig in figs.items()}
     lines = [ps.scrub(line) for line in lines]
     return Management(figures=figs, lines=lines, pseudonyms=ps,
+                      data_time=data_time(findings, export)[0],
                       tables={"records_by_ring": daily, "users_exposed": exposed,
                               "partners_implicated": partners, "detection_lag": lag})
 
@@ -287,7 +308,7 @@ td, th {{ border: 1px solid #ccc; padding: 4px 8px; text-align: left; vertical-a
 .chart {{ margin: 1.5em 0; }}
 </style></head><body>
 <h1>{title}</h1>
-<p class="note">Generated {generated}. Account ids, device ids and IPs are left out of this
+<p class="note">Data up to {generated}. Account ids, device ids and IPs are left out of this
 report (rings are named by rank; their accounts, devices and IPs by pseudonyms such as
 R1-A01, R1-D01, R1-IP01); the investigator's files (ring_members.csv) hold them.</p>
 <h2>Summary</h2>
@@ -315,7 +336,8 @@ def write_report(findings: Findings, export: Export, path: Path, extra_figures: 
     figs = [ps.scrub_figure(fig) for fig in figs]
     sections = ["<h2>Charts</h2>"] if figs else []
     for i, fig in enumerate(figs):
-        sections.append(f'<div class="chart">{figure_html(fig, include_js=(i == 0))}</div>')
+        sections.append(f'<div class="chart">'
+                        f'{figure_html(fig, include_js=(i == 0), div_id=f"chart-{i + 1}")}</div>')
     flagged = flagged_rings(rings)
     if len(flagged):
         rows = "".join(
@@ -331,7 +353,7 @@ def write_report(findings: Findings, export: Export, path: Path, extra_figures: 
     summary = lines if lines is not None else summary_lines(findings, export)
     page = PAGE.format(
         title="Data-harvesting rings: findings",
-        generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        generated=html.escape(data_time(findings, export)[1]),
         summary="".join(f"<li>{html.escape(ps.scrub(s))}</li>" for s in summary),
         sections="\n".join(sections),
     )

@@ -54,6 +54,20 @@ def test_out_never_touches_the_export(tmp_path, capsys, where, force):
     assert digest(root) == before and parts(root) == [] and parts(exp) == []
 
 
+@pytest.mark.parametrize("where", ["export", "parent", "inside"])
+def test_the_notebooks_out_is_never_the_export(exp, where):
+    """The notebooks' OUT (open_findings(out=...)): rejects/ and .ringscope/ went into the
+    export folder (or beside it, when OUT held it) without a check."""
+    from analysis import pipeline
+
+    out = {"export": exp, "parent": exp.parent, "inside": exp / "out"}[where]
+    before = sorted(p.name for p in exp.iterdir())
+    with pytest.raises(outdir.OutputError, match="export"):
+        pipeline.open_findings(exp, progress=False, out=out)
+    assert sorted(p.name for p in exp.iterdir()) == before
+    assert not (exp.parent / "rejects").exists() and not (exp.parent / ".ringscope").exists()
+
+
 def test_out_that_is_a_file_is_refused_and_left_alone(exp, tmp_path, capsys):
     f = tmp_path / "file.txt"
     f.write_text("keep me")
@@ -90,6 +104,24 @@ def test_an_earlier_output_is_replaced_but_not_a_file_added_to_it(exp, tmp_path,
     assert "cases.csv" in one_line(capsys)
     assert (out / "cases.csv").exists()
     assert parts(tmp_path) == []
+
+
+def test_an_empty_folder_added_to_an_earlier_output_is_not_deleted(exp, tmp_path, capsys):
+    """An empty folder the analyst made in OUT (or in its rejects/) is theirs: refused
+    without --force (it was silently deleted with the earlier output), moved aside with it."""
+    out = tmp_path / "out"
+    assert main(["run", str(exp), "--out", str(out)]) == 0
+    capsys.readouterr()
+    for where in (out / "evidence", out / "rejects" / "checked"):
+        where.mkdir()
+        assert main(["run", str(exp), "--out", str(out)]) == 2
+        assert where.relative_to(out).as_posix() in one_line(capsys)
+        assert where.is_dir() and parts(tmp_path) == []
+        where.rmdir()
+    (out / "evidence").mkdir()
+    assert main(["run", str(exp), "--out", str(out), "--force"]) == 0
+    backups = list(tmp_path.glob("out.before-ringscope-*"))
+    assert len(backups) == 1 and (backups[0] / "evidence").is_dir()
 
 
 def test_out_may_be_previous_but_not_inside_it(exp, tmp_path, capsys):
@@ -250,6 +282,68 @@ def test_the_next_run_removes_partial_folders_of_dead_runs(exp, tmp_path):
     assert foreign.exists() and alive.exists()     # no marker, or a live process: kept
 
 
+def test_the_next_run_also_removes_dead_partial_folders_of_other_outputs(exp, tmp_path):
+    """A run killed into w1 leaves .w1.part-PID with real ids; the next run into w2 in the
+    same folder removes it too (a partial folder is never complete: nothing to put back)."""
+    dead = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                              capture_output=True, text=True).stdout.strip())
+    marker = {"tool": "ringscope", "state": "partial", "pid": dead, "host": os.uname()[1]}
+    stale = tmp_path / f".w1.part-{dead}"
+    stale.mkdir()
+    (stale / "ring_members.csv").write_text("account_id\nk1\n")
+    (stale / outdir.MARKER).write_text(json.dumps(marker))
+    kept = {tmp_path / f".w3.part-{dead}": {**marker, "pid": dead + 1},   # another pid's
+            tmp_path / f".w4.part-{dead}": {**marker, "state": "complete"},
+            tmp_path / f".w5.part-{dead}": None}                          # not the tool's
+    for folder, m in kept.items():
+        folder.mkdir()
+        if m is not None:
+            (folder / outdir.MARKER).write_text(json.dumps(m))
+    old = tmp_path / f".w6.old-{dead}"          # an earlier w6, to be put back into w6
+    old.mkdir()
+    (old / outdir.MARKER).write_text(json.dumps({**marker, "state": "complete"}))
+    assert main(["run", str(exp), "--out", str(tmp_path / "w2")]) == 0
+    assert not stale.exists()
+    assert all(folder.exists() for folder in kept) and old.exists()
+
+
+def test_cleaning_up_reads_out_name_literally_not_as_a_pattern(exp, tmp_path):
+    """--out 'w?' must not take the folders of another OUT ('w1'): an earlier output of w1
+    set aside by a run that died mid-swap waits there to be put back into w1."""
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+    old = tmp_path / f".w1.old-{dead}"
+    old.mkdir()
+    (old / "rings.csv").write_text("ring_id\nring-001\n")
+    (old / outdir.MARKER).write_text(json.dumps({"tool": "ringscope", "state": "complete",
+                                                 "pid": int(dead), "host": os.uname()[1],
+                                                 "files": ["rings.csv"]}))
+    assert main(["run", str(exp), "--out", str(tmp_path / "w?")]) == 0
+    assert old.is_dir() and (old / "rings.csv").read_text() == "ring_id\nring-001\n"
+    assert main(["run", str(exp), "--out", str(tmp_path / "w1")]) == 0
+    assert not old.exists()
+
+
+@pytest.mark.parametrize("key", ["../../escaped", "/tmp/abs-escaped", "..", "a/b"])
+def test_a_tampered_ring_key_never_sends_the_handoff_outside_out(exp, tmp_path, capsys, key):
+    """--handoff names its folder by the ring key carried over from --previous's
+    ring_keys.csv; a key edited into a path wrote real ids outside OUT."""
+    w1, w2 = tmp_path / "w1", tmp_path / "w2"
+    assert main(["run", str(exp), "--out", str(w1)]) == 0
+    keys = (w1 / "ring_keys.csv").read_text().splitlines()
+    first = keys[1].split(",")[0]
+    (w1 / "ring_keys.csv").write_text("\n".join([keys[0]] + [ln.replace(first, key, 1)
+                                                              for ln in keys[1:]]) + "\n")
+    before = sorted(p for p in tmp_path.rglob("*") if "w1" not in p.parts)
+    capsys.readouterr()
+    assert main(["run", str(exp), "--out", str(w2), "--previous", str(w1),
+                 "--handoff", "1"]) == 2
+    msg = one_line(capsys)
+    assert "--handoff" in msg and "ring_keys.csv" in msg
+    assert sorted(p for p in tmp_path.rglob("*") if "w1" not in p.parts) == before
+    assert not Path("/tmp/abs-escaped").exists()
+
+
 @pytest.mark.slow
 def test_sigterm_from_outside(exp, tmp_path):
     out = tmp_path / "out"
@@ -280,6 +374,19 @@ def test_bad_flag_values_get_one_line_naming_the_flag(exp, tmp_path, capsys, fla
     assert ex.value.code == 2
     assert flag in one_line(capsys)
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("flag, value, says", [
+    ("--hub-degree", "99999999999999999999", "at most"),
+    ("--resolution", "1e7", "at most"),
+    ("--seed", "99999999999999999999", "between 0 and")])
+def test_too_large_flag_values_say_so(exp, tmp_path, capsys, flag, value, says):
+    """A value too large is not told it must be 'above 0' or '1 or more'."""
+    with pytest.raises(SystemExit) as ex:
+        main(["run", str(exp), "--out", str(tmp_path / "out"), flag, value])
+    assert ex.value.code == 2
+    msg = one_line(capsys)
+    assert flag in msg and says in msg, msg
 
 
 @pytest.mark.parametrize("kind", ["fifo", "folder", "device", "dangling"])
@@ -319,3 +426,25 @@ def test_events_only_header_with_a_doubled_column_stays_fatal(tmp_path, capsys):
     write_table(exp / "events.csv", EVENTS_H + ["ts"], [])
     assert main(["run", str(exp), "--out", str(tmp_path / "out")]) == 2
     assert "appears twice" in one_line(capsys)
+
+
+def test_a_kernel_never_writes_to_the_users_stderr(tmp_path, capfd):
+    """What a notebook kernel prints to its own stderr before it is up (such as IPython's
+    "Current working directory doesn't exist." when a signal removed the partial folder
+    while it started) never reaches the user: their stderr keeps one line per error."""
+    import nbformat
+    import papermill as pm
+
+    from analysis.notebook import runner
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1")])
+    nb.metadata["kernelspec"] = {"name": "python3", "language": "python",
+                                 "display_name": "Python 3"}
+    src = tmp_path / "n.ipynb"
+    nbformat.write(nb, src)
+    capfd.readouterr()
+    with pytest.raises(Exception):   # noqa: B017 - the kernel cannot start: any error
+        runner._execute(pm, src, tmp_path / "out.ipynb", progress_bar=False, log_output=False,
+                        start_timeout=30, extra_arguments=["--IPKernelApp.log_level=NOPE"])
+    err = capfd.readouterr().err
+    assert "log_level" not in err and "NOPE" not in err, err

@@ -187,3 +187,52 @@ def test_ids_inside_partner_free_text_never_reach_management(ring_export, tmp_pa
     assert html.escape(clean) in net and html.escape(ps.scrub(ID_TYPE)) in net
     # the investigator's files keep the real text
     assert ID_NAME in set(findings.aggregates.partners["name"])
+
+
+def test_report_and_charts_are_byte_identical_across_reruns(ring_export, tmp_path):
+    """Issue 13 point 9: the same export and seed give the same report.html and chart
+    pages byte for byte: no wall-clock time, no random plotly div ids. The page's time is
+    the export's newest event (or --as-of), and it says so."""
+    exp, findings = pipeline.open_findings(ring_export, progress=False)
+    mgmt = report.management(exp, findings)
+    pages, charts_written = [], []
+    for name in ("a", "b"):
+        charts_written.append(runner.export_charts(mgmt.figures, tmp_path / name / "charts",
+                                                   formats=()))
+        pages.append(report.write_report(findings, exp, tmp_path / name / "report.html",
+                                         figures=list(mgmt.figures.values()),
+                                         lines=mgmt.lines, pseudonyms=mgmt.pseudonyms))
+        pages.append(report.write_report(findings, exp, tmp_path / name / "default.html"))
+    assert pages[0].read_bytes() == pages[2].read_bytes()
+    assert pages[1].read_bytes() == pages[3].read_bytes()
+    for a, b in zip(*charts_written):
+        assert a.read_bytes() == b.read_bytes(), a.name
+    text = pages[0].read_text(encoding="utf-8")
+    newest = exp.con.execute("SELECT max(ts) FROM ev").fetchone()[0]
+    assert "Generated" not in text
+    assert f"Data up to {newest:%Y-%m-%d %H:%M} UTC (the newest event in the export)" in text
+    assert mgmt.data_time == newest
+    exp2, findings2 = pipeline.open_findings(ring_export, as_of="2020-01-05", progress=False)
+    page = report.write_report(findings2, exp2, tmp_path / "asof.html").read_text()
+    assert "Data up to the end of 2020-01-05 UTC (--as-of)" in page
+
+
+def test_pdf_charts_carry_the_data_time_not_the_clock(tmp_path):
+    """Chromium stamps a PDF with the time it printed it; export_charts replaces that with
+    the data time (bytes in place, so the file stays valid), or 1970-01-01 without one."""
+    import datetime as dt
+
+    import plotly.graph_objects as go
+
+    if runner.chromium_path() is None:
+        pytest.skip("no Chromium")
+    fig = go.Figure(go.Bar(x=["a", "b"], y=[1, 2]))
+    when = dt.datetime(2020, 6, 30, 12, 34, 56)
+    pdf = [p for p in runner.export_charts({"x": fig}, tmp_path / "a", formats=("pdf",),
+                                           stamp=when) if p.suffix == ".pdf"][0]
+    data = pdf.read_bytes()
+    assert b"/CreationDate (D:20200630123456" in data and b"/ModDate (D:20200630123456" in data
+    pdf2 = [p for p in runner.export_charts({"x": fig}, tmp_path / "b", formats=("pdf",))
+            if p.suffix == ".pdf"][0]
+    assert b"/CreationDate (D:19700101000000" in pdf2.read_bytes()
+    assert data.startswith(b"%PDF") and data.rstrip().endswith(b"%%EOF")

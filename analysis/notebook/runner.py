@@ -52,13 +52,34 @@ def _no_cell_timeout(cell) -> None:
     return None
 
 
+def _quiet_kernel_manager():
+    """A kernel manager whose kernels' own stderr is not the user's.
+
+    A cell's output reaches the notebook through the kernel, not this stream; what a
+    kernel prints there comes before it is up (such as IPython's "Current working
+    directory doesn't exist." when a signal removed the partial folder while the kernel
+    started), and would break the CLI's one line per error. A kernel that cannot start is
+    still reported: papermill says it died.
+    """
+    import subprocess
+
+    from jupyter_client import AsyncKernelManager
+
+    class QuietKernelManager(AsyncKernelManager):
+        async def _async_launch_kernel(self, kernel_cmd, **kw):
+            kw.setdefault("stderr", subprocess.DEVNULL)
+            return await super()._async_launch_kernel(kernel_cmd, **kw)
+
+    return QuietKernelManager
+
+
 def _execute(pm, src: Path, dst: Path, **kwargs) -> None:
     """papermill's execute_notebook; a lost reply outside the cells is retried once."""
     for attempt in (1, 2):
         try:
             pm.execute_notebook(str(src), str(dst), execution_timeout=KERNEL_REPLY_TIMEOUT,
                                 timeout_func=_no_cell_timeout, interrupt_on_timeout=True,
-                                **kwargs)
+                                kernel_manager_class=_quiet_kernel_manager(), **kwargs)
             return
         except TypeError as exc:
             # papermill reads the closing kernel_info reply: None after the timeout
@@ -200,12 +221,14 @@ def _keep_failed(notebook: Path, out: Path) -> Path:
 # -- chart export ------------------------------------------------------------------------------
 
 def export_charts(figures: dict, folder: str | Path, *, formats: tuple[str, ...] = ("png", "pdf"),
-                  width: int = 1100, scale: float = 2.0) -> list[Path]:
+                  width: int = 1100, scale: float = 2.0, stamp=None) -> list[Path]:
     """Write each figure as NAME.html (loading the folder's plotly.min.js: works offline) and NAME.png/.pdf.
 
     All static images are made in one kaleido session (one Chromium start), which
     is several times faster than one per figure. ``figures`` maps a file name
-    (letters, digits, ``_`` and ``-``) to a plotly figure.
+    (letters, digits, ``_`` and ``-``) to a plotly figure. A PDF's creation and
+    modification dates are ``stamp`` (the data time, :func:`analysis.report.data_time`),
+    or 1970-01-01 without one, never the clock: the same figures give the same bytes.
 
     Returns the paths written.
     """
@@ -229,8 +252,26 @@ def export_charts(figures: dict, folder: str | Path, *, formats: tuple[str, ...]
             raise RuntimeError("static chart export needs Chromium; run `make setup` or "
                                "install it (apt-get install chromium)")
         pio.write_images(figs, files, width=width, height=heights, scale=scale)
+        for f in files:
+            if f.suffix == ".pdf":
+                _stamp_pdf(f, stamp)
         written += files
     return written
+
+
+def _stamp_pdf(path: Path, stamp=None) -> None:
+    """Set the PDF's /CreationDate and /ModDate to ``stamp`` (UTC; None: 1970-01-01), in
+    place: the 14 digits are replaced by 14 digits, so the cross-reference offsets hold."""
+    import re
+
+    digits = (stamp.strftime("%Y%m%d%H%M%S") if stamp is not None else "19700101000000")
+    data = path.read_bytes()
+    new = re.sub(rb"(/(?:CreationDate|ModDate) ?\(D:)\d{14}",
+                 lambda m: m.group(1) + digits.encode(), data)
+    if new != data:
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_bytes(new)
+        tmp.replace(path)
 
 
 def chromium_path() -> str | None:
