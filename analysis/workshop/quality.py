@@ -239,6 +239,39 @@ def false_alert_sources(rings: pd.DataFrame, members: pd.DataFrame, labels: pd.D
     return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
+#: Held-out worlds run again at as-of dates 14 days after each ring's first harvest.
+EARLY_SEEDS = tuple(range(61, 71))
+
+
+def assess_early(seed: int, work: Path) -> dict:
+    """World ``seed``, run at 14 days after each planted ring's first harvest: is it
+    flagged by then? (Rings whose +14 days fall after the export's end are left out.)"""
+    from .synth.worlds import generate_world
+
+    world = generate_world(work / f"early-{seed}", seed=seed)
+    table = replay(world.export_dir, world.labels_path, truth=world.truth_path, seed=7,
+                   weekly=False)
+    rings = pd.DataFrame(table[table["flagged_at_14d"].notna()]).reset_index(drop=True)
+    rings.attrs = {}   # the replay's per-run table stays behind (concat compares attrs)
+    return {"seed": seed, "rings": rings}
+
+
+def render_early(rows: list[dict]) -> str:
+    if not rows:
+        return ""
+    t = pd.concat([r["rings"].assign(seed=r["seed"]) for r in rows], ignore_index=True)
+    lines = ["## Flagged 14 days after the first harvest", "",
+             f"Worlds {seed_ranges(r['seed'] for r in rows)} (held out), each planted ring "
+             "run at `--as-of` its first harvest + 14 days (rings whose +14 days fall after "
+             "the export's end are left out). Flagged: a flagged ring of that run has at least "
+             "half its members from the planted ring.", "",
+             "| ring tactic | flagged at +14 days |", "|---|---|"]
+    for scen, g in t.groupby("scenario", sort=True):
+        lines.append(f"| {scen} | {int(g['flagged_at_14d'].astype(bool).sum())} of {len(g)} |")
+    lines.append(f"| all | {int(t['flagged_at_14d'].astype(bool).sum())} of {len(t)} |")
+    return "\n".join(lines) + "\n"
+
+
 #: Held-out worlds replayed week by week for ring-key survival (capped in size: one run a week).
 WEEKLY_SEEDS = (21, 23, 25, 27, 29, 31)
 WEEKLY_MAX_ACCOUNTS, WEEKLY_MAX_DAYS = 6000, 120
@@ -448,6 +481,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="randomised worlds held out of tuning")
     p.add_argument("--weekly-seeds", default=",".join(map(str, WEEKLY_SEEDS)),
                    help="held-out worlds replayed week by week for ring-key survival")
+    p.add_argument("--early-seeds", default=",".join(map(str, EARLY_SEEDS)),
+                   help="held-out worlds run at each ring's first harvest + 14 days")
     p.add_argument("--world-kind", choices=["worlds", "mixed"], default="worlds",
                    help="worlds: the detector-blind generator; mixed: the project's own "
                         "generators at randomised sizes")
@@ -460,7 +495,9 @@ def main(argv: list[str] | None = None) -> int:
         held = [assess_world(int(x), Path(tmp), a.world_kind)
                 for x in a.world_held_out.split(",") if x]
         weekly = [assess_weekly(int(x), Path(tmp)) for x in a.weekly_seeds.split(",") if x]
-    worlds = render_worlds(tune, held, a.world_kind) + "\n" + render_weekly(weekly)
+        early = [assess_early(int(x), Path(tmp)) for x in a.early_seeds.split(",") if x]
+    worlds = (render_worlds(tune, held, a.world_kind) + "\n" + render_weekly(weekly)
+              + ("\n" + render_early(early) if early else ""))
     if a.worlds_only:
         a.out.parent.mkdir(parents=True, exist_ok=True)
         a.out.write_text("# Detection quality\n\n" + worlds)

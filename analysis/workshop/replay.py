@@ -37,7 +37,7 @@ def first_harvest_from_truth(truth_path: Path | str | None) -> dict[str, datetim
     rings = truth.get("rings", truth) if isinstance(truth, dict) else truth
     out = {}
     for r in rings:
-        ts = r.get("first_harvest_ts")
+        ts = r.get("first_harvest_ts") or r.get("first_harvest")
         if ts:
             out[str(r["ring_id"])] = pd.Timestamp(ts).tz_localize(None) if pd.Timestamp(
                 ts).tzinfo is None else pd.Timestamp(ts).tz_convert(None)
@@ -65,11 +65,12 @@ def alerts_for(findings, labels: pd.DataFrame) -> tuple[set[str], int]:
 
 def replay(export_dir: Path | str, labels_path: Path | str, *, truth: Path | str | None = None,
            seed: int = 7, step_days: int = 7, params: RunParams | None = None,
-           out: Path | str | None = None) -> pd.DataFrame:
+           out: Path | str | None = None, weekly: bool = True) -> pd.DataFrame:
     """Replay weekly as-of dates; one row per planted ring with its days to flag.
 
     Also runs, for each planted ring with a known first harvest, the as-of date
-    14 days after it (``flagged_at_14d``). The per-run table (as-of date,
+    14 days after it (``flagged_at_14d``; None when that day is past the export's
+    end). Without ``weekly`` only those runs are made (no days to flag). The per-run table (as-of date,
     flagged rings, false alerts) is written beside the result when ``out`` is set.
     """
     labels = read_labels(labels_path)
@@ -87,9 +88,12 @@ def replay(export_dir: Path | str, labels_path: Path | str, *, truth: Path | str
             dates.append(day)
             day += timedelta(days=step_days)
         dates.append(hi.date())
+        if not weekly:
+            dates = []
         weekly_dates = set(dates)
         for start in starts.values():
-            dates.append((start + timedelta(days=14)).date())
+            if (start + timedelta(days=14)).date() <= hi.date():
+                dates.append((start + timedelta(days=14)).date())
         runs, first_flag = [], {}
         flagged_at: dict[date, set[str]] = {}
         for as_of in sorted(set(dates)):
@@ -115,8 +119,8 @@ def replay(export_dir: Path | str, labels_path: Path | str, *, truth: Path | str
             if flag else None
         days = (end_of_flag_day - start).days if (flag and start is not None) else None
         at14 = None
-        if start is not None:
-            at14 = ring in flagged_at.get((start + timedelta(days=14)).date(), set())
+        if start is not None and (start + timedelta(days=14)).date() in flagged_at:
+            at14 = ring in flagged_at[(start + timedelta(days=14)).date()]
         rows.append({"ring_id": ring, "scenario": scen.get(ring, ""),
                      "first_harvest": start.isoformat() if start is not None else "",
                      "first_flagged_as_of": flag.isoformat() if flag else "never",
