@@ -91,6 +91,11 @@ class Rings:
     params: RingParams
 
 
+def _no_rings(params: RingParams) -> Rings:
+    return Rings(pd.DataFrame(columns=RING_COLUMNS),
+                 pd.DataFrame(columns=MEMBER_COLUMNS + ["aid"]), params)
+
+
 def _entity_links(agg: Aggregates) -> pd.DataFrame:
     """Every account's devices and IPs, hubs included: aid, entity, kind.
 
@@ -164,6 +169,32 @@ def _components(members: np.ndarray, links: pd.DataFrame, params: RingParams,
     return np.asarray(g.connected_components().membership)[: len(members)]
 
 
+def _created_together(comp: np.ndarray, members: np.ndarray, hoarder: np.ndarray,
+                      created: pd.Series, params: RingParams) -> np.ndarray:
+    """``comp`` with each run of lone coupon harvesters created within ``burst_days`` of
+    one another (sorted by creation) joined into one new piece.
+
+    A harvester counts as lone when it is the only member of its piece.
+    """
+    comp = np.asarray(comp).copy()
+    _, inv, n = np.unique(comp, return_inverse=True, return_counts=True)
+    lone = hoarder[members] & (n[inv] == 1)
+    at = pd.to_datetime(created.to_numpy()[members[lone]])
+    idx = np.flatnonzero(lone)[~pd.isna(at)]
+    at = at[~pd.isna(at)]
+    if len(idx) < 2:
+        return comp
+    order = np.argsort(at.to_numpy(), kind="stable")
+    idx, t = idx[order], at.to_numpy()[order]
+    gap = np.diff(t) > np.timedelta64(params.burst_days, "D")
+    run = np.concatenate([[0], np.cumsum(gap)])
+    _, run_n = np.unique(run, return_counts=True)
+    fresh = comp.max() + 1
+    for r in np.flatnonzero(run_n >= 2):
+        comp[idx[run == r]] = fresh + r
+    return comp
+
+
 def _burst(created: np.ndarray, pop: np.ndarray, days: int) -> tuple[int, float]:
     """Largest number of ``created`` within ``days``, and its ratio to the population rate.
 
@@ -216,14 +247,18 @@ def find_rings(sig: pd.DataFrame, base: Baselines, graph: EntityGraph, communiti
     # no bargain hunter makes (see decide_flag).
     hoarder = coupon_harvesters(sig, params)
     if not (harvester | claimer | reader | hoarder).any():
-        return Rings(pd.DataFrame(columns=RING_COLUMNS), pd.DataFrame(columns=MEMBER_COLUMNS + ["aid"]),
-                     params)
+        return _no_rings(params)
     members = _expand(sig, links, harvester | claimer | reader | hoarder, weak, params)
     # Suspects: any account with harm of its own or claiming like the keenest tenth.
     suspect = (harvester | weak | claimer | reader | hoarder
                | ((sig["coupon_merchants_ratio"].to_numpy(dtype=float) >= 1.0)
                   & (sig["coupon_merchants"].to_numpy(dtype=float) >= 2)))
     comp = _components(members, links, params, suspects=suspect)
+    # Coupon harvesters that share no infrastructure but were created together (within
+    # burst_days of one another, one after the other) are one piece: accounts bulk-made
+    # for coupons. No bargain hunter claims like them, and a pair made the same week is
+    # an operation (see decide_flag).
+    comp = _created_together(comp, members, hoarder, sig["created_at"], params)
     comm = communities.reindex(members).to_numpy()
     # Each connected piece goes to the community most of its members sit in.
     piece = pd.DataFrame({"aid": members, "comp": comp, "comm": comm})
@@ -262,6 +297,8 @@ def find_rings(sig: pd.DataFrame, base: Baselines, graph: EntityGraph, communiti
     joined = ~(piece["harvester"] | piece["claimer"] | piece["reader"] | piece["hoarder"]).to_numpy()
     piece = piece[~(joined & (ratio_of < np.nan_to_num(core) / params.harvest_factor))]
 
+    if piece.empty:   # lone coupon harvesters, crews that did not hold: no candidate ring
+        return _no_rings(params)
     rows, member_idx, member_group, member_score = [], [], [], []
     pop_created = np.sort(sig["created_at"].dropna().to_numpy(dtype="datetime64[s]"))
     partners = agg.partners.set_index("partner_id") if len(agg.partners) else pd.DataFrame()
@@ -661,7 +698,8 @@ def _ring_evidence(c: dict[str, np.ndarray], idx: np.ndarray, hidx: np.ndarray,
     hoarders = np.asarray([] if hoarders is None else hoarders, dtype=np.int64)
     if len(hoarders):
         reasons.append(
-            f"{plural_accounts(len(hoarders))} on devices or IPs they dominate each claimed "
+            f"{plural_accounts(len(hoarders))} on devices or IPs they dominate, or created within "
+            f"{params.burst_days} days of one another, each claimed "
             f"coupons at {params.harvest_factor:g}× or more the never-ordered-from merchants "
             f"of {base.describe_peer('coupon_merchants', _mode(c['account_type'][hoarders]))} "
             f"({int(np.median(c['coupon_merchants'][hoarders]))} merchants each at the median)")
@@ -672,7 +710,9 @@ def _ring_evidence(c: dict[str, np.ndarray], idx: np.ndarray, hidx: np.ndarray,
                                    coupon_corroborated=burst or shared_device,
                                    crew_readers=len(rdidx), crew_harm=crew_harm,
                                    crew_corroborated=crew_device)
-    score = ring_score(max(harm_ratio, crew_harm) + coupon_harm, support)
+    # Coupon harvesters' claims, in units of their peer baseline, rank like a crew's.
+    hoard_harm = float(np.nansum(c["coupon_merchants_ratio"][hoarders])) if len(hoarders) else 0.0
+    score = ring_score(max(harm_ratio, crew_harm) + max(coupon_harm, hoard_harm), support)
     if why_not:
         reasons.append(why_not)
     return {

@@ -375,3 +375,48 @@ def test_a_sweep_of_popular_profiles_in_a_tiny_platform_is_flagged(tmp_path):
     ring, got = _the_one_flagged(flagged, members)
     assert got == {"x1"}
     assert "once and never came back to them" in ring["reasons"]
+
+
+def test_coupon_harvesters_made_the_same_week_are_a_ring_and_lone_hunters_are_not(tmp_path):
+    """Coupon claims at merchants never ordered from (peers' level: the floor 1).
+
+    * b1, b2: created two days apart, on their own phones and homes (nothing shared),
+      each claims at 12 merchants it never ordered from: 12× the keenest tenth, a pair
+      made the same week -> one flagged ring of exactly {b1, b2}.
+    * k1, k2: keen bargain hunters at 12 merchants each too, but created months apart
+      from anyone like them: each alone, not flagged.
+    * 60 background shoppers claim one coupon each.
+    """
+    partners = [["P1", "Shop Co", "isv", "2019-01-01"]]
+    accounts = [[f"m{k}", "merchant", "2019-02-01", "P1"] for k in range(1, 16)]
+    accounts += [["b1", "customer", "2020-02-10", ""], ["b2", "customer", "2020-02-12", ""],
+                 ["k1", "customer", "2018-03-01", ""], ["k2", "customer", "2019-01-15", ""]]
+    events: list = []
+    _background(accounts, events)
+    for i in range(60):
+        events.append([_ts(T0 + timedelta(days=1, minutes=i)), f"h{i:03d}", f"hphone{i}",
+                       f"10.1.{i // 250}.{i % 250}", "coupon_claim", f"m{1 + i % 15}", "0"])
+    for j, who in enumerate(("b1", "b2", "k1", "k2")):
+        for k in range(12):
+            events.append([_ts(T0 + timedelta(days=2 + j, minutes=k)), who, f"{who}-phone",
+                           f"198.51.100.{20 + j}", "coupon_claim", f"m{1 + (k + j) % 15}", "0"])
+    flagged, members, _ = _run(tmp_path, partners, accounts, events)
+    ring, got = _the_one_flagged(flagged, members)
+    assert got == {"b1", "b2"}
+    assert "created within 7 days of one another" in ring["reasons"]
+
+
+def test_a_lone_coupon_harvester_makes_no_ring_and_no_error(tmp_path):
+    """One keen bargain hunter at 12 never-ordered-from merchants, no one like it: a
+    candidate of no ring. The run ends normally with no ring (it once stopped with
+    "need at least one array to concatenate")."""
+    partners = [["P1", "Shop Co", "isv", "2019-01-01"]]
+    accounts = [[f"m{k}", "merchant", "2019-02-01", "P1"] for k in range(1, 16)]
+    accounts += [["k1", "customer", "2018-03-01", ""]]
+    events: list = []
+    _background(accounts, events)
+    for k in range(12):
+        events.append([_ts(T0 + timedelta(days=2, minutes=k)), "k1", "k1-phone",
+                       "198.51.100.20", "coupon_claim", f"m{1 + k}", "0"])
+    flagged, members, _ = _run(tmp_path, partners, accounts, events)
+    assert flagged.empty and members.empty
