@@ -1,7 +1,7 @@
 """Every threshold and switch of a run, in one place; ``run.json`` records them all.
 
 :class:`RunParams` holds the run's switches (as-of, seed, engines, limits) and
-the detector's thresholds in :class:`RingParams`. Both are plain frozen-free
+the detector's thresholds in :class:`RingParams` and :class:`SignalParams`. Both are plain frozen-free
 dataclasses that import no step, so any step and any output can take them.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-__all__ = ["ENGINES", "RingParams", "RunParams", "TrackingParams"]
+__all__ = ["ENGINES", "RingParams", "RunParams", "SignalParams", "TrackingParams"]
 
 #: Engines for the heavy stage (events → per-account aggregates); the rest runs in pandas.
 ENGINES = ("duckdb", "spark")
@@ -46,6 +46,44 @@ class RingParams:
     #: centre, a shift), judged as a partner in the partner review, not flagged as a crew.
     #: Insiders are a few among honest colleagues, or stand out.
     workforce_share: float = 0.8
+
+
+@dataclass(frozen=True)
+class SignalParams:
+    """Thresholds of the behaviour signals and their baselines (:mod:`analysis.signals`)."""
+
+    #: Population baselines: this quantile of the active accounts.
+    baseline_quantile: float = 0.95
+    #: The baseline guard sets an upper group aside when nine in ten of it lie this many
+    #: times above the rest's quantile (and the plain quantile this squared) ...
+    separation: float = 10.0
+    #: ... at an edge where neighbouring values jump at least this much ...
+    min_jump: float = 2.0
+    #: ... and at least ``min_crew_share`` of it sits in communities holding ``min_crew``
+    #: or more of it (crews, not many independent readers).
+    min_crew: int = 5
+    min_crew_share: float = 0.5
+    #: Largest share of the accounts the guard may set aside.
+    max_upper_share: float = 0.25
+    #: Harm is measured against this quantile of the account's peers ...
+    peer_quantile: float = 0.75
+    #: ... guarded up to this share of the peer group.
+    peer_max_upper_share: float = 0.5
+    #: Smallest baseline of a harm measure (a harvest is counted in people).
+    harm_floor: float = 1.0
+    #: A peer group smaller than this is pooled with all readers (or all active accounts).
+    min_peers: int = 30
+    #: Tied users an account needs before its clientele's return rate is judged ...
+    min_clientele: int = 20
+    #: ... and the least return rate that counts.
+    min_return: float = 0.05
+    #: Coupon claims at never-ordered-from merchants: against this quantile of the peers.
+    coupon_quantile: float = 0.90
+    #: A standout is measured against the account of its type this many places below the
+    #: top, plus one (the fourth-highest).
+    standout_rank: int = 3
+    #: Gaps between events needed before an account's pacing is judged.
+    min_gaps: int = 30
 
 
 @dataclass(frozen=True)
@@ -97,6 +135,7 @@ class RunParams:
     max_reject_rate: float = 0.05
     memory_limit: str = "3GB"
     ring: RingParams = field(default_factory=RingParams)
+    signals: SignalParams = field(default_factory=SignalParams)
     #: ``duckdb`` (embedded) or ``spark`` for the heavy stage; both run :func:`aggregate.plan`.
     engine: str = "duckdb"
     #: Spark master URL; None = ``local[2]``, or what ``spark-submit`` was given.
@@ -114,6 +153,7 @@ class RunParams:
 
     def record(self) -> dict:
         """The parameters as ``run.json`` records them (the ring thresholds nested)."""
-        return {**{k: v for k, v in asdict(self).items() if k not in ("ring", "tracking")},
+        return {**{k: v for k, v in asdict(self).items()
+                   if k not in ("ring", "signals", "tracking")},
                 "handoff": list(self.handoff), "ring": asdict(self.ring),
-                "tracking": asdict(self.tracking)}
+                "signals": asdict(self.signals), "tracking": asdict(self.tracking)}

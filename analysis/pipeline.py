@@ -149,7 +149,7 @@ def detect(agg: Aggregates, graph: EntityGraph, communities: pd.Series, params: 
     """
     timer = timer or StepTimer({})
     with timer.step("signals"):
-        sig, base = account_signals(agg, graph, communities)
+        sig, base = account_signals(agg, graph, communities, params.signals)
     with timer.step("rings"):
         rings = find_rings(sig, base, graph, communities, agg, params.ring)
         review = partner_review(sig, base, rings, params.ring)

@@ -100,21 +100,26 @@ import pandas as pd
 
 from .aggregate import Aggregates
 from .graph import EntityGraph
+from .params import SignalParams
 
 __all__ = ["Baselines", "account_signals", "bulk_baseline", "stranger_reach",
            "BASELINE_QUANTILE", "MIN_GAPS", "STANDOUT_RANK", "SEPARATION", "MAX_UPPER_SHARE", "HARM_FLOOR"]
 
-BASELINE_QUANTILE = 0.95
+#: The thresholds below are :class:`analysis.params.SignalParams`' defaults (a run's own
+#: values come with its parameters and are recorded in run.json); the names stay for the
+#: doctests and the documentation.
+_DEFAULT = SignalParams()
+BASELINE_QUANTILE = _DEFAULT.baseline_quantile
 #: How far above the bulk the plain quantile must lie before the guard sets it aside.
-SEPARATION = 10.0
+SEPARATION = _DEFAULT.separation
 #: Smallest jump between neighbouring values where the guard may split off an upper group.
-MIN_JUMP = 2.0
+MIN_JUMP = _DEFAULT.min_jump
 #: A crew: a community holding at least this many accounts of the upper group.
-MIN_CREW = 5
+MIN_CREW = _DEFAULT.min_crew
 #: Share of the upper group's accounts that must sit in crews for it to be set aside.
-MIN_CREW_SHARE = 0.5
+MIN_CREW_SHARE = _DEFAULT.min_crew_share
 #: Largest share of accounts the guard may set aside as a separated upper group.
-MAX_UPPER_SHARE = 0.25
+MAX_UPPER_SHARE = _DEFAULT.max_upper_share
 #: Measures whose baseline is guarded against a separated upper group (the harm measures).
 GUARDED = ("untied_users", "untied_records", "stranger_reach", "untied_merchants",
            "untied_comment_reads")
@@ -125,9 +130,9 @@ PEER_MEASURES = ("stranger_reach", "fresh_reach", "untied_merchants", "untied_co
 #: what three quarters of the peers stay under, not 95 %: robust while rings are fewer
 #: than a quarter of their peers (a separated upper group of up to half is set aside
 #: when it is crews, as above).
-PEER_QUANTILE = 0.75
+PEER_QUANTILE = _DEFAULT.peer_quantile
 #: Largest share of a peer group the guard may set aside.
-PEER_MAX_UPPER_SHARE = 0.5
+PEER_MAX_UPPER_SHARE = _DEFAULT.peer_max_upper_share
 #: The reads that make an account a peer for a harm measure: its peers are the accounts
 #: of its type that read profiles (for reach of strangers) or comment pages at all.
 READS_OF = {"stranger_reach": "profile_reads", "fresh_reach": "profile_reads",
@@ -135,27 +140,27 @@ READS_OF = {"stranger_reach": "profile_reads", "fresh_reach": "profile_reads",
             "untied_comment_reads": "comment_reads"}
 #: Smallest baseline of a harm measure: a harvest is counted in people, so a peer
 #: group that reads no strangers at all still needs a few before one of it stands out.
-HARM_FLOOR = 1.0
+HARM_FLOOR = _DEFAULT.harm_floor
 #: Active accounts a peer group needs to be its own baseline; a smaller one (the two
 #: staff of a tiny export) is judged against all active accounts.
-MIN_PEERS = 30
+MIN_PEERS = _DEFAULT.min_peers
 #: Tied users an account needs before its clientele's return rate can judge its reads.
-MIN_CLIENTELE = 20
+MIN_CLIENTELE = _DEFAULT.min_clientele
 #: A clientele return rate below this says too little to take anything out.
-MIN_RETURN = 0.05
+MIN_RETURN = _DEFAULT.min_return
 #: Account types that serve clients, who may have ordered before the export window.
 BUSINESS_TYPES = ("merchant", "partner_staff")
 #: The quantile of a type's active accounts that coupon reach is measured against: a crew
 #: member claims like the keenest tenth of bargain hunters, many of them on its own
 #: infrastructure (:mod:`analysis.rings`).
-COUPON_QUANTILE = 0.90
+COUPON_QUANTILE = _DEFAULT.coupon_quantile
 #: A standout is measured against the highest value of its type below this many others:
 #: the fourth-highest account. An outlier of one, two or three accounts (a lone crawler,
 #: a pair, a trio of staff) is then set against the rest of its platform, however many
 #: honest heavy readers raise its peers' quantile.
-STANDOUT_RANK = 3
+STANDOUT_RANK = _DEFAULT.standout_rank
 #: Gaps needed before an account's pacing is judged (fewer say nothing).
-MIN_GAPS = 30
+MIN_GAPS = _DEFAULT.min_gaps
 
 
 @dataclass
@@ -163,6 +168,9 @@ class Baselines:
     """Population baselines: ``value[measure]`` is the quantile the ratios divide by."""
 
     quantile: float
+    #: The peers' quantile and the coupon quantile the peer baselines were taken at.
+    peer_quantile: float = PEER_QUANTILE
+    coupon_quantile: float = COUPON_QUANTILE
     value: dict[str, float] = field(default_factory=dict)
     #: Peer baselines: ``peer[measure][account_type]``.
     peer: dict[str, dict[str, float]] = field(default_factory=dict)
@@ -184,19 +192,19 @@ class Baselines:
 
     def peer_value(self, measure: str, account_type: str) -> float:
         """The peer baseline of ``measure`` for ``account_type`` (the population's if none)."""
-        return self.peer.get(measure, {}).get(account_type, self.value.get(measure, HARM_FLOOR))
+        return self.peer.get(measure, {}).get(account_type, self.value.get(measure, 1.0))
 
     def describe_peer(self, measure: str, account_type: str) -> str:
         """The peer baseline in words: "the 75th-percentile partner staff account"."""
         kind = str(account_type).replace("_", " ")
         key = f"{measure}:{account_type}"
         if measure == "coupon_merchants":
-            pct, who = f"{COUPON_QUANTILE:.0%}".removesuffix("%"), f"{kind} account"
+            pct, who = f"{self.coupon_quantile:.0%}".removesuffix("%"), f"{kind} account"
         elif self.peer_rule.get(key) == "all":
-            pct, who = f"{BASELINE_QUANTILE:.0%}".removesuffix("%"), f"{kind} account"
+            pct, who = f"{self.quantile:.0%}".removesuffix("%"), f"{kind} account"
         else:
             what = "profiles" if READS_OF.get(measure) == "profile_reads" else "comment pages"
-            pct = f"{PEER_QUANTILE:.0%}".removesuffix("%")
+            pct = f"{self.peer_quantile:.0%}".removesuffix("%")
             who = f"{kind} account that reads {what}"
         if key in self.peer_set_aside:
             return f"the {pct}th-percentile {who} outside a separate top {self.peer_set_aside[key]:.0%}"
@@ -221,7 +229,9 @@ def _quantiles(v: np.ndarray, start: np.ndarray, length: np.ndarray, q: float) -
 
 def bulk_baseline(values: np.ndarray, quantile: float, floor: float,
                   groups: np.ndarray | None = None, separation: float = SEPARATION,
-                  max_upper_share: float = MAX_UPPER_SHARE) -> tuple[float, float | None]:
+                  max_upper_share: float = MAX_UPPER_SHARE, min_jump: float = MIN_JUMP,
+                  min_crew: int = MIN_CREW, min_crew_share: float = MIN_CREW_SHARE
+                  ) -> tuple[float, float | None]:
     """The ``quantile`` of ``values``, guarded against a separated upper group.
 
     Returns (baseline, share set aside). Normally that is the plain quantile (at
@@ -269,20 +279,21 @@ def bulk_baseline(values: np.ndarray, quantile: float, floor: float,
     upper = _quantiles(v, m, n - m, 0.1)
     jump = np.maximum(v[m], floor) / np.maximum(v[m - 1], floor)
     counts = ((upper >= separation * bulk) & (plain >= separation ** 2 * bulk)
-              & (jump >= MIN_JUMP))
+              & (jump >= min_jump))
     if not counts.any():
         return plain, None
     jump = np.where(counts, jump, -np.inf)
     best = len(m) - 1 - int(np.argmax(jump[::-1]))   # ties: the smaller upper group
     # v[m] > v[m - 1] at a split that counts, so the upper group is the values >= v[m].
     _, per_group = np.unique(np.asarray(groups)[values >= v[m[best]]], return_counts=True)
-    if per_group[per_group >= MIN_CREW].sum() < MIN_CREW_SHARE * per_group.sum():
+    if per_group[per_group >= min_crew].sum() < min_crew_share * per_group.sum():
         return plain, None
     return round(float(bulk[best]), 6), round(float(n - m[best]) / n, 4)
 
 
 def stranger_reach(untied_reach, untied_reach_returned, tied_users, tied_returned,
-                   business=False) -> np.ndarray:
+                   business=False, min_clientele: int = MIN_CLIENTELE,
+                   min_return: float = MIN_RETURN) -> np.ndarray:
     """Reach of strangers: untied reach less the reader's estimated old clientele.
 
     ``untied_reach`` and ``untied_reach_returned`` are the popularity-weighted
@@ -316,8 +327,8 @@ def stranger_reach(untied_reach, untied_reach_returned, tied_users, tied_returne
         # Too few tied users to judge by: a business (a merchant, partner staff) is taken to
         # come back to all of its old clients, so the untied users it came back to are its
         # clientele from before the window; a customer has no clientele.
-        r = np.where(tu >= MIN_CLIENTELE, tr / tu, np.where(business, 1.0, 0.0))
-        clientele = np.where(r >= MIN_RETURN, ret / r, 0.0)
+        r = np.where(tu >= min_clientele, tr / tu, np.where(business, 1.0, 0.0))
+        clientele = np.where(r >= min_return, ret / r, 0.0)
     return np.round(np.maximum(total - clientele, 0.0), 6)
 
 
@@ -333,7 +344,7 @@ def _max_share(links: pd.DataFrame, key: str, graph: EntityGraph, n_accounts: in
 
 
 def account_signals(agg: Aggregates, graph: EntityGraph, communities: pd.Series | None = None,
-                    quantile: float = BASELINE_QUANTILE) -> tuple[pd.DataFrame, Baselines]:
+                    params: SignalParams | None = None) -> tuple[pd.DataFrame, Baselines]:
     """Per-account signals and the population baselines they are measured against.
 
     Returns a frame indexed like ``agg.accounts`` (one row per account, ``aid``
@@ -341,8 +352,16 @@ def account_signals(agg: Aggregates, graph: EntityGraph, communities: pd.Series 
     ``harvest_ratio``: the larger of the two harm ratios. ``communities``
     (community per graph node, accounts first) lets the harm baselines be
     guarded against rings that are no minority; without it they are the plain
-    quantile.
+    quantile. ``params`` holds the thresholds (:class:`analysis.params.SignalParams`).
     """
+    p = params or SignalParams()
+    quantile = p.baseline_quantile
+
+    def guarded(values, q, floor, groups, max_upper_share=p.max_upper_share):
+        return bulk_baseline(values, q, floor, groups, separation=p.separation,
+                             max_upper_share=max_upper_share, min_jump=p.min_jump,
+                             min_crew=p.min_crew, min_crew_share=p.min_crew_share)
+
     acc = agg.accounts.copy()
     n = len(acc)
     acc["device_share"] = _max_share(agg.device_links, "did", graph, n)
@@ -351,28 +370,30 @@ def account_signals(agg: Aggregates, graph: EntityGraph, communities: pd.Series 
         acc["untied_share"] = np.where(acc["profile_reads"] > 0,
                                        acc["untied_reads"] / acc["profile_reads"], np.nan)
         cv = acc["gap_sd"] / acc["gap_mean"]
-        acc["pacing"] = np.where((acc["n_gaps"] >= MIN_GAPS) & (cv > 0), 1.0 / cv, np.nan)
-    acc["round_clock"] = np.where(acc["n_events"] >= MIN_GAPS, acc["hour_entropy"], np.nan)
+        acc["pacing"] = np.where((acc["n_gaps"] >= p.min_gaps) & (cv > 0), 1.0 / cv, np.nan)
+    acc["round_clock"] = np.where(acc["n_events"] >= p.min_gaps, acc["hour_entropy"], np.nan)
     with np.errstate(divide="ignore", invalid="ignore"):
         acc["clientele_return"] = np.where(acc["tied_users"] > 0,
                                            acc["tied_returned"] / acc["tied_users"], np.nan)
     acc["stranger_reach"] = stranger_reach(acc["untied_reach"], acc["untied_reach_returned"],
                                            acc["tied_users"], acc["tied_returned"],
-                                           acc["account_type"].isin(BUSINESS_TYPES).to_numpy())
+                                           acc["account_type"].isin(BUSINESS_TYPES).to_numpy(),
+                                           p.min_clientele, p.min_return)
     # The sweep: untied reach it never came back to (see the module doc).
     acc["fresh_reach"] = np.maximum(acc["untied_reach"] - acc["untied_reach_returned"], 0.0)
     active = acc[acc["n_events"] > 0]
-    base = Baselines(quantile=quantile)
+    base = Baselines(quantile=quantile, peer_quantile=p.peer_quantile,
+                     coupon_quantile=p.coupon_quantile)
     floors = {"untied_users": 1.0, "untied_records": 1.0, "device_share": 1.0, "ip_share": 1.0,
-              "coupon_no_order": 1.0, "profile_reads": 1.0, "stranger_reach": HARM_FLOOR,
-              "untied_merchants": HARM_FLOOR, "untied_comment_reads": HARM_FLOOR,
-              "fresh_reach": HARM_FLOOR}
+              "coupon_no_order": 1.0, "profile_reads": 1.0, "stranger_reach": p.harm_floor,
+              "untied_merchants": p.harm_floor, "untied_comment_reads": p.harm_floor,
+              "fresh_reach": p.harm_floor}
     for measure, floor in floors.items():
         if measure in GUARDED:
             crews = (None if communities is None
                      else communities.loc[active["aid"].to_numpy()].to_numpy())
-            base.value[measure], upper = bulk_baseline(active[measure].to_numpy(), quantile,
-                                                       floor, crews)
+            base.value[measure], upper = guarded(active[measure].to_numpy(), quantile,
+                                                 floor, crews)
             if upper is not None:
                 base.set_aside[measure] = upper
             continue
@@ -400,18 +421,17 @@ def account_signals(agg: Aggregates, graph: EntityGraph, communities: pd.Series 
         for kind in sorted(set(types.tolist())):
             peers = types == kind
             sel = peers & reads
-            if sel.sum() < MIN_PEERS:
-                sel = reads if reads.sum() >= MIN_PEERS else is_active
-            value, upper = bulk_baseline(acc[measure].to_numpy()[sel], PEER_QUANTILE,
-                                         HARM_FLOOR,
-                                         None if crews_all is None else crews_all[sel],
-                                         max_upper_share=PEER_MAX_UPPER_SHARE)
+            if sel.sum() < p.min_peers:
+                sel = reads if reads.sum() >= p.min_peers else is_active
+            value, upper = guarded(acc[measure].to_numpy()[sel], p.peer_quantile, p.harm_floor,
+                                   None if crews_all is None else crews_all[sel],
+                                   max_upper_share=p.peer_max_upper_share)
             # Where readers are few, crews can be a quarter of them; the 95th percentile of
             # all the type's active accounts, most of them reading no one, then says more.
             # The lower of the two is the baseline.
-            every = peers & is_active if (peers & is_active).sum() >= MIN_PEERS else is_active
-            value_all, upper_all = bulk_baseline(
-                acc[measure].to_numpy()[every], BASELINE_QUANTILE, HARM_FLOOR,
+            every = peers & is_active if (peers & is_active).sum() >= p.min_peers else is_active
+            value_all, upper_all = guarded(
+                acc[measure].to_numpy()[every], quantile, p.harm_floor,
                 None if crews_all is None else crews_all[every])
             key = f"{measure}:{kind}"
             if value_all < value:
@@ -424,7 +444,7 @@ def account_signals(agg: Aggregates, graph: EntityGraph, communities: pd.Series 
             # Standing out: the account against its type's few highest others, not only
             # its peers' level (see the module doc).
             top = np.sort(acc[measure].to_numpy(dtype=float)[peers & is_active])[::-1]
-            ref = max(float(top[STANDOUT_RANK]) if len(top) > STANDOUT_RANK else 0.0, value)
+            ref = max(float(top[p.standout_rank]) if len(top) > p.standout_rank else 0.0, value)
             base.standout_ref.setdefault(measure, {})[kind] = ref
             standout[peers] = acc[measure].to_numpy(dtype=float)[peers] / ref
         acc[f"{measure}_ratio"] = ratio
@@ -435,8 +455,8 @@ def account_signals(agg: Aggregates, graph: EntityGraph, communities: pd.Series 
     ratio = np.zeros(n)
     for kind in sorted(set(types.tolist())):
         peers = types == kind
-        every = peers & is_active if (peers & is_active).sum() >= MIN_PEERS else is_active
-        value, upper = bulk_baseline(acc["coupon_merchants"].to_numpy()[every], COUPON_QUANTILE,
+        every = peers & is_active if (peers & is_active).sum() >= p.min_peers else is_active
+        value, upper = guarded(acc["coupon_merchants"].to_numpy()[every], p.coupon_quantile,
                                      1.0, None if crews_all is None else crews_all[every])
         base.peer["coupon_merchants"][kind] = value
         if upper is not None:

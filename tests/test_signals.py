@@ -92,3 +92,24 @@ def test_many_small_shops_reading_strangers_are_a_habit_not_rings(tmp_path):
     assert record["baselines"]["untied_users"] > 100
     rings = pd.read_csv(out / "rings.csv")
     assert not rings["flagged"].astype(bool).any()
+
+
+def test_the_signals_thresholds_are_parameters_and_run_json_records_them(tmp_path):
+    """The peers' quantile is a parameter, not a constant: at the 50th percentile the
+    baselines are lower and the reasons say so; run.json records every threshold."""
+    from dataclasses import asdict, replace
+
+    from analysis.params import RunParams, SignalParams
+
+    res = generate(tmp_path / "gen", seed=11, accounts=1000, days=30)
+    p = RunParams(signals=replace(SignalParams(), peer_quantile=0.5))
+    run(res.export_dir, tmp_path / "half", p)
+    run(res.export_dir, tmp_path / "default")
+    half = json.loads((tmp_path / "half" / "run.json").read_text())
+    default = json.loads((tmp_path / "default" / "run.json").read_text())
+    assert default["parameters"]["signals"] == asdict(SignalParams())
+    assert half["parameters"]["signals"]["peer_quantile"] == 0.5
+    assert (half["peer_baselines"]["stranger_reach"]["partner_staff"]
+            <= default["peer_baselines"]["stranger_reach"]["partner_staff"])
+    reasons = pd.read_csv(tmp_path / "half" / "rings.csv")["reasons"]
+    assert reasons.str.contains("50th-percentile").any()
