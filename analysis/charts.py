@@ -821,6 +821,27 @@ def partners_implicated(table: pd.DataFrame) -> go.Figure:
     return style(fig, title, x="user records harvested by its rings", y="partner")
 
 
+def _lag_words(lag: pd.DataFrame) -> list[str]:
+    """Each ring's delay in words: "12 days after it started", or "before its harvest
+    showed in its records" (``flagged_early``), never a negative or zero-day delay.
+
+    >>> _lag_words(pd.DataFrame({"days_to_flag": [12, 0, None],
+    ...                          "flagged_early": [False, True, False]}))
+    ['12 days after it started', 'before its harvest showed in its records', 'not flagged']
+    """
+    early = (lag["flagged_early"].astype(bool) if "flagged_early" in lag
+             else pd.Series(False, index=lag.index))
+    out = []
+    for days, soon in zip(lag["days_to_flag"], early):
+        if soon:
+            out.append("before its harvest showed in its records")
+        elif pd.isna(days):
+            out.append("not flagged")
+        else:
+            out.append(f"{plural(int(days), 'day')} after it started")
+    return out
+
+
 def detection_lag(lag: pd.DataFrame) -> go.Figure:
     """When each ring started harvesting, against when weekly runs first flagged it."""
     if lag.empty:
@@ -840,9 +861,8 @@ def detection_lag(lag: pd.DataFrame) -> go.Figure:
                     hovertemplate="%{y} started %{x|%Y-%m-%d}<extra></extra>")
     fig.add_scatter(x=d["first_flagged"], y=y, mode="markers", name="first flagged (weekly runs)",
                     marker={"color": "#D55E00", "size": 13, "symbol": "diamond"},
-                    customdata=d["days_to_flag"].fillna(-1).astype("int64"),
-                    hovertemplate=("%{y} flagged as of %{x|%Y-%m-%d}, %{customdata} days "
-                                   "after it started<extra></extra>"))
+                    customdata=_lag_words(d),
+                    hovertemplate="%{y} flagged as of %{x|%Y-%m-%d}, %{customdata}<extra></extra>")
     days = d["days_to_flag"].dropna()
     if len(days) == 1:
         title = f"{y[0]} would have been flagged {plural(days.iloc[0], 'day')} after it started"

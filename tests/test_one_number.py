@@ -170,4 +170,6 @@ def test_detection_delays_are_never_negative_and_the_title_quotes_them(world):
         assert (f"half of the rings within {charts.plural(half, 'day')} of their start, and "
                 f"all within {charts.plural(days[-1], 'day')}") in title
     hover = world["mgmt"].figures["detection_lag"].data[2]
-    assert all(int(c) >= 0 for c in hover.customdata)
+    # Delays in words: "N days after it started" (N >= 0) or "before its harvest showed".
+    assert all(re.fullmatch(r"(\d+ days? after it started|before its harvest showed in its "
+                            r"records|not flagged)", c) for c in hover.customdata)
