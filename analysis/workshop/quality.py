@@ -295,7 +295,7 @@ def render_weekly(rows: list[dict]) -> str:
     if not rows:
         return ""
     lines = ["## Week after week: ring keys", "",
-             "Held-out worlds (accounts capped at "
+             "Worlds (accounts capped at "
              f"{WEEKLY_MAX_ACCOUNTS:,}, windows at {WEEKLY_MAX_DAYS} days), run at weekly as-of "
              "dates, each run with `--previous` the run before "
              "(`analysis.workshop.weekly.weekly_keys`). *Eligible*: flagged rings whose members "
