@@ -255,3 +255,42 @@ def test_a_lost_kernel_reply_after_the_last_cell_is_retried_once_then_named(tmp_
 
     with pytest.raises(TypeError, match="unsupported operand"):
         runner._execute(Broken(0), tmp_path / "01_x.ipynb", tmp_path / "out.ipynb")
+
+
+@pytest.mark.slow
+def test_a_kernel_stuck_idle_in_a_cell_is_stopped_and_the_notebook_run_once_more(
+        tmp_path, monkeypatch):
+    """Both sides waiting on a lost message look like a kernel idle in a cell. A cell that
+    sleeps is idle too: with the limit at 3 s the watch stops its kernel, the notebook
+    runs once more, and twice idle is one line naming the notebook. A busy cell is left
+    alone."""
+    import nbformat
+    import papermill as pm
+
+    from analysis.notebook import runner
+
+    def notebook(code: str) -> Path:
+        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])
+        nb.metadata["kernelspec"] = {"name": "python3", "language": "python",
+                                     "display_name": "Python 3"}
+        src = tmp_path / f"n{len(list(tmp_path.iterdir()))}.ipynb"
+        nbformat.write(nb, src)
+        return src
+
+    monkeypatch.setattr(runner, "KERNEL_IDLE_LIMIT", 3.0)
+    monkeypatch.setattr(runner, "KERNEL_WATCH_POLL", 0.5)
+    calls = []
+    real = pm.execute_notebook
+
+    class Counting:
+        def execute_notebook(self, *a, **kw):
+            calls.append(1)
+            return real(*a, **kw)
+
+    idle = notebook("import time\ntime.sleep(60)")
+    with pytest.raises(runner.NotebookError, match=r"notebook n\d: its kernel sat idle"):
+        runner._execute(Counting(), idle, tmp_path / "out.ipynb", progress_bar=False,
+                        log_output=False)
+    assert len(calls) == 2
+    busy = notebook("x = 0\nfor i in range(40_000_000):\n    x += i")
+    runner._execute(pm, busy, tmp_path / "out2.ipynb", progress_bar=False, log_output=False)

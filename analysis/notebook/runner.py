@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,8 +49,64 @@ KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=CRITICAL"]
 KERNEL_REPLY_TIMEOUT = 120
 
 
+#: Seconds a running notebook's kernel may use no CPU at all, it and its children, before
+#: it counts as stuck. Cells here compute (DuckDB, pandas, Chromium for the charts); both
+#: sides idle means a message was lost and papermill would wait for ever (seen in the slow
+#: tier, nteract/papermill#711, jupyter/jupyter_client#922). The kernel is stopped and the
+#: notebook runs once more.
+KERNEL_IDLE_LIMIT = 300.0
+#: How often the watch looks at the kernels' CPU time, in seconds.
+KERNEL_WATCH_POLL = 5.0
+
+
 def _no_cell_timeout(cell) -> None:
     return None
+
+
+class _IdleKernelWatch:
+    """Stops a notebook kernel (a child of this process) that used no CPU, itself and its
+    children, for ``limit`` seconds; papermill then raises its DeadKernelError."""
+
+    def __init__(self, limit: float, poll: float | None = None):
+        self.limit, self.fired = limit, False
+        self.poll = KERNEL_WATCH_POLL if poll is None else poll
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True,
+                                        name="ringscope-kernel-watch")
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=self.poll + 5)
+
+    def _watch(self) -> None:
+        import psutil
+
+        me, seen = psutil.Process(), {}
+        while not self._stop.wait(self.poll):
+            for kernel in me.children():
+                try:
+                    if "ipykernel" not in " ".join(kernel.cmdline()):
+                        continue
+                    cpu = sum(sum(p.cpu_times()[:2])
+                              for p in [kernel, *kernel.children(recursive=True)])
+                except psutil.Error:
+                    continue
+                now = time.monotonic()
+                last = seen.get(kernel.pid)
+                if last is None or cpu > last[0] + 0.01:
+                    seen[kernel.pid] = (cpu, now)
+                elif now - last[1] >= self.limit:
+                    log.warning("notebook kernel %s used no CPU for %.0f s: stopping it",
+                                kernel.pid, now - last[1])
+                    self.fired = True
+                    try:
+                        kernel.kill()
+                    except psutil.Error:
+                        pass
 
 
 def _quiet_kernel_manager():
@@ -74,13 +131,26 @@ def _quiet_kernel_manager():
 
 
 def _execute(pm, src: Path, dst: Path, **kwargs) -> None:
-    """papermill's execute_notebook; a lost reply outside the cells is retried once."""
+    """papermill's execute_notebook; a lost reply outside the cells, or a kernel stuck idle
+    (:data:`KERNEL_IDLE_LIMIT`), is retried once."""
+    from nbclient.exceptions import DeadKernelError
+
     for attempt in (1, 2):
+        watch = _IdleKernelWatch(KERNEL_IDLE_LIMIT)
         try:
-            pm.execute_notebook(str(src), str(dst), execution_timeout=KERNEL_REPLY_TIMEOUT,
-                                timeout_func=_no_cell_timeout, interrupt_on_timeout=True,
-                                kernel_manager_class=_quiet_kernel_manager(), **kwargs)
+            with watch:
+                pm.execute_notebook(str(src), str(dst), execution_timeout=KERNEL_REPLY_TIMEOUT,
+                                    timeout_func=_no_cell_timeout, interrupt_on_timeout=True,
+                                    kernel_manager_class=_quiet_kernel_manager(), **kwargs)
             return
+        except DeadKernelError:
+            if not watch.fired:
+                raise
+            if attempt == 2:
+                raise NotebookError(f"notebook {src.stem}: its kernel sat idle for "
+                                    f"{KERNEL_IDLE_LIMIT:.0f} s in a cell, twice (a lost "
+                                    f"message); run it again") from None
+            log.warning("kernel of %s sat idle in a cell; running it once more", src.name)
         except TypeError as exc:
             # papermill reads the closing kernel_info reply: None after the timeout
             if "NoneType" not in str(exc):
