@@ -162,10 +162,12 @@ def _components(members: np.ndarray, links: pd.DataFrame, params: RingParams,
     owners = n_in if suspects is None else np.maximum(n_in, sub["sus"])
     keep = (n_in >= 2) & (owners / sub["size"] >= params.dominated_share)
     sub = sub[keep.to_numpy()]
-    index = {int(a): i for i, a in enumerate(members)}
-    ent = {int(e): len(members) + i for i, e in enumerate(np.unique(sub["entity"].to_numpy()))}
-    edges = [(index[int(a)], ent[int(e)]) for a, e in zip(sub["aid"], sub["entity"])]
-    g = ig.Graph(n=len(members) + len(ent), edges=edges)
+    # Vertices: the members (in their order), then each kept entity; edges as arrays.
+    order = np.argsort(members, kind="stable")
+    member_at = order[np.searchsorted(members, sub["aid"].to_numpy(), sorter=order)]
+    ents, ent_at = np.unique(sub["entity"].to_numpy(), return_inverse=True)
+    edges = np.column_stack([member_at, len(members) + ent_at]).tolist()
+    g = ig.Graph(n=len(members) + len(ents), edges=edges)
     return np.asarray(g.connected_components().membership)[: len(members)]
 
 
@@ -479,10 +481,12 @@ def crews(level: np.ndarray, amount: np.ndarray, links: pd.DataFrame, params: Ri
     by_device = links["kind"].to_numpy() == "device"
     usable = by_device | strong[links["aid"].to_numpy()] if by_ip else by_device
     comp = _components(cidx, links, params, usable=usable)
-    for c in np.unique(comp):
-        mine = cidx[comp == c]
-        if len(mine) < size:
-            continue
+    _, inv, counts = np.unique(comp, return_inverse=True, return_counts=True)
+    big = counts[inv] >= size
+    # One pass over the pieces big enough (a mask per piece was quadratic: at 1M accounts
+    # the readers above their peers' level are tens of thousands of one-account pieces).
+    for piece in _split(comp[big], idx=cidx[big]).values():
+        mine = piece["idx"]
         mine = mine[amount[mine] >= np.median(amount[mine]) / params.support_factor]
         if len(mine) >= size:
             crew[mine] = True
