@@ -14,11 +14,16 @@ How a ring is cut out
    only when it has harm of its own (``join_factor`` times its peer baseline:
    a *weak harvester*). Members earn their place: shared phones, kiosks,
    offices and proxied homes never pull an honest account in. Two rounds, so
-   the crew of the crew is found too.
+   the crew of the crew is found too. A weak harvester under a
+   ``harvest_factor``-th of its ring's median harvester leaves again: a heavy
+   reader on a home that 1,000× crawlers borrowed is not one of them.
 3. **Grouping**: harvesters and crew connected through devices and IPs they
-   dominate form pieces; pieces are grouped by the community (Louvain) most of
-   their members sit in, and by the partner whose staff are in them: pieces
-   of two partners are two rings.
+   dominate form pieces (an entity is dominated when accounts with harm or
+   claims of their own, members or not, are most of its users); pieces are
+   grouped by the community (Louvain) most of their members sit in, and by the
+   partner whose staff are in them: pieces of two partners are two rings.
+   Lone coupon harvesters made within ``burst_days`` of one another are one
+   piece (:func:`_created_together`).
 4. **Coupon crews**: a *claimer* claimed coupons at more merchants it never
    ordered from than 90 % of its peers, and at two or more. Alone it is a keen
    bargain hunter. Claimers on devices and IPs they dominate (a mild claimer,
@@ -49,12 +54,16 @@ them share a device they dominate.
 
 A ring is also flagged, at ``harvest_factor`` alone, when one of its harvesters
 **stands out**: its harm is ``support_factor`` times that of the fourth-highest
-account of its type (:mod:`analysis.signals`). Call centres, customer-service
+account of its type (``harvest_factor`` times for a lone harvester with no staff
+or crew evidence; :mod:`analysis.signals`). Call centres, customer-service
 shifts and crowds of heavy readers come many alike and raise their peers' level;
 a crawler inside a partner's traffic, or a pair of crawlers, stands above them
 all. And two or more **coupon harvesters** (each claiming at never-ordered-from
 merchants ``harvest_factor`` times the keenest tenth of its peers) in one piece
-of infrastructure they dominate are flagged (:func:`coupon_harvesters`). The
+of infrastructure they dominate, or made the same week, are flagged
+(:func:`coupon_harvesters`). Harvesters that are nearly all of one partner's
+active staff, alike, none standing out, are that partner's **workforce** (a call
+centre, a shift): not flagged, and the partner review says so. The
 weaker operating signals (operating together on shared devices or IPs,
 machine pacing, round-the-clock activity, a new-account burst, coupon abuse)
 raise the score and are reported, but never flag on their own. Its **score**
