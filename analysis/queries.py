@@ -314,7 +314,8 @@ def expand_node(findings: Findings, sub: RingGraph, node, *,
     """Open a node of a ring's network: its neighbours are added (the ``max_new``
     highest-scoring first; ``opened_left_out`` counts the rest) with their links to what is
     already drawn. ``node`` is a graph node number or a raw id. The ring's own figures
-    (``totals``, ``folded``) are unchanged; added nodes are flagged ``opened``.
+    (``totals``) are unchanged; added nodes are flagged ``opened``, and a ring account's
+    one-account devices and IPs drawn by opening it leave ``folded``.
 
     Works on a ring of thousands of entities: one pass over the graph's links per call.
     """
@@ -330,8 +331,14 @@ def expand_node(findings: Findings, sub: RingGraph, node, *,
     if "opened" not in nodes:
         nodes["opened"] = False
     add_ids = set(new["node"].astype(int)) | ({nid} - drawn)
+    folded = dict(sub.folded)
     if add_ids:
         extra = _describe_nodes(findings, sorted(add_ids), aids.to_numpy())
+        # A ring account's one-account devices and IPs, drawn now, are no longer folded.
+        if bool(nodes.loc[nodes["node"] == nid, "in_ring"].any()):
+            mine = extra[extra["kind"].isin(["device", "ip"]) & (extra["accounts"] == 1)]
+            for kind, n in mine["kind"].value_counts().items():
+                folded[kind] = max(0, folded.get(kind, 0) - int(n))
         for col in ("own_devices", "own_ips"):
             extra[col] = 0
         extra["opened"] = True
@@ -346,7 +353,7 @@ def expand_node(findings: Findings, sub: RingGraph, node, *,
     edges = pd.concat([sub.edges, new_edges], ignore_index=True).drop_duplicates(
         subset=["u", "v", "kind"]).reset_index(drop=True)
     key = nodes.loc[nodes["node"] == nid].iloc[0]
-    return replace(sub, nodes=nodes.reset_index(drop=True), edges=edges,
+    return replace(sub, nodes=nodes.reset_index(drop=True), edges=edges, folded=folded,
                    opened=list(sub.opened) + [(str(key["kind"]), str(key["key"]))],
                    opened_left_out=sub.opened_left_out + int(left))
 

@@ -100,6 +100,10 @@ def test_opening_a_node_adds_its_neighbours_capped_and_says_so():
     title = charts.ring_network(more).layout.title.text
     assert title.startswith("ring-002: 60 accounts")
     assert "opened account acct0: 25 nodes added" in title
+    # its one-account IPs drawn now are no longer counted as folded (they were counted twice)
+    own = int((added["accounts"] == 1).sum())
+    assert own > 0 and more.folded["ip"] == sub.folded["ip"] - own
+    assert f"{sub.folded['ip'] + sub.folded.get('device', 0) - own:,} one-account" in title
     # opening a device draws its accounts (all 60 are drawn already: nothing added)
     again = expand_node(f, more, "dev-shared")
     assert len(again.nodes) == len(more.nodes)
