@@ -69,6 +69,10 @@ def test_evaluate_reads_neutralised_ids(tmp_path, capsys):
                   "ring_id": "R1"}).to_csv(labels, index=False)
     assert workshop_main(["evaluate", str(out), "--labels", str(labels)]) == 0
     assert "precision 1.000  recall 1.000" in capsys.readouterr().out
+    # The evaluation lies beside the run, not in it: the next run into OUT (make demo
+    # twice) is not refused for a file the tool did not write.
+    assert (tmp_path / "out.evaluation.json").exists() and not (out / "evaluation.json").exists()
+    assert main(["run", str(exp), "--out", str(out)]) == 0
 
 
 def test_a_run_that_dies_leaves_the_previous_output(tmp_path, monkeypatch):
