@@ -261,9 +261,7 @@ def find_rings(sig: pd.DataFrame, base: Baselines, graph: EntityGraph, communiti
         return _no_rings(params)
     members = _expand(sig, links, harvester | claimer | reader | hoarder, weak, params)
     # Suspects: any account with harm of its own or claiming like the keenest tenth.
-    suspect = (harvester | weak | claimer | reader | hoarder
-               | ((sig["coupon_merchants_ratio"].to_numpy(dtype=float) >= 1.0)
-                  & (sig["coupon_merchants"].to_numpy(dtype=float) >= 2)))
+    suspect = (harvester | weak | claimer | reader | coupon_harvesters(sig, params, factor=1.0))
     comp = _components(members, links, params, suspects=suspect)
     # Coupon harvesters that share no infrastructure but were created together (within
     # burst_days of one another, one after the other) are one piece: accounts bulk-made
@@ -411,10 +409,13 @@ def coupon_crews(sig: pd.DataFrame, links: pd.DataFrame, params: RingParams) -> 
                  size=params.coupon_crew, least=2)
 
 
-def coupon_harvesters(sig: pd.DataFrame, params: RingParams) -> np.ndarray:
-    """Accounts that claimed coupons at ``harvest_factor`` times as many never-ordered-from
-    merchants as the keenest tenth of their peers, and at two or more (a mask)."""
-    return ((sig["coupon_merchants_ratio"].to_numpy(dtype=float) >= params.harvest_factor)
+def coupon_harvesters(sig: pd.DataFrame, params: RingParams,
+                      factor: float | None = None) -> np.ndarray:
+    """Accounts that claimed coupons at ``factor`` (``harvest_factor`` unless given) times
+    as many never-ordered-from merchants as the keenest tenth of their peers, and at two
+    or more (a mask)."""
+    factor = params.harvest_factor if factor is None else factor
+    return ((sig["coupon_merchants_ratio"].to_numpy(dtype=float) >= factor)
             & (sig["coupon_merchants"].to_numpy(dtype=float) >= 2))
 
 
@@ -529,8 +530,7 @@ def _ring_evidence(c: dict[str, np.ndarray], idx: np.ndarray, hidx: np.ndarray,
                    cpidx: np.ndarray, rdidx: np.ndarray, base: Baselines, params: RingParams,
                    pop_created: np.ndarray, partners: pd.DataFrame, coupons: dict[str, np.ndarray],
                    mine: dict[str, np.ndarray] | None, staff_partners: dict[int, set[str]],
-                   together: int, hoarders: np.ndarray | None = None,
-                   workforce: dict[str, int] | None = None) -> dict:
+                   together: int, hoarders: np.ndarray, workforce: dict[str, int]) -> dict:
     """Measure one ring against the population and say why in plain words.
 
     ``c`` holds the account signals as arrays; ``idx`` are the ring's rows in
@@ -705,10 +705,9 @@ def _ring_evidence(c: dict[str, np.ndarray], idx: np.ndarray, hidx: np.ndarray,
     if (len(hidx) >= params.crew_harvesters and not stand
             and (h("account_type") == "partner_staff").all() and pd.notna(hp).all()
             and len(set(hp.tolist())) == 1):
-        n_staff = (workforce or {}).get(hp[0], 0)
+        n_staff = workforce.get(hp[0], 0)
         if len(hidx) >= params.workforce_share * n_staff:
             shift = n_staff
-    hoarders = np.asarray([] if hoarders is None else hoarders, dtype=np.int64)
     if len(hoarders):
         reasons.append(
             f"{plural_accounts(len(hoarders))} on devices or IPs they dominate, or created within "

@@ -62,8 +62,8 @@ above; :data:`PEER_QUANTILE`, :data:`READS_OF`). Most customers read nobody's
 profile; against them anyone who reads a few strangers would stand out. ``harvest_ratio`` is the
 larger of the two ratios.
 
-Each is also measured as a **standout** (``stranger_reach_standout``,
-``untied_merchants_standout``): the account's value over the fourth-highest
+Each is also measured as a **standout** (``stranger_reach_standout`` and the
+like for each harm measure): the account's value over the fourth-highest
 value of its type (:data:`STANDOUT_RANK`; at least the peer baseline). Call
 centres, customer-service shifts and heavy readers come in many alike; a
 crawler hidden in a partner's traffic, or a pair of crawlers, stands far
