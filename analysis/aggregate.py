@@ -45,6 +45,10 @@ class Aggregates:
     ``device_links``  aid, did, n, first_seen, last_seen
     ``ip_links``      aid, iid, n, first_seen, last_seen
     ``coupons``       aid, partner_id (of the merchant), claims
+    ``coupon_pairs``  aid, mid (merchant), claims: coupons claimed at a merchant the
+                      account never ordered from, for accounts that did so at three or
+                      more merchants (who a spree of claims went to; see
+                      :func:`analysis.rings.promotion_share`)
     ``partners``      the partners table
     ``as_of``         the moment events were cut at (exclusive), or None
     """
@@ -57,6 +61,7 @@ class Aggregates:
     as_of: datetime | None
     first_event: datetime | None
     last_event: datetime | None
+    coupon_pairs: pd.DataFrame | None = None
 
 
 def as_of_bound(as_of: date | str | None) -> datetime | None:
@@ -122,7 +127,7 @@ def plan(as_of: date | str | None = None, gap_chunks: int = 1) -> list[Step]:
     itself and runs it as one.
 
     >>> [s.name for s in plan() if s.kind == "result"]
-    ['accounts', 'device_links', 'ip_links', 'coupons', 'partners', 'bounds']
+    ['accounts', 'device_links', 'ip_links', 'coupons', 'coupon_pairs', 'partners', 'bounds']
     """
     cut = _cut(as_of_bound(as_of))
     history_cut = _cut(as_of_bound(as_of), "first_order_at")
@@ -296,6 +301,19 @@ def plan(as_of: date | str | None = None, gap_chunks: int = 1) -> list[Step]:
             WHERE q.et = {cc} AND m.partner_id IS NOT NULL
             GROUP BY q.aid, m.partner_id ORDER BY q.aid, m.partner_id
         """),
+        # Never-ordered-from merchants whose coupons an account claimed, for accounts with
+        # three or more: whether a burst of claimers came for one promotion or sprayed
+        # claims over many shops.
+        Step("coupon_pairs", "result", f"""
+            WITH pairs AS (
+                SELECT q.aid, q.tid AS mid, count(*) AS claims FROM e q
+                LEFT JOIN bought b ON b.buyer = q.aid AND b.merchant = q.tid
+                WHERE q.et = {cc} AND q.tid IS NOT NULL AND b.buyer IS NULL
+                GROUP BY q.aid, q.tid)
+            SELECT aid, mid, claims FROM pairs
+            WHERE aid IN (SELECT aid FROM pairs GROUP BY aid HAVING count(*) >= 3)
+            ORDER BY aid, mid
+        """),
         Step("partners", "result", """
             SELECT partner_id, name, partner_type, onboarded_at FROM partners ORDER BY partner_id
         """),
@@ -330,6 +348,7 @@ SCHEMAS: dict[str, dict[str, object]] = {
     "device_links": {"aid": _I32, "did": _I32, "n": _I64, "first_seen": _TS, "last_seen": _TS},
     "ip_links": {"aid": _I32, "iid": _I32, "n": _I64, "first_seen": _TS, "last_seen": _TS},
     "coupons": {"aid": _I32, "partner_id": _STR, "claims": _I64},
+    "coupon_pairs": {"aid": _I32, "mid": _I32, "claims": _I64},
     "partners": {"partner_id": _STR, "name": _STR, "partner_type": _STR, "onboarded_at": _TS},
 }
 
@@ -364,6 +383,7 @@ def assemble(results: dict[str, pd.DataFrame], bound: datetime | None) -> Aggreg
     t = {k: conform(k, results[k]) for k in SCHEMAS}
     return Aggregates(accounts=t["accounts"], device_links=t["device_links"],
                       ip_links=t["ip_links"], coupons=t["coupons"], partners=t["partners"],
+                      coupon_pairs=t["coupon_pairs"],
                       as_of=bound, first_event=lo, last_event=hi)
 
 

@@ -46,6 +46,16 @@ class RingParams:
     #: centre, a shift), judged as a partner in the partner review, not flagged as a crew.
     #: Insiders are a few among honest colleagues, or stand out.
     workforce_share: float = 0.8
+    #: A coupon spree: an account whose activity is claiming coupons, at this many times
+    #: the share of the median claimer of its type ...
+    spree_factor: float = 8.0
+    #: ... at this many merchants or more that it never ordered from. Two sprees created
+    #: within ``burst_days`` of one another, or on infrastructure they dominate, are a
+    #: crew ...
+    spree_merchants: int = 3
+    #: ... unless most of each one's never-ordered-from merchants (this share, at the
+    #: median) are shared by half the group or more: a crowd that came for one promotion.
+    promotion_share: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -79,6 +89,9 @@ class SignalParams:
     min_return: float = 0.05
     #: Coupon claims at never-ordered-from merchants: against this quantile of the peers.
     coupon_quantile: float = 0.90
+    #: Coupon focus (claims as a share of an account's events): against this quantile of
+    #: the type's claimers (the median: a crew may be most of a small platform's claimers).
+    focus_quantile: float = 0.5
     #: A standout is measured against the account of its type this many places below the
     #: top, plus one (the fourth-highest).
     standout_rank: int = 3

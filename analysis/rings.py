@@ -22,8 +22,8 @@ How a ring is cut out
    claims of their own, members or not, are most of its users); pieces are
    grouped by the community (Louvain) most of their members sit in, and by the
    partner whose staff are in them: pieces of two partners are two rings.
-   Lone coupon harvesters made within ``burst_days`` of one another are one
-   piece (:func:`_created_together`).
+   The pieces of coupon harvesters and coupon sprees made within ``burst_days``
+   of one another are one piece (:func:`_created_together`).
 4. **Coupon crews**: a *claimer* claimed coupons at more merchants it never
    ordered from than 90 % of its peers, and at two or more. Alone it is a keen
    bargain hunter. Claimers on devices and IPs they dominate (a mild claimer,
@@ -83,7 +83,8 @@ from .graph import EntityGraph
 from .params import RingParams
 from .signals import PEER_MEASURES, Baselines
 
-__all__ = ["RingParams", "Rings", "coupon_crews", "coupon_harvesters", "decide_flag", "find_rings",
+__all__ = ["RingParams", "Rings", "coupon_crews", "coupon_harvesters", "coupon_sprees",
+           "decide_flag", "find_rings", "promotion_share",
            "partner_review", "reader_crews", "ring_score", "standouts"]
 
 RING_COLUMNS = ["ring_id", "rank", "score", "flagged", "n_accounts", "partner_ids", "first_seen",
@@ -182,16 +183,19 @@ def _components(members: np.ndarray, links: pd.DataFrame, params: RingParams,
 
 def _created_together(comp: np.ndarray, members: np.ndarray, hoarder: np.ndarray,
                       created: pd.Series, params: RingParams) -> np.ndarray:
-    """``comp`` with each run of lone coupon harvesters created within ``burst_days`` of
-    one another (sorted by creation) joined into one new piece.
+    """``comp`` with the pieces of coupon accounts (``hoarder``) created within
+    ``burst_days`` of one another (a run, sorted by creation) joined into one piece.
 
-    A harvester counts as lone when it is the only member of its piece.
+    >>> p = RingParams()
+    >>> at = pd.Series(pd.to_datetime(["2020-01-01", "2020-01-03", "2020-03-01", "2020-01-05"]))
+    >>> _created_together(np.array([0, 1, 2, 1]), np.arange(4),
+    ...                   np.array([True, True, True, False]), at, p).tolist()
+    [3, 3, 2, 3]
     """
     comp = np.asarray(comp).copy()
-    _, inv, n = np.unique(comp, return_inverse=True, return_counts=True)
-    lone = hoarder[members] & (n[inv] == 1)
-    at = pd.to_datetime(created.to_numpy()[members[lone]])
-    idx = np.flatnonzero(lone)[~pd.isna(at)]
+    mask = hoarder[members]
+    at = pd.to_datetime(created.to_numpy()[members[mask]])
+    idx = np.flatnonzero(mask)[~pd.isna(at)]
     at = at[~pd.isna(at)]
     if len(idx) < 2:
         return comp
@@ -199,11 +203,52 @@ def _created_together(comp: np.ndarray, members: np.ndarray, hoarder: np.ndarray
     idx, t = idx[order], at.to_numpy()[order]
     gap = np.diff(t) > np.timedelta64(params.burst_days, "D")
     run = np.concatenate([[0], np.cumsum(gap)])
-    _, run_n = np.unique(run, return_counts=True)
+    # Union the pieces that hold accounts of one run (a piece may hold two runs).
+    parent: dict[int, int] = {}
+
+    def find(x: int) -> int:
+        while parent.get(x, x) != x:
+            x = parent[x]
+        return x
+
+    for r in np.unique(run):
+        pieces = np.unique(comp[idx[run == r]])
+        for other in pieces[1:]:
+            a, b = find(int(pieces[0])), find(int(other))
+            if a != b:
+                parent[max(a, b)] = min(a, b)
+    if not parent:
+        return comp
     fresh = comp.max() + 1
-    for r in np.flatnonzero(run_n >= 2):
-        comp[idx[run == r]] = fresh + r
+    roots = {c: find(c) for c in set(parent) | set(parent.values())}
+    joined = {root for c, root in roots.items() if c != root}
+    new = {root: fresh + i for i, root in enumerate(sorted(joined))}
+    for c, root in roots.items():
+        if root in new:
+            comp[comp == c] = new[root]
     return comp
+
+
+def _not_promotions(spree: np.ndarray, created: pd.Series, pairs: pd.DataFrame,
+                    params: RingParams) -> np.ndarray:
+    """``spree`` less the runs of sprees (created within ``burst_days`` of one another,
+    one after the other) that came for one promotion (:func:`promotion_share`): a
+    festival's sign-ups all claim the same shops' coupons, a crew sprays claims over
+    many shops."""
+    spree = spree.copy()
+    idx = np.flatnonzero(spree)
+    at = pd.to_datetime(created.to_numpy()[idx])
+    idx, at = idx[~pd.isna(at)], at[~pd.isna(at)]
+    if len(idx) < 2:
+        return spree
+    order = np.argsort(at.to_numpy(), kind="stable")
+    idx, t = idx[order], at.to_numpy()[order]
+    run = np.concatenate([[0], np.cumsum(np.diff(t) > np.timedelta64(params.burst_days, "D"))])
+    for r in np.unique(run):
+        aids = idx[run == r]
+        if len(aids) >= 2 and promotion_share(pairs, aids) >= params.promotion_share:
+            spree[aids] = False
+    return spree
 
 
 def _burst(created: np.ndarray, pop: np.ndarray, days: int) -> tuple[int, float]:
@@ -257,17 +302,24 @@ def find_rings(sig: pd.DataFrame, base: Baselines, graph: EntityGraph, communiti
     # keenest tenth of their peers. Two of them on infrastructure they dominate are a pair
     # no bargain hunter makes (see decide_flag).
     hoarder = coupon_harvesters(sig, params)
-    if not (harvester | claimer | reader | hoarder).any():
+    # Coupon sprees: accounts whose activity is claiming coupons at merchants they never
+    # ordered from. Two made the same week, or on infrastructure they dominate, are a crew,
+    # unless they came for one promotion (see below).
+    spree = coupon_sprees(sig, params) & ~hoarder
+    pairs = agg.coupon_pairs if agg.coupon_pairs is not None else pd.DataFrame(
+        {"aid": pd.Series([], dtype="int32"), "mid": pd.Series([], dtype="int32")})
+    spree = _not_promotions(spree, sig["created_at"], pairs, params)
+    if not (harvester | claimer | reader | hoarder | spree).any():
         return _no_rings(params)
-    members = _expand(sig, links, harvester | claimer | reader | hoarder, weak, params)
+    members = _expand(sig, links, harvester | claimer | reader | hoarder | spree, weak, params)
     # Suspects: any account with harm of its own or claiming like the keenest tenth.
     suspect = (harvester | weak | claimer | reader | coupon_harvesters(sig, params, factor=1.0))
     comp = _components(members, links, params, suspects=suspect)
-    # Coupon harvesters that share no infrastructure but were created together (within
-    # burst_days of one another, one after the other) are one piece: accounts bulk-made
-    # for coupons. No bargain hunter claims like them, and a pair made the same week is
-    # an operation (see decide_flag).
-    comp = _created_together(comp, members, hoarder, sig["created_at"], params)
+    # Coupon harvesters and sprees created together (within burst_days of one another,
+    # one after the other) are one piece, whatever infrastructure they used: accounts
+    # bulk-made for coupons. No bargain hunter claims like them, and a pair made the same
+    # week is an operation (see decide_flag).
+    comp = _created_together(comp, members, hoarder | spree, sig["created_at"], params)
     comm = communities.reindex(members).to_numpy()
     # Each connected piece goes to the community most of its members sit in.
     piece = pd.DataFrame({"aid": members, "comp": comp, "comm": comm})
@@ -289,8 +341,18 @@ def find_rings(sig: pd.DataFrame, base: Baselines, graph: EntityGraph, communiti
     piece["claimer"] = claimer[piece["aid"].to_numpy()]
     piece["reader"] = reader[piece["aid"].to_numpy()]
     # Coupon harvesters count where two or more share one connected piece.
-    piece["hoarder"] = hoarder[piece["aid"].to_numpy()]
+    # Coupon accounts (harvesters and sprees) count where two or more share one connected
+    # piece and claimed, together, at harvest_factor or more shops they never ordered from
+    # (two sign-ups that each tried three shops are no operation).
+    aid_of = piece["aid"].to_numpy()
+    piece["hoarder"] = hoarder[aid_of] | spree[aid_of]
+    piece["spree"] = spree[aid_of]
     piece["hoarder"] &= piece.groupby("comp")["hoarder"].transform("sum") >= 2
+    for c, aids in piece[piece["hoarder"]].groupby("comp")["aid"]:
+        shops = pairs.loc[pairs["aid"].isin(aids.to_numpy()), "mid"].nunique()
+        if shops < params.harvest_factor:
+            piece.loc[piece["comp"] == c, "hoarder"] = False
+    piece["spree"] &= piece["hoarder"]
     grp = piece.groupby("group")
     keep = (grp["harvester"].transform("any")
             | (grp["claimer"].transform("sum") >= params.coupon_crew)
@@ -303,7 +365,8 @@ def find_rings(sig: pd.DataFrame, base: Baselines, graph: EntityGraph, communiti
     ratio_of = ratio[piece["aid"].to_numpy()]
     core = pd.Series(np.where(piece["harvester"].to_numpy(), ratio_of, np.nan)).groupby(
         piece["group"].to_numpy()).transform("median").to_numpy()
-    joined = ~(piece["harvester"] | piece["claimer"] | piece["reader"] | piece["hoarder"]).to_numpy()
+    joined = ~(piece["harvester"] | piece["claimer"] | piece["reader"]
+               | piece["hoarder"]).to_numpy()
     piece = piece[~(joined & (ratio_of < np.nan_to_num(core) / params.harvest_factor))]
 
     if piece.empty:   # lone coupon harvesters, crews that did not hold: no candidate ring
@@ -338,7 +401,8 @@ def find_rings(sig: pd.DataFrame, base: Baselines, graph: EntityGraph, communiti
     no_coupons = {"partner_id": np.array([], dtype=object), "claims": np.array([], dtype=int)}
     piece = piece.sort_values(["group", "aid"], kind="stable")
     by_group = _split(piece["group"].to_numpy(), aid=piece["aid"].to_numpy(),
-                      comp=piece["comp"].to_numpy(), hoarder=piece["hoarder"].to_numpy())
+                      comp=piece["comp"].to_numpy(), hoarder=piece["hoarder"].to_numpy(),
+                      spree=piece["spree"].to_numpy())
     for group in sorted(by_group):
         idx = by_group[group]["aid"]
         hidx = idx[harvester[idx]]
@@ -350,7 +414,8 @@ def find_rings(sig: pd.DataFrame, base: Baselines, graph: EntityGraph, communiti
         ring = _ring_evidence(cols, idx, hidx, cpidx, rdidx, base, params, pop_created, partners,
                               coupons_by_group.get(group, no_coupons),
                               links_by_group.get(group), staff_partners, together,
-                              idx[by_group[group]["hoarder"]], workforce)
+                              idx[by_group[group]["hoarder"] & ~by_group[group]["spree"]],
+                              workforce, idx[by_group[group]["spree"]])
         ring["group"] = group
         rows.append(ring)
         acct_score = (np.log10(1 + np.maximum(cols["harvest_ratio"][idx],
@@ -394,7 +459,8 @@ _EVIDENCE_COLUMNS = ("untied_users", "untied_records", "untied_reads", "profile_
                      "coupon_merchants", "coupon_merchants_ratio", "stranger_reach_standout",
                      "untied_merchants_standout", "untied_comment_reads",
                      "untied_comment_reads_ratio", "untied_comment_reads_standout",
-                     "fresh_reach", "fresh_reach_ratio", "fresh_reach_standout")
+                     "fresh_reach", "fresh_reach_ratio", "fresh_reach_standout",
+                     "coupon_focus", "coupon_focus_ratio")
 
 
 def coupon_crews(sig: pd.DataFrame, links: pd.DataFrame, params: RingParams) -> np.ndarray:
@@ -407,6 +473,34 @@ def coupon_crews(sig: pd.DataFrame, links: pd.DataFrame, params: RingParams) -> 
     return crews(sig["coupon_merchants_ratio"].to_numpy(dtype=float),
                  sig["coupon_merchants"].to_numpy(dtype=float), links, params,
                  size=params.coupon_crew, least=2)
+
+
+def coupon_sprees(sig: pd.DataFrame, params: RingParams) -> np.ndarray:
+    """Accounts whose activity is claiming coupons (a mask over ``sig``'s rows): claims at
+    ``spree_factor`` times the share of its type's median claimer, at ``spree_merchants``
+    or more merchants it never ordered from."""
+    return ((sig["coupon_focus_ratio"].to_numpy(dtype=float) >= params.spree_factor)
+            & (sig["coupon_merchants"].to_numpy(dtype=float) >= params.spree_merchants))
+
+
+def promotion_share(pairs: pd.DataFrame, aids: np.ndarray) -> float:
+    """How much ``aids`` came for one promotion: the median, over them, of the share of
+    each one's never-ordered-from coupon merchants (``pairs``: aid, mid) that half of
+    them or more (two at least) claimed at.
+
+    >>> same = pd.DataFrame({"aid": [1, 1, 1, 2, 2, 2], "mid": [7, 8, 9, 7, 8, 9]})
+    >>> promotion_share(same, np.array([1, 2]))          # a festival's two sign-ups
+    1.0
+    >>> spread = pd.DataFrame({"aid": [1, 1, 1, 2, 2, 2, 2], "mid": [7, 8, 9, 7, 4, 5, 6]})
+    >>> round(promotion_share(spread, np.array([1, 2])), 3)   # one shop in common
+    0.292
+    """
+    mine = pairs[pairs["aid"].isin(aids)]
+    if mine.empty:
+        return 0.0
+    claimed_by = mine.groupby("mid")["aid"].nunique()
+    common = claimed_by.index[claimed_by >= max(2, int(np.ceil(len(aids) / 2)))]
+    return float(mine["mid"].isin(common).groupby(mine["aid"]).mean().median())
 
 
 def coupon_harvesters(sig: pd.DataFrame, params: RingParams,
@@ -530,12 +624,14 @@ def _ring_evidence(c: dict[str, np.ndarray], idx: np.ndarray, hidx: np.ndarray,
                    cpidx: np.ndarray, rdidx: np.ndarray, base: Baselines, params: RingParams,
                    pop_created: np.ndarray, partners: pd.DataFrame, coupons: dict[str, np.ndarray],
                    mine: dict[str, np.ndarray] | None, staff_partners: dict[int, set[str]],
-                   together: int, hoarders: np.ndarray, workforce: dict[str, int]) -> dict:
+                   together: int, hoarders: np.ndarray, workforce: dict[str, int],
+                   sprees: np.ndarray) -> dict:
     """Measure one ring against the population and say why in plain words.
 
     ``c`` holds the account signals as arrays; ``idx`` are the ring's rows in
     them, ``hidx`` its harvesters', ``cpidx`` its coupon claimers' and ``rdidx``
-    its reading crew's, ``hoarders`` its coupon harvesters that share a piece with another.
+    its reading crew's, ``hoarders`` its coupon harvesters that share a piece with another,
+    ``sprees`` its coupon sprees that do (and came for no one promotion).
     ``mine`` holds the ring's own device/IP links (entity,
     account, device or not, the entity's size in accounts);
     ``staff_partners`` maps an entity to the partners whose staff use it;
@@ -715,15 +811,27 @@ def _ring_evidence(c: dict[str, np.ndarray], idx: np.ndarray, hidx: np.ndarray,
             f"coupons at {params.harvest_factor:g}× or more the never-ordered-from merchants "
             f"of {base.describe_peer('coupon_merchants', _mode(c['account_type'][hoarders]))} "
             f"({int(np.median(c['coupon_merchants'][hoarders]))} merchants each at the median)")
+    if len(sprees):
+        focus = np.median(c["coupon_focus"][sprees])
+        reasons.append(
+            f"coupon spree: {plural_accounts(len(sprees))} on devices or IPs they dominate, or "
+            f"created within {params.burst_days} days of one another, did little but claim "
+            f"coupons ({focus:.0%} of their activity at the median, "
+            f"{_fmt(float(np.median(c['coupon_focus_ratio'][sprees])))}× the median claimer's "
+            f"share), each at {params.spree_merchants} or more merchants it never ordered from "
+            f"({int(np.median(c['coupon_merchants'][sprees]))} at the median), "
+            f"mostly not the same ones")
     flagged, why_not = decide_flag(harm_ratio, len(hidx), strong, params,
                                    standouts=stand, coupon_harvesters=len(hoarders),
+                                   coupon_sprees=len(sprees),
                                    workforce=shift,
                                    coupon_claimers=len(cpidx), coupon_harm=coupon_harm,
                                    coupon_corroborated=burst or shared_device,
                                    crew_readers=len(rdidx), crew_harm=crew_harm,
                                    crew_corroborated=crew_device)
     # Coupon harvesters' claims, in units of their peer baseline, rank like a crew's.
-    hoard_harm = float(np.nansum(c["coupon_merchants_ratio"][hoarders])) if len(hoarders) else 0.0
+    spent = np.concatenate([hoarders, sprees])
+    hoard_harm = float(np.nansum(c["coupon_merchants_ratio"][spent])) if len(spent) else 0.0
     score = ring_score(max(harm_ratio, crew_harm) + max(coupon_harm, hoard_harm), support)
     if why_not:
         reasons.append(why_not)
@@ -736,13 +844,13 @@ def _ring_evidence(c: dict[str, np.ndarray], idx: np.ndarray, hidx: np.ndarray,
         "untied_users": users, "harvesters": int(len(hidx)),
         "coupon_claimers": int(len(cpidx)), "coupon_harm": round(coupon_harm, 3),
         "crew_readers": int(len(rdidx)), "standouts": stand, "workforce": int(shift),
-        "coupon_harvesters": int(len(hoarders)),
+        "coupon_harvesters": int(len(hoarders)), "coupon_sprees": int(len(sprees)),
     }
 
 
 def decide_flag(harm_ratio: float, harvesters: int, crew_evidence: int,
                 params: RingParams, *, standouts: int = 0, coupon_harvesters: int = 0,
-                workforce: int = 0,
+                coupon_sprees: int = 0, workforce: int = 0,
                 coupon_claimers: int = 0, coupon_harm: float = 0.0,
                 coupon_corroborated: bool = False, crew_readers: int = 0,
                 crew_harm: float = 0.0, crew_corroborated: bool = False) -> tuple[bool, str]:
@@ -767,7 +875,9 @@ def decide_flag(harm_ratio: float, harvesters: int, crew_evidence: int,
     many alike, and none of them stands out. Two or more *coupon harvesters* (each
     claiming coupons at f times the never-ordered-from merchants of the keenest
     tenth of its peers) on infrastructure they dominate are flagged: no bargain
-    hunter claims like that, and two of them together are an operation. Harvesters
+    hunter claims like that, and two of them together are an operation. So are
+    ``coupon_sprees`` (accounts that did little but claim coupons, made the same
+    week or on infrastructure they dominate, not for one promotion), counted with them. Harvesters
     that are nearly all of one partner's active staff, alike (``workforce``: that
     partner's active staff, see :class:`RingParams`), are its workforce, not a crew.
 
@@ -785,6 +895,8 @@ def decide_flag(harm_ratio: float, harvesters: int, crew_evidence: int,
     >>> decide_flag(31.0, 1, 1, p, standouts=1)   # a crawler far above every other staff
     (True, '')
     >>> decide_flag(0.0, 0, 0, p, coupon_harvesters=2)
+    (True, '')
+    >>> decide_flag(0.0, 0, 0, p, coupon_harvesters=1, coupon_sprees=1)
     (True, '')
     >>> decide_flag(700.0, 21, 1, p, workforce=21)[0]   # a call centre's 21 agents, alike
     False
@@ -807,7 +919,7 @@ def decide_flag(harm_ratio: float, harvesters: int, crew_evidence: int,
         return True, ""
     if harvesters and standouts and harm_ratio >= f:
         return True, ""
-    if coupon_harvesters >= 2:
+    if coupon_harvesters + coupon_sprees >= 2:
         return True, ""
     if crew_readers >= params.reader_crew and crew_harm >= f and crew_corroborated:
         return True, ""

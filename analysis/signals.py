@@ -89,6 +89,8 @@ support (how rings operate)
     ``coupon_merchants`` distinct merchants whose coupons it claimed and never ordered
                        from, against its type's 90th percentile (coupon crews: see
                        :mod:`analysis.rings`)
+    ``coupon_focus``   coupon claims as a share of its events, against its type's median
+                       claimer (coupon sprees: see :mod:`analysis.rings`)
 """
 
 from __future__ import annotations
@@ -463,6 +465,23 @@ def account_signals(agg: Aggregates, graph: EntityGraph, communities: pd.Series 
             base.peer_set_aside[f"coupon_merchants:{kind}"] = upper
         ratio[peers] = acc["coupon_merchants"].to_numpy(dtype=float)[peers] / value
     acc["coupon_merchants_ratio"] = ratio
+    # Coupon focus: claims as a share of the account's events, against the median claimer
+    # of its type. A bargain hunter browses, searches and orders between claims; an
+    # account made for coupons does little else.
+    acc["coupon_focus"] = acc["coupon_claims"].to_numpy(dtype=float) / np.maximum(
+        acc["n_events"].to_numpy(dtype=float), 1.0)
+    base.peer["coupon_focus"] = {}
+    ratio = np.zeros(n)
+    claims = acc["coupon_claims"].to_numpy() > 0
+    for kind in sorted(set(types.tolist())):
+        peers = types == kind
+        every = peers & claims if (peers & claims).sum() >= p.min_peers else claims
+        value = float(np.quantile(acc["coupon_focus"].to_numpy()[every], p.focus_quantile)) \
+            if every.any() else 1.0
+        value = value if value > 0 else 1.0
+        base.peer["coupon_focus"][kind] = value
+        ratio[peers] = acc["coupon_focus"].to_numpy()[peers] / value
+    acc["coupon_focus_ratio"] = ratio
     acc["harm_users_ratio"] = base.ratio("untied_users", acc["untied_users"])
     acc["harm_records_ratio"] = base.ratio("untied_records", acc["untied_records"])
     acc["harvest_ratio"] = acc[[f"{m}_ratio" for m in PEER_MEASURES]].max(axis=1)

@@ -420,3 +420,57 @@ def test_a_lone_coupon_harvester_makes_no_ring_and_no_error(tmp_path):
                        "198.51.100.20", "coupon_claim", f"m{1 + k}", "0"])
     flagged, members, _ = _run(tmp_path, partners, accounts, events)
     assert flagged.empty and members.empty
+
+
+def test_coupon_sprees_made_the_same_week_are_a_crew_and_a_festival_crowd_is_not(tmp_path):
+    """Accounts that do little but claim coupons, none at harvest_factor (10) merchants.
+
+    Background: 60 shoppers each claim one coupon among 24 other events (focus 1/25,
+    the median claimer's). A spree is a claimer at 8× that share (1/3.1) or more, at 3
+    or more merchants it never ordered from.
+
+    * c1..c4: created within three days, each on its own phone and home, one login and
+      four item-view + claim pairs at four shops of its own (focus 4/9, 11×): a crew
+      spraying claims over 15 shops (m1 is the only shop two of them share) -> one
+      flagged ring of exactly {c1..c4}.
+    * f1..f8: a festival's sign-ups the same day, each at m1, m2, m3 (the promotion)
+      and one shop of its own: 11 shops in all, but three quarters of each one's shops
+      are ones all of them claimed at -> one promotion, not flagged.
+    * p1, p2: two sign-ups the same week, each at three shops: 6 shops together, under
+      the 10 of an operation -> not flagged.
+    """
+    partners = [["P1", "Shop Co", "isv", "2019-01-01"]]
+    accounts = [[f"m{k}", "merchant", "2019-02-01", "P1"] for k in range(1, 16)]
+    accounts += [[f"c{j}", "customer", f"2020-02-{20 + j % 3}", ""] for j in range(1, 5)]
+    accounts += [[f"f{j}", "customer", "2020-03-10", ""] for j in range(1, 9)]
+    accounts += [["p1", "customer", "2020-01-05", ""], ["p2", "customer", "2020-01-07", ""]]
+    events: list = []
+    _background(accounts, events)
+    for i in range(60):
+        for k in range(21):
+            events.append([_ts(T0 + timedelta(days=1, hours=i, minutes=k)), f"h{i:03d}",
+                           f"hphone{i}", f"10.1.{i // 250}.{i % 250}", "view_item", "m1", "0"])
+        events.append([_ts(T0 + timedelta(days=1, hours=i, minutes=30)), f"h{i:03d}",
+                       f"hphone{i}", f"10.1.{i // 250}.{i % 250}", "coupon_claim",
+                       f"m{1 + i % 15}", "0"])
+
+    def spree(who, j, shops, day):
+        at = T0 + timedelta(days=day, hours=j)
+        ip = f"198.51.{100 + day}.{j}"
+        events.append([_ts(at), who, f"{who}-phone", ip, "login", "", "0"])
+        for k, shop in enumerate(shops):
+            for kind in ("view_item", "coupon_claim"):
+                events.append([_ts(at + timedelta(minutes=2 * k + (kind == "coupon_claim"))),
+                               who, f"{who}-phone", ip, kind, f"m{shop}", "0"])
+
+    crew = {1: [1, 2, 3, 4], 2: [5, 6, 7, 8], 3: [9, 10, 11, 12], 4: [13, 14, 15, 1]}
+    for j, shops in crew.items():
+        spree(f"c{j}", j, shops, 2)
+    for j in range(1, 9):
+        spree(f"f{j}", j, [1, 2, 3, 3 + j], 10)
+    spree("p1", 1, [10, 11, 12], 5)
+    spree("p2", 2, [13, 14, 15], 5)
+    flagged, members, _ = _run(tmp_path, partners, accounts, events)
+    ring, got = _the_one_flagged(flagged, members)
+    assert got == {"c1", "c2", "c3", "c4"}
+    assert "did little but claim coupons" in ring["reasons"]

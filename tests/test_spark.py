@@ -114,6 +114,7 @@ def test_spark_as_of_cut_matches(export, tmp_path):
     pd.testing.assert_frame_equal(a.accounts, b.accounts, rtol=1e-9)
     pd.testing.assert_frame_equal(a.device_links, b.device_links, check_exact=True)
     pd.testing.assert_frame_equal(a.coupons, b.coupons, check_exact=True)
+    pd.testing.assert_frame_equal(a.coupon_pairs, b.coupon_pairs, check_exact=True)
 
 
 def test_missing_java_is_one_line(ring_export, tmp_path, monkeypatch, capsys):
