@@ -460,7 +460,7 @@ _EVIDENCE_COLUMNS = ("untied_users", "untied_records", "untied_reads", "profile_
                      "untied_merchants_standout", "untied_comment_reads",
                      "untied_comment_reads_ratio", "untied_comment_reads_standout",
                      "fresh_reach", "fresh_reach_ratio", "fresh_reach_standout",
-                     "coupon_focus", "coupon_focus_ratio")
+                     "coupon_focus", "coupon_focus_ratio", "ip_spread_ratio", "n_ips")
 
 
 def coupon_crews(sig: pd.DataFrame, links: pd.DataFrame, params: RingParams) -> np.ndarray:
@@ -543,7 +543,11 @@ def reader_crews(sig: pd.DataFrame, links: pd.DataFrame, params: RingParams) -> 
     # test profiles all day, and what it reaches is those few, however many rigs.
     with np.errstate(divide="ignore", invalid="ignore"):
         depth = sig["untied_reads"].to_numpy(dtype=float) / sig["untied_users"].to_numpy(dtype=float)
-    sweep = np.nan_to_num(depth, nan=np.inf) <= params.support_factor ** 2
+    # Proxy rotators (IPs at harvest_factor times the keenest tenth of their peers) link
+    # through IPs too: an office's or a campus's readers, and a test rig, use a handful of
+    # IPs each. A rotator that re-reads its strangers is a crawler re-sweeping a platform.
+    rotator = sig["ip_spread_ratio"].to_numpy(dtype=float) >= params.harvest_factor
+    sweep = (np.nan_to_num(depth, nan=np.inf) <= params.support_factor ** 2) | rotator
     for measure, ok in (("stranger_reach_ratio", sweep), ("untied_merchants_ratio", None),
                         ("untied_comment_reads_ratio", None)):
         ratio = sig[measure].to_numpy(dtype=float)
@@ -554,13 +558,13 @@ def reader_crews(sig: pd.DataFrame, links: pd.DataFrame, params: RingParams) -> 
         # crew's proxied homes are real customers' IPs, and a reading crew is judged by
         # the device it shares.
         crew |= crews(ratio, ratio, links, params, size=params.reader_crew, least=1.0,
-                      above=True, by_ip=False)
+                      above=True, by_ip=rotator)
     return crew
 
 
 def crews(level: np.ndarray, amount: np.ndarray, links: pd.DataFrame, params: RingParams,
           *, size: int, least: float, above: bool = False,
-          by_ip: bool = True) -> np.ndarray:
+          by_ip: bool | np.ndarray = True) -> np.ndarray:
     """Crews of accounts that each do somewhat more of one thing than their peers.
 
     ``level`` is each account's measure over its peers' baseline, ``amount`` the
@@ -569,7 +573,8 @@ def crews(level: np.ndarray, amount: np.ndarray, links: pd.DataFrame, params: Ri
     they dominate form pieces; a piece of ``size`` or more is a crew. A candidate
     under ``support_factor`` times its peers' level links through devices only (an
     office or a proxied home shares its IP with a crew, never the crew's emulator or
-    phone); without ``by_ip`` every candidate does. Members earn their place against
+    phone); without ``by_ip`` every candidate does, and with a mask for ``by_ip`` only
+    the accounts it marks link through IPs. Members earn their place against
     their crew too: one at under a ``support_factor``-th of its crew's median is an
     honest account in a home the crew proxied through, and leaves (the piece is
     judged again without it).
@@ -583,7 +588,10 @@ def crews(level: np.ndarray, amount: np.ndarray, links: pd.DataFrame, params: Ri
     cidx = np.flatnonzero(candidate)
     strong = level >= params.support_factor
     by_device = links["kind"].to_numpy() == "device"
-    usable = by_device | strong[links["aid"].to_numpy()] if by_ip else by_device
+    if isinstance(by_ip, np.ndarray):
+        usable = by_device | by_ip[links["aid"].to_numpy()]
+    else:
+        usable = by_device | strong[links["aid"].to_numpy()] if by_ip else by_device
     comp = _components(cidx, links, params, usable=usable)
     _, inv, counts = np.unique(comp, return_inverse=True, return_counts=True)
     big = counts[inv] >= size
@@ -775,6 +783,14 @@ def _ring_evidence(c: dict[str, np.ndarray], idx: np.ndarray, hidx: np.ndarray,
         _, first, n_crew = np.unique(mine["entity"][on], return_index=True, return_counts=True)
         crew_device = bool(((n_crew >= params.crew_harvesters)
                             & (n_crew / mine["size"][on][first] >= params.dominated_share)).any())
+        # Or proxy rotation: a crew of readers each on IPs at harvest_factor times its peers'.
+        rotating = int((c["ip_spread_ratio"][rdidx] >= params.harvest_factor).sum())
+        if not crew_device and rotating >= params.crew_harvesters:
+            crew_device = True
+            reasons.append(f"{plural_accounts(rotating)} of the reading crew rotated through "
+                           f"{int(np.median(c['n_ips'][rdidx]))} IPs each at the median, "
+                           f"{params.harvest_factor:g}× or more what the keenest tenth of "
+                           f"their peers used: proxies")
     if len(rdidx) >= params.reader_crew:
         reasons.append(
             f"reading crew: {len(rdidx)} accounts on devices they dominate each reached "

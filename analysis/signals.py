@@ -91,6 +91,8 @@ support (how rings operate)
                        :mod:`analysis.rings`)
     ``coupon_focus``   coupon claims as a share of its events, against its type's median
                        claimer (coupon sprees: see :mod:`analysis.rings`)
+    ``ip_spread``      IPs it used (``n_ips``), against its type's 90th percentile (proxy
+                       rotation: reading crews, see :mod:`analysis.rings`)
 """
 
 from __future__ import annotations
@@ -482,6 +484,19 @@ def account_signals(agg: Aggregates, graph: EntityGraph, communities: pd.Series 
         base.peer["coupon_focus"][kind] = value
         ratio[peers] = acc["coupon_focus"].to_numpy()[peers] / value
     acc["coupon_focus_ratio"] = ratio
+    # IP spread: the IPs an account used against the keenest tenth of its type's active
+    # accounts. A proxy rotator uses hundreds; a commuter, an office worker, a family
+    # member a handful (a carrier NAT is one IP to thousands).
+    base.peer["ip_spread"] = {}
+    ratio = np.zeros(n)
+    for kind in sorted(set(types.tolist())):
+        peers = types == kind
+        every = peers & is_active if (peers & is_active).sum() >= p.min_peers else is_active
+        value = max(float(np.quantile(acc["n_ips"].to_numpy()[every], p.coupon_quantile)), 1.0) \
+            if every.any() else 1.0
+        base.peer["ip_spread"][kind] = value
+        ratio[peers] = acc["n_ips"].to_numpy(dtype=float)[peers] / value
+    acc["ip_spread_ratio"] = ratio
     acc["harm_users_ratio"] = base.ratio("untied_users", acc["untied_users"])
     acc["harm_records_ratio"] = base.ratio("untied_records", acc["untied_records"])
     acc["harvest_ratio"] = acc[[f"{m}_ratio" for m in PEER_MEASURES]].max(axis=1)

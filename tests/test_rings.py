@@ -474,3 +474,51 @@ def test_coupon_sprees_made_the_same_week_are_a_crew_and_a_festival_crowd_is_not
     ring, got = _the_one_flagged(flagged, members)
     assert got == {"c1", "c2", "c3", "c4"}
     assert "did little but claim coupons" in ring["reasons"]
+
+
+def test_a_crew_re_sweeping_a_small_platform_through_proxies_is_flagged_and_qa_rigs_are_not(
+        tmp_path):
+    """Profile reads that come back to the same strangers, twelve times each.
+
+    * 100 background browsers (h000..h099) each read 10..50 strangers once, each on
+      its one home IP: the customers' 75th percentile of reach is 50 and their 90th
+      percentile of IPs used is 1.
+    * A crew p1..p6, each on its own phone, re-reads the same 100 strangers (w000..w099)
+      twelve times over 40 days, each read through the next IP of a proxy pool of 60
+      that only the crew uses (60 IPs each: 60× the keenest tenth's, a proxy rotator). It reaches twice what
+      its peers reach (no harvester alone), 12 reads per stranger (no sweep by depth),
+      linked through proxy IPs only it uses -> one flagged reading crew {p1..p6}.
+    * QA rigs q1..q6 on one emulator and one office IP re-read their 100 test
+      profiles (t000..t099) twelve times too: a device they dominate, but a rig is no
+      sweep and no rotator -> no crew.
+    """
+    partners = [["P1", "Promo Co", "promotions", "2019-01-01"]]
+    accounts = [["m1", "merchant", "2019-02-01", "P1"]]
+    accounts += [[f"p{i}", "customer", "2018-05-01", ""] for i in range(1, 7)]
+    accounts += [[f"q{i}", "customer", "2018-05-01", ""] for i in range(1, 7)]
+    accounts += [[f"w{k:03d}", "customer", "2019-06-01", ""] for k in range(100)]
+    accounts += [[f"t{k:03d}", "customer", "2019-06-01", ""] for k in range(100)]
+    events: list = []
+    _background(accounts, events)
+    start = 0
+    for i in range(100):
+        n = 10 * (1 + i % 5)
+        _strangers(accounts, events, T0 + timedelta(days=1), f"h{i:03d}", f"hphone{i}",
+                   f"10.1.{i // 250}.{i % 250}", n, start)
+        start += n
+    for j in range(1, 7):
+        for rnd in range(12):
+            for k in range(100):
+                at = T0 + timedelta(days=2 + 3 * rnd + j % 3, minutes=k + 7 * j)
+                ip = f"198.18.0.{(10 * j + k) % 60}"
+                events.append([_ts(at), f"p{j}", f"p{j}-phone", ip, "view_profile",
+                               f"w{k:03d}", "1"])
+            for k in range(100):
+                at = T0 + timedelta(days=2 + 3 * rnd, hours=j, minutes=k)
+                events.append([_ts(at), f"q{j}", "qa-emulator", "192.0.2.10", "view_profile",
+                               f"t{k:03d}", "1"])
+    flagged, members, _ = _run(tmp_path, partners, accounts, events)
+    ring, got = _the_one_flagged(flagged, members)
+    assert got == {f"p{i}" for i in range(1, 7)}
+    assert "rotated through" in ring["reasons"]
+    assert not {f"q{i}" for i in range(1, 7)} & set(members["account_id"])
