@@ -750,6 +750,15 @@ def _ring_evidence(c: dict[str, np.ndarray], idx: np.ndarray, hidx: np.ndarray,
         support += 1
         reasons.append(f"new-account burst: {count} of its accounts were created within "
                        f"{params.burst_days} days ({_fmt(burst_ratio)}× the platform's rate)")
+    # Harvesters made together: a crew's accounts, bulk-made, each harvesting on its own.
+    # A household's or an office's heavy readers are not created in one burst.
+    made, made_ratio = _burst(h("created_at"), pop_created, params.burst_days)
+    made_together = (len(hidx) >= params.crew_harvesters and made >= params.crew_harvesters
+                     and made_ratio >= params.support_factor)
+    if made_together:
+        reasons.append(f"{made} of its harvesters were created within {params.burst_days} days "
+                       f"of one another ({_fmt(made_ratio)}× the platform's rate): a crew made "
+                       f"for the job")
     claims = 0
     if partner_ids and len(coupons["claims"]):
         claims = int(coupons["claims"][np.isin(coupons["partner_id"], partner_ids)].sum())
@@ -839,7 +848,7 @@ def _ring_evidence(c: dict[str, np.ndarray], idx: np.ndarray, hidx: np.ndarray,
             f"mostly not the same ones")
     flagged, why_not = decide_flag(harm_ratio, len(hidx), strong, params,
                                    standouts=stand, coupon_harvesters=len(hoarders),
-                                   coupon_sprees=len(sprees),
+                                   coupon_sprees=len(sprees), made_together=made_together,
                                    workforce=shift,
                                    coupon_claimers=len(cpidx), coupon_harm=coupon_harm,
                                    coupon_corroborated=burst or shared_device,
@@ -866,7 +875,7 @@ def _ring_evidence(c: dict[str, np.ndarray], idx: np.ndarray, hidx: np.ndarray,
 
 def decide_flag(harm_ratio: float, harvesters: int, crew_evidence: int,
                 params: RingParams, *, standouts: int = 0, coupon_harvesters: int = 0,
-                coupon_sprees: int = 0, workforce: int = 0,
+                coupon_sprees: int = 0, workforce: int = 0, made_together: bool = False,
                 coupon_claimers: int = 0, coupon_harm: float = 0.0,
                 coupon_corroborated: bool = False, crew_readers: int = 0,
                 crew_harm: float = 0.0, crew_corroborated: bool = False) -> tuple[bool, str]:
@@ -896,6 +905,9 @@ def decide_flag(harm_ratio: float, harvesters: int, crew_evidence: int,
     week or on infrastructure they dominate, not for one promotion), counted with them. Harvesters
     that are nearly all of one partner's active staff, alike (``workforce``: that
     partner's active staff, see :class:`RingParams`), are its workforce, not a crew.
+    ``crew_harvesters`` or more harvesters created in one burst (``made_together``:
+    within ``burst_days``, at ``support_factor`` times the platform's rate) are a
+    bulk-made crew, flagged at f per harvester of a crew (each is a harvester at f).
 
     >>> p = RingParams()                       # f = 10
     >>> decide_flag(150.0, 3, 1, p)            # a crew over 100×
@@ -913,6 +925,8 @@ def decide_flag(harm_ratio: float, harvesters: int, crew_evidence: int,
     >>> decide_flag(0.0, 0, 0, p, coupon_harvesters=2)
     (True, '')
     >>> decide_flag(0.0, 0, 0, p, coupon_harvesters=1, coupon_sprees=1)
+    (True, '')
+    >>> decide_flag(62.0, 4, 1, p, made_together=True)  # four harvesters made one week
     (True, '')
     >>> decide_flag(700.0, 21, 1, p, workforce=21)[0]   # a call centre's 21 agents, alike
     False
@@ -932,6 +946,9 @@ def decide_flag(harm_ratio: float, harvesters: int, crew_evidence: int,
                        f"a partner's workforce (a call centre or a shift), "
                        f"judged as a partner in the partner review")
     if harvesters and ((harm_ratio >= f ** 2 and crew_evidence >= 1) or harm_ratio >= f ** 3):
+        return True, ""
+    if made_together and harvesters >= params.crew_harvesters \
+            and harm_ratio >= f * params.crew_harvesters:
         return True, ""
     if harvesters and standouts and harm_ratio >= f:
         return True, ""

@@ -522,3 +522,40 @@ def test_a_crew_re_sweeping_a_small_platform_through_proxies_is_flagged_and_qa_r
     assert got == {f"p{i}" for i in range(1, 7)}
     assert "rotated through" in ring["reasons"]
     assert not {f"q{i}" for i in range(1, 7)} & set(members["account_id"])
+
+
+def test_harvesters_made_the_same_week_are_a_crew_and_old_heavy_readers_are_not(tmp_path):
+    """Sweeps of strangers, each read once, at 12× the peers' level each.
+
+    * 100 background browsers (h000..h099) each read 10..50 strangers: the customers'
+      75th percentile of reach is 50, so 600 strangers is 12× (a harvester: 10×).
+    * b1..b4, created within three days of one another in February 2020, each on its
+      own phone, all on one IP only they use, sweep 600 strangers each: 48× in all,
+      under the 100× a crew needs, but four harvesters bulk-made together are a crew
+      made for the job (over 30×: 10× per harvester of a crew of 3) -> one flagged
+      ring {b1..b4}.
+    * o1..o4, created years apart, on one tablet and home IP only they use, sweep 600
+      strangers each too: 48×, no burst -> not flagged.
+    """
+    partners = [["P1", "Promo Co", "promotions", "2019-01-01"]]
+    accounts = [["m1", "merchant", "2019-02-01", "P1"]]
+    accounts += [[f"b{j}", "customer", f"2020-02-{19 + j}", ""] for j in range(1, 5)]
+    accounts += [[f"o{j}", "customer", f"201{j}-06-01", ""] for j in range(1, 5)]
+    events: list = []
+    _background(accounts, events)
+    start = 0
+    for i in range(100):
+        n = 10 * (1 + i % 5)
+        _strangers(accounts, events, T0 + timedelta(days=1), f"h{i:03d}", f"hphone{i}",
+                   f"10.1.{i // 250}.{i % 250}", n, start)
+        start += n
+    for j in range(1, 5):
+        _strangers(accounts, events, T0 + timedelta(days=2), f"b{j}", f"b{j}-phone",
+                   "198.51.100.50", 600, start)
+        _strangers(accounts, events, T0 + timedelta(days=2), f"o{j}", "home-tablet",
+                   "198.51.100.60", 600, start + 600)
+        start += 1200
+    flagged, members, _ = _run(tmp_path, partners, accounts, events)
+    ring, got = _the_one_flagged(flagged, members)
+    assert got == {"b1", "b2", "b3", "b4"}
+    assert "a crew made for the job" in ring["reasons"]
