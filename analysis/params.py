@@ -30,6 +30,10 @@ class RingParams:
     support_factor: float = 3.0
     #: A device or IP used mostly (this share) by the ring pulls its other users in.
     dominated_share: float = 0.5
+    #: A device or IP whose users are nearly all (this share) accounts with harm of their
+    #: own is a crew's own, however few of them harvest: its users with harm join the ring
+    #: (partner staff excepted: an office's readers share its IP).
+    crew_share: float = 0.8
     #: Accounts created within this many days of each other form a burst.
     burst_days: int = 7
     #: Self-harvesting accounts that make a crew. A pair is what a shop's two logins on

@@ -81,7 +81,7 @@ from .aggregate import Aggregates
 from .findings import is_flagged, split_ids
 from .graph import EntityGraph
 from .params import RingParams
-from .signals import PEER_MEASURES, Baselines
+from .signals import BUSINESS_TYPES, PEER_MEASURES, Baselines
 
 __all__ = ["RingParams", "Rings", "coupon_crews", "coupon_harvesters", "coupon_sprees",
            "decide_flag", "find_rings", "promotion_share",
@@ -136,13 +136,22 @@ def _expand(sig: pd.DataFrame, links: pd.DataFrame, harvester: np.ndarray, weak:
     in_ring = harvester.copy()
     aid = links["aid"].to_numpy()
     size = links.groupby("entity")["aid"].transform("size").to_numpy()
+    # Crewed: accounts with harm of their own (the ring's or joining) are nearly all its
+    # users (``crew_share``): a crew of weak harvesters around a few strong ones on the
+    # datacenter IPs they all use. A carrier NAT or a campus always has plain users too.
+    business = sig["account_type"].isin(BUSINESS_TYPES).to_numpy()
+    n_sus = pd.Series((harvester | weak)[aid]).groupby(
+        links["entity"].to_numpy()).transform("sum").to_numpy()
     for _ in range(2):
         ring_on = in_ring[aid]
         n_ring = pd.Series(ring_on).groupby(links["entity"].to_numpy()).transform("sum").to_numpy()
         dominated = (n_ring > 0) & (n_ring / size >= params.dominated_share)
+        crewed = (n_ring > 0) & (n_sus / size >= params.crew_share)
         # Members earn their place: only an account with harm of its own joins. A shared
-        # phone, a kiosk or a proxied home never pulls an honest account in.
-        joins = dominated & weak[aid] & ~ring_on
+        # phone, a kiosk or a proxied home never pulls an honest account in. Partner staff
+        # share their office with colleagues who read too: they join only where the ring
+        # itself is most of the users.
+        joins = (dominated | (crewed & ~business[aid])) & weak[aid] & ~ring_on
         if not joins.any():
             break
         in_ring[np.unique(aid[joins])] = True

@@ -559,3 +559,39 @@ def test_harvesters_made_the_same_week_are_a_crew_and_old_heavy_readers_are_not(
     ring, got = _the_one_flagged(flagged, members)
     assert got == {"b1", "b2", "b3", "b4"}
     assert "a crew made for the job" in ring["reasons"]
+
+
+def test_weak_harvesters_on_ips_only_a_crew_uses_join_its_harvesters(tmp_path):
+    """A crew on datacenter IPs of its own, few of it harvesters (peers' level: 50).
+
+    * 100 background browsers (h000..h099) each read 10..50 strangers, each on its
+      home IP: the customers' 75th percentile of reach is 50.
+    * d1..d4 sweep 750 strangers each (15×: harvesters), e1..e10 sweep 249 each (5×:
+      harm of their own, under 10×), each on its own phone, all through three
+      datacenter IPs that nobody else uses. The harvesters are 4 of the IPs' 14 users
+      (not most, so by themselves they do not pull anyone in: the ring once held
+      d1..d4 only); but every user of those IPs has harm of its own (over
+      ``crew_share``, 0.8), so the IPs are the crew's own and e1..e10 join -> one
+      flagged ring of all 14.
+    """
+    partners = [["P1", "Promo Co", "promotions", "2019-01-01"]]
+    accounts = [["m1", "merchant", "2019-02-01", "P1"]]
+    crew = [f"d{j}" for j in range(1, 5)] + [f"e{j}" for j in range(1, 11)]
+    accounts += [[who, "customer", "2018-05-01", ""] for who in crew]
+    events: list = []
+    _background(accounts, events)
+    start = 0
+    for i in range(100):
+        n = 10 * (1 + i % 5)
+        _strangers(accounts, events, T0 + timedelta(days=1), f"h{i:03d}", f"hphone{i}",
+                   f"10.1.{i // 250}.{i % 250}", n, start)
+        start += n
+    for j, who in enumerate(crew):
+        n = 750 if who.startswith("d") else 250
+        for k in range(3):
+            _strangers(accounts, events, T0 + timedelta(days=2, hours=j), who,
+                       f"{who}-phone", f"203.0.113.{100 + k}", n // 3, start)
+            start += n // 3
+    flagged, members, _ = _run(tmp_path, partners, accounts, events)
+    ring, got = _the_one_flagged(flagged, members)
+    assert got == set(crew)
