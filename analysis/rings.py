@@ -469,7 +469,9 @@ _EVIDENCE_COLUMNS = ("untied_users", "untied_records", "untied_reads", "profile_
                      "untied_merchants_standout", "untied_comment_reads",
                      "untied_comment_reads_ratio", "untied_comment_reads_standout",
                      "fresh_reach", "fresh_reach_ratio", "fresh_reach_standout",
-                     "coupon_focus", "coupon_focus_ratio", "ip_spread_ratio", "n_ips")
+                     "coupon_focus", "coupon_focus_ratio", "ip_spread_ratio", "n_ips",
+                     "stranger_reach_alone", "fresh_reach_alone", "untied_merchants_alone",
+                     "untied_comment_reads_alone")
 
 
 def coupon_crews(sig: pd.DataFrame, links: pd.DataFrame, params: RingParams) -> np.ndarray:
@@ -523,16 +525,19 @@ def coupon_harvesters(sig: pd.DataFrame, params: RingParams,
 
 
 def standouts(c: dict[str, np.ndarray], idx: np.ndarray, params: RingParams,
-              by: float | None = None) -> np.ndarray:
+              by: float | None = None, alone: bool = False) -> np.ndarray:
     """Which of accounts ``idx`` stand out: harm at ``harvest_factor`` times their peers'
     level in a measure and ``by`` (``support_factor`` unless given) times the
     fourth-highest account of their type in it (``c`` holds the signals as arrays;
-    :mod:`analysis.signals`)."""
+    :mod:`analysis.signals`); with ``alone``, also ``support_factor`` times the
+    second-highest other account of their type."""
     by = params.support_factor if by is None else by
     out = np.zeros(len(idx), dtype=bool)
     for measure in PEER_MEASURES:
         out |= ((np.nan_to_num(c[f"{measure}_ratio"][idx]) >= params.harvest_factor)
-                & (np.nan_to_num(c[f"{measure}_standout"][idx]) >= by))
+                & (np.nan_to_num(c[f"{measure}_standout"][idx]) >= by)
+                & ((not alone) | (np.nan_to_num(c[f"{measure}_alone"][idx])
+                             >= params.support_factor)))
     return out
 
 
@@ -816,8 +821,13 @@ def _ring_evidence(c: dict[str, np.ndarray], idx: np.ndarray, hidx: np.ndarray,
             f"({_fmt(crew_harm)}× their peers' level in all)")
     # A lone harvester with no staff or crew evidence (a heavy reader's habit looks like
     # that) must stand out harvest_factor times above the fourth-highest of its kind.
-    by = params.harvest_factor if (len(hidx) < 2 and not strong) else params.support_factor
-    out = standouts(c, hidx, params, by=by) if len(hidx) else np.zeros(0, dtype=bool)
+    # It must also stand nearly alone: support_factor times the second-highest other
+    # account of its kind (three heavy readers of a small platform, alike, are each no
+    # lone crawler; two crawlers alike that share nothing are still each flagged).
+    lone = len(hidx) < 2 and not strong
+    by = params.harvest_factor if lone else params.support_factor
+    out = standouts(c, hidx, params, by=by, alone=lone) if len(hidx) \
+        else np.zeros(0, dtype=bool)
     stand = int(out.sum())
     if stand:
         kinds = sorted(set(c["account_type"][hidx][out].tolist()))

@@ -419,6 +419,7 @@ def account_signals(agg: Aggregates, graph: EntityGraph, communities: pd.Series 
         base.peer[measure] = {}
         ratio = np.zeros(n)
         standout = np.zeros(n)
+        alone = np.zeros(n)
         # Readers are compared with readers: most customers read no one's profile, and
         # against them anyone who reads a few strangers would look like a harvester.
         reads = (acc[READS_OF[measure]].to_numpy(dtype=float) > 0) & is_active
@@ -451,8 +452,17 @@ def account_signals(agg: Aggregates, graph: EntityGraph, communities: pd.Series 
             ref = max(float(top[p.standout_rank]) if len(top) > p.standout_rank else 0.0, value)
             base.standout_ref.setdefault(measure, {})[kind] = ref
             standout[peers] = acc[measure].to_numpy(dtype=float)[peers] / ref
+            # Nearly alone at the top: the account against the second-highest other of its
+            # type (a lone crawler, or a pair, has none near it; three heavy readers alike
+            # each have two).
+            second = float(top[1]) if len(top) > 1 else 0.0
+            third = float(top[2]) if len(top) > 2 else 0.0
+            mine = acc[measure].to_numpy(dtype=float)[peers]
+            other = np.where(mine >= second, third, second)
+            alone[peers] = mine / np.maximum(other, value)
         acc[f"{measure}_ratio"] = ratio
         acc[f"{measure}_standout"] = standout
+        acc[f"{measure}_alone"] = alone
     # Coupon reach: merchants whose coupons the account claimed and never ordered from,
     # against the 90th percentile of its type's active accounts (guarded as above).
     base.peer["coupon_merchants"] = {}

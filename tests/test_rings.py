@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import pandas as pd
+import pytest
 from conftest import ACCOUNTS_H, EVENTS_H, PARTNERS_H, write_table
 
 from analysis.cli import main
@@ -595,3 +596,40 @@ def test_weak_harvesters_on_ips_only_a_crew_uses_join_its_harvesters(tmp_path):
     flagged, members, _ = _run(tmp_path, partners, accounts, events)
     ring, got = _the_one_flagged(flagged, members)
     assert got == set(crew)
+
+
+@pytest.mark.parametrize("readers, flagged_rings", [(1, 1), (2, 2), (3, 0)])
+def test_a_lone_reader_must_stand_nearly_alone_at_the_top(tmp_path, readers, flagged_rings):
+    """Heavy readers that share nothing, each sweeping 600 strangers once.
+
+    100 background browsers read 10..50 strangers each: the customers' 75th percentile
+    of reach, and their fourth-highest without the readers, is 50. A reader at 600 is a
+    harvester (12×, no crew, no staff) that stands 12× above the fourth-highest: a lone
+    crawler needs 10× that and 3× the second-highest other customer as well.
+
+    * one reader: flagged; two alike (a crawler pair that shares nothing): each has
+      only the other near it, the next is at 50 -> two flagged rings;
+    * three alike (a small platform's heavy readers): each has two others at its
+      level -> a habit, no ring flagged.
+    """
+    partners = [["P1", "Promo Co", "promotions", "2019-01-01"]]
+    accounts = [["m1", "merchant", "2019-02-01", "P1"]]
+    heavy = [f"x{j}" for j in range(1, readers + 1)]
+    accounts += [[who, "customer", f"201{j}-03-01", ""] for j, who in enumerate(heavy)]
+    events: list = []
+    _background(accounts, events)
+    start = 0
+    for i in range(100):
+        n = 10 * (1 + i % 5)
+        _strangers(accounts, events, T0 + timedelta(days=1), f"h{i:03d}", f"hphone{i}",
+                   f"10.1.{i // 250}.{i % 250}", n, start)
+        start += n
+    for j, who in enumerate(heavy):
+        _strangers(accounts, events, T0 + timedelta(days=2), who, f"{who}-phone",
+                   f"198.51.100.{j}", 600, start)
+        start += 600
+    flagged, members, _ = _run(tmp_path, partners, accounts, events)
+    assert len(flagged) == flagged_rings
+    if flagged_rings:
+        assert set(members.loc[members["ring_id"].isin(flagged["ring_id"]), "account_id"]) \
+            == set(heavy)
