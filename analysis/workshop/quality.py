@@ -140,8 +140,14 @@ def assess_small(accounts: int, seed: int, work: Path, days: int, shops: int = 0
 #: Randomised worlds (:mod:`analysis.workshop.synth.worlds`): seeds looked at while
 #: tuning the detector, and seeds held out of tuning (run only for the table). Seeds 19
 #: and 20 were never run while tuning; 61-80 were first run for the table of 2026-12-07.
-WORLD_TUNING_SEEDS = tuple(range(1, 19)) + tuple(range(21, 61))
-WORLD_HELD_OUT_SEEDS = (19, 20) + tuple(range(61, 81))
+WORLD_TUNING_SEEDS = tuple(range(1, 19)) + tuple(range(21, 81))
+WORLD_HELD_OUT_SEEDS = (19, 20) + tuple(range(81, 101))
+#: Small, skewed platforms, the shape of the issue's export D (500 customers, 40 days):
+#: every world drawn at SMALL_WORLD_ACCOUNTS accounts over SMALL_WORLD_DAYS days, where
+#: rings are a large share of the accounts.
+SMALL_WORLD_ACCOUNTS, SMALL_WORLD_DAYS = 600, 40
+SMALL_WORLD_TUNING_SEEDS = tuple(range(201, 216))
+SMALL_WORLD_HELD_OUT_SEEDS = tuple(range(101, 116))
 
 
 def seed_ranges(seeds) -> str:
@@ -194,14 +200,18 @@ def average_precision(rings: pd.DataFrame, members: pd.DataFrame, labels: pd.Dat
     return total / hits if hits else 1.0
 
 
-def assess_world(seed: int, work: Path, kind: str = "worlds") -> dict:
+def assess_world(seed: int, work: Path, kind: str = "worlds", accounts: int | None = None,
+                 days: int | None = None) -> dict:
     """Generate world ``seed`` (``kind``: ``worlds``, the detector-blind generator, or
-    ``mixed``, the project's own generators randomised) and run the default detector."""
+    ``mixed``, the project's own generators randomised; at ``accounts`` and ``days``
+    when given) and run the default detector."""
     import importlib
 
     generate_world = importlib.import_module(f"{__package__}.synth.{kind}").generate_world
-    world = generate_world(work / f"{kind}-{seed}", seed=seed)
-    out = work / f"{kind}-{seed}-run"
+    size = {k: v for k, v in (("accounts", accounts), ("days", days)) if v is not None}
+    name = f"{kind}-{seed}" + "".join(f"-{v}" for v in size.values())
+    world = generate_world(work / name, seed=seed, **size)
+    out = work / f"{name}-run"
     t0 = time.perf_counter()
     run(world.export_dir, out, RunParams(seed=7))
     runtime = time.perf_counter() - t0
@@ -240,7 +250,7 @@ def false_alert_sources(rings: pd.DataFrame, members: pd.DataFrame, labels: pd.D
 
 
 #: Held-out worlds run again at as-of dates 14 days after each ring's first harvest.
-EARLY_SEEDS = tuple(range(61, 71))
+EARLY_SEEDS = tuple(range(81, 91))
 
 
 def assess_early(seed: int, work: Path) -> dict:
@@ -384,14 +394,41 @@ def render_worlds(tuning: list[dict], held_out: list[dict], kind: str = "worlds"
     lines += ["", "| seed | held out | accounts | days | events | precision | recall | "
               "rings found | false-alert rings | AP | run (s) | missed | false alerts from |",
               "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for r in tuning + held_out:
-        e = r["eval"]
-        src = ", ".join(f"{k} {v}" for k, v in r.get("false_from", {}).items()) or "-"
-        lines.append(f"| {r['seed']} | {'yes' if r in held_out else 'no'} | "
-                     f"{r['accounts'] or 0:,} | {r['days']} | {r['events']:,} | "
-                     f"{e.precision:.3f} | {e.recall:.3f} | {e.rings_found} of "
-                     f"{e.rings_planted} | {e.false_alert_rings} | {r['ap']:.3f} | "
-                     f"{r['runtime_s']:.1f} | {', '.join(r['missed']) or '-'} | {src} |")
+    lines += [_world_row(r, r in held_out) for r in tuning + held_out]
+    return "\n".join(lines) + "\n"
+
+
+def _world_row(r: dict, held: bool) -> str:
+    e = r["eval"]
+    src = ", ".join(f"{k} {v}" for k, v in r.get("false_from", {}).items()) or "-"
+    return (f"| {r['seed']} | {'yes' if held else 'no'} | "
+            f"{r['accounts'] or 0:,} | {r['days']} | {r['events']:,} | "
+            f"{e.precision:.3f} | {e.recall:.3f} | {e.rings_found} of "
+            f"{e.rings_planted} | {e.false_alert_rings} | {r['ap']:.3f} | "
+            f"{r['runtime_s']:.1f} | {', '.join(r['missed']) or '-'} | {src} |")
+
+
+def render_small_worlds(tuning: list[dict], held_out: list[dict], accounts: int,
+                        days: int) -> str:
+    """The detector-blind worlds drawn small: the shape of the issue's export D."""
+    if not tuning and not held_out:
+        return ""
+    lines = ["## Small, skewed platforms", "",
+             f"The same generator with every world drawn at {accounts:,} accounts over {days} "
+             f"days (the shape of export D in the detection issue: rings are a large share "
+             f"of the accounts, and of the readers and claimers their peers are measured "
+             f"against). Seeds {seed_ranges(r['seed'] for r in tuning) or '-'} were looked "
+             f"at while tuning; seeds {seed_ranges(r['seed'] for r in held_out) or '-'} were "
+             f"held out.", "",
+             "| worlds | account precision (median / worst) | recall (median / worst) | "
+             "false-alert rings (median / worst) | AP (median / worst) | rings found |",
+             "|---|---|---|---|---|---|"]
+    lines += _summary_row("tuning seeds", tuning)
+    lines += _summary_row("held-out seeds", held_out)
+    lines += ["", "| seed | held out | accounts | days | events | precision | recall | "
+              "rings found | false-alert rings | AP | run (s) | missed | false alerts from |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines += [_world_row(r, r in held_out) for r in tuning + held_out]
     return "\n".join(lines) + "\n"
 
 
@@ -483,6 +520,12 @@ def main(argv: list[str] | None = None) -> int:
                    help="held-out worlds replayed week by week for ring-key survival")
     p.add_argument("--early-seeds", default=",".join(map(str, EARLY_SEEDS)),
                    help="held-out worlds run at each ring's first harvest + 14 days")
+    p.add_argument("--small-world-seeds", default=",".join(map(str, SMALL_WORLD_TUNING_SEEDS)),
+                   help=f"worlds drawn at {SMALL_WORLD_ACCOUNTS} accounts over "
+                        f"{SMALL_WORLD_DAYS} days, looked at while tuning")
+    p.add_argument("--small-world-held-out",
+                   default=",".join(map(str, SMALL_WORLD_HELD_OUT_SEEDS)),
+                   help="small worlds held out of tuning")
     p.add_argument("--world-kind", choices=["worlds", "mixed"], default="worlds",
                    help="worlds: the detector-blind generator; mixed: the project's own "
                         "generators at randomised sizes")
@@ -494,9 +537,14 @@ def main(argv: list[str] | None = None) -> int:
                 for x in a.world_seeds.split(",") if x]
         held = [assess_world(int(x), Path(tmp), a.world_kind)
                 for x in a.world_held_out.split(",") if x]
+        small = [[assess_world(int(x), Path(tmp), a.world_kind, SMALL_WORLD_ACCOUNTS,
+                               SMALL_WORLD_DAYS) for x in seeds.split(",") if x]
+                 for seeds in (a.small_world_seeds, a.small_world_held_out)]
         weekly = [assess_weekly(int(x), Path(tmp)) for x in a.weekly_seeds.split(",") if x]
         early = [assess_early(int(x), Path(tmp)) for x in a.early_seeds.split(",") if x]
-    worlds = (render_worlds(tune, held, a.world_kind) + "\n" + render_weekly(weekly)
+    worlds = (render_worlds(tune, held, a.world_kind) + "\n"
+              + render_small_worlds(*small, SMALL_WORLD_ACCOUNTS, SMALL_WORLD_DAYS) + "\n"
+              + render_weekly(weekly)
               + ("\n" + render_early(early) if early else ""))
     if a.worlds_only:
         a.out.parent.mkdir(parents=True, exist_ok=True)
