@@ -280,6 +280,19 @@ def _strangers(accounts: list, events: list, t, who, device, ip, n, start):
                        "view_profile", u, "1"])
 
 
+def _background_readers(accounts: list, events: list) -> int:
+    """h000..h099 read 10, 20, 30, 40 or 50 strangers each (v00000..), once each, on their
+    phones and homes: the customers' 75th percentile of reach is 50. Returns the next
+    stranger number."""
+    start = 0
+    for i in range(100):
+        n = 10 * (1 + i % 5)
+        _strangers(accounts, events, T0 + timedelta(days=1), f"h{i:03d}", f"hphone{i}",
+                   f"10.1.{i // 250}.{i % 250}", n, start)
+        start += n
+    return start
+
+
 def test_a_call_centre_whose_agents_all_read_callers_alike_is_no_crew(tmp_path):
     """Two partners' staff reading 60 strangers each, once each (peers' level: the floor 1).
 
@@ -501,12 +514,7 @@ def test_a_crew_re_sweeping_a_small_platform_through_proxies_is_flagged_and_qa_r
     accounts += [[f"t{k:03d}", "customer", "2019-06-01", ""] for k in range(100)]
     events: list = []
     _background(accounts, events)
-    start = 0
-    for i in range(100):
-        n = 10 * (1 + i % 5)
-        _strangers(accounts, events, T0 + timedelta(days=1), f"h{i:03d}", f"hphone{i}",
-                   f"10.1.{i // 250}.{i % 250}", n, start)
-        start += n
+    _background_readers(accounts, events)
     for j in range(1, 7):
         for rnd in range(12):
             for k in range(100):
@@ -544,12 +552,7 @@ def test_harvesters_made_the_same_week_are_a_crew_and_old_heavy_readers_are_not(
     accounts += [[f"o{j}", "customer", f"201{j}-06-01", ""] for j in range(1, 5)]
     events: list = []
     _background(accounts, events)
-    start = 0
-    for i in range(100):
-        n = 10 * (1 + i % 5)
-        _strangers(accounts, events, T0 + timedelta(days=1), f"h{i:03d}", f"hphone{i}",
-                   f"10.1.{i // 250}.{i % 250}", n, start)
-        start += n
+    start = _background_readers(accounts, events)
     for j in range(1, 5):
         _strangers(accounts, events, T0 + timedelta(days=2), f"b{j}", f"b{j}-phone",
                    "198.51.100.50", 600, start)
@@ -581,12 +584,7 @@ def test_weak_harvesters_on_ips_only_a_crew_uses_join_its_harvesters(tmp_path):
     accounts += [[who, "customer", "2018-05-01", ""] for who in crew]
     events: list = []
     _background(accounts, events)
-    start = 0
-    for i in range(100):
-        n = 10 * (1 + i % 5)
-        _strangers(accounts, events, T0 + timedelta(days=1), f"h{i:03d}", f"hphone{i}",
-                   f"10.1.{i // 250}.{i % 250}", n, start)
-        start += n
+    start = _background_readers(accounts, events)
     for j, who in enumerate(crew):
         n = 750 if who.startswith("d") else 250
         for k in range(3):
@@ -618,12 +616,7 @@ def test_a_lone_reader_must_stand_nearly_alone_at_the_top(tmp_path, readers, fla
     accounts += [[who, "customer", f"201{j}-03-01", ""] for j, who in enumerate(heavy)]
     events: list = []
     _background(accounts, events)
-    start = 0
-    for i in range(100):
-        n = 10 * (1 + i % 5)
-        _strangers(accounts, events, T0 + timedelta(days=1), f"h{i:03d}", f"hphone{i}",
-                   f"10.1.{i // 250}.{i % 250}", n, start)
-        start += n
+    start = _background_readers(accounts, events)
     for j, who in enumerate(heavy):
         _strangers(accounts, events, T0 + timedelta(days=2), who, f"{who}-phone",
                    f"198.51.100.{j}", 600, start)
