@@ -765,9 +765,11 @@ def _ring_evidence(c: dict[str, np.ndarray], idx: np.ndarray, hidx: np.ndarray,
         reasons.append(f"new-account burst: {count} of its accounts were created within "
                        f"{params.burst_days} days ({_fmt(burst_ratio)}× the platform's rate)")
     # Harvesters made together: a crew's accounts, bulk-made, each harvesting on its own.
-    # A household's or an office's heavy readers are not created in one burst.
-    made, made_ratio = _burst(h("created_at"), pop_created, params.burst_days)
-    made_together = (len(hidx) >= params.crew_harvesters and made >= params.crew_harvesters
+    # A household's or an office's heavy readers are not created in one burst. A partner's
+    # staff and merchants are: onboarding makes a team's logins the same day.
+    own = ~np.isin(h("account_type"), BUSINESS_TYPES)
+    made, made_ratio = _burst(h("created_at")[own], pop_created, params.burst_days)
+    made_together = (made >= params.crew_harvesters
                      and made_ratio >= params.support_factor)
     if made_together:
         reasons.append(f"{made} of its harvesters were created within {params.burst_days} days "

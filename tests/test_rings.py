@@ -545,20 +545,29 @@ def test_harvesters_made_the_same_week_are_a_crew_and_old_heavy_readers_are_not(
       ring {b1..b4}.
     * o1..o4, created years apart, on one tablet and home IP only they use, sweep 600
       strangers each too: 48×, no burst -> not flagged.
+    * s1..s4, four of a partner's ten staff, all created the same day (onboarding makes
+      a team's logins together), on one office IP only they use, sweep 600 each: no
+      bulk-made crew (and not its workforce, four of ten; alike, none stands out) ->
+      not flagged.
     """
     partners = [["P1", "Promo Co", "promotions", "2019-01-01"]]
     accounts = [["m1", "merchant", "2019-02-01", "P1"]]
     accounts += [[f"b{j}", "customer", f"2020-02-{19 + j}", ""] for j in range(1, 5)]
     accounts += [[f"o{j}", "customer", f"201{j}-06-01", ""] for j in range(1, 5)]
+    accounts += [[f"s{j}", "partner_staff", "2020-02-20", "P1"] for j in range(1, 11)]
     events: list = []
     _background(accounts, events)
+    events += [[_ts(T0 + timedelta(hours=j)), f"s{j}", f"s{j}-pc", "198.51.100.71", "login",
+                "", "0"] for j in range(5, 11)]
     start = _background_readers(accounts, events)
     for j in range(1, 5):
         _strangers(accounts, events, T0 + timedelta(days=2), f"b{j}", f"b{j}-phone",
                    "198.51.100.50", 600, start)
         _strangers(accounts, events, T0 + timedelta(days=2), f"o{j}", "home-tablet",
                    "198.51.100.60", 600, start + 600)
-        start += 1200
+        _strangers(accounts, events, T0 + timedelta(days=2), f"s{j}", f"s{j}-pc",
+                   "198.51.100.70", 600, start + 1200)
+        start += 1800
     flagged, members, _ = _run(tmp_path, partners, accounts, events)
     ring, got = _the_one_flagged(flagged, members)
     assert got == {"b1", "b2", "b3", "b4"}
