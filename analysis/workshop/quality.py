@@ -408,6 +408,18 @@ def _world_row(r: dict, held: bool) -> str:
             f"{r['runtime_s']:.1f} | {', '.join(r['missed']) or '-'} | {src} |")
 
 
+def _in_parallel(jobs: int, groups: list[list[tuple]]) -> list[list[dict]]:
+    """Run each group's ``(function, args)`` calls, ``jobs`` at once in separate processes
+    (each world is independent), and return the results group by group, in order."""
+    if jobs <= 1:
+        return [[fn(*args) for fn, args in group] for group in groups]
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        futures = [[pool.submit(fn, *args) for fn, args in group] for group in groups]
+        return [[f.result() for f in group] for group in futures]
+
+
 def render_small_worlds(tuning: list[dict], held_out: list[dict], accounts: int,
                         days: int) -> str:
     """The detector-blind worlds drawn small: the shape of the issue's export D."""
@@ -529,19 +541,26 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--world-kind", choices=["worlds", "mixed"], default="worlds",
                    help="worlds: the detector-blind generator; mixed: the project's own "
                         "generators at randomised sizes")
+    p.add_argument("--jobs", type=int, default=2,
+                   help="worlds generated and run at once (each in its own process)")
     p.add_argument("--worlds-only", action="store_true",
                    help="only the randomised worlds (the old generators' rows are skipped)")
     a = p.parse_args(argv)
+    def seeds(text: str) -> list[int]:
+        return [int(x) for x in text.split(",") if x]
+
     with tempfile.TemporaryDirectory(prefix="ringscope-worlds-") as tmp:
-        tune = [assess_world(int(x), Path(tmp), a.world_kind)
-                for x in a.world_seeds.split(",") if x]
-        held = [assess_world(int(x), Path(tmp), a.world_kind)
-                for x in a.world_held_out.split(",") if x]
-        small = [[assess_world(int(x), Path(tmp), a.world_kind, SMALL_WORLD_ACCOUNTS,
-                               SMALL_WORLD_DAYS) for x in seeds.split(",") if x]
-                 for seeds in (a.small_world_seeds, a.small_world_held_out)]
-        weekly = [assess_weekly(int(x), Path(tmp)) for x in a.weekly_seeds.split(",") if x]
-        early = [assess_early(int(x), Path(tmp)) for x in a.early_seeds.split(",") if x]
+        work = Path(tmp)
+        small = (SMALL_WORLD_ACCOUNTS, SMALL_WORLD_DAYS)
+        tune, held, small_tune, small_held, weekly, early = _in_parallel(a.jobs, [
+            [(assess_world, (s, work, a.world_kind)) for s in seeds(a.world_seeds)],
+            [(assess_world, (s, work, a.world_kind)) for s in seeds(a.world_held_out)],
+            [(assess_world, (s, work, a.world_kind, *small)) for s in seeds(a.small_world_seeds)],
+            [(assess_world, (s, work, a.world_kind, *small))
+             for s in seeds(a.small_world_held_out)],
+            [(assess_weekly, (s, work)) for s in seeds(a.weekly_seeds)],
+            [(assess_early, (s, work)) for s in seeds(a.early_seeds)]])
+        small = [small_tune, small_held]
     worlds = (render_worlds(tune, held, a.world_kind) + "\n"
               + render_small_worlds(*small, SMALL_WORLD_ACCOUNTS, SMALL_WORLD_DAYS) + "\n"
               + render_weekly(weekly)
