@@ -40,7 +40,7 @@ from .load import Export, export_fingerprints
 from .params import RunParams
 from .workspace import Workspace, open_workspace
 
-__all__ = ["FOLDER", "FORMAT", "key", "save", "load", "code_digest", "digest"]
+__all__ = ["FOLDER", "FORMAT", "key", "save", "load", "matches", "code_digest", "digest"]
 
 log = logging.getLogger(__name__)
 
@@ -147,12 +147,7 @@ def load(out: Path | str, the_key: dict, *, memory_limit: str = "3GB",
     """The kept findings and a workspace holding the validated tables, when ``out/.ringscope``
     was made from exactly ``the_key``; None otherwise (or when it cannot be read)."""
     folder = Path(out) / FOLDER
-    try:
-        kept = json.loads((folder / "key.json").read_text())
-    except (OSError, ValueError):
-        return None
-    kept.pop("saved_at", None)
-    if not _same(kept, the_key):
+    if not matches(out, the_key):
         return None
     con = open_workspace(workspace, memory_limit=memory_limit)
     try:
@@ -184,6 +179,16 @@ def load(out: Path | str, the_key: dict, *, memory_limit: str = "3GB",
         con.mark_built(_TIE_STEPS, _as_of_key(as_of))
     export: Export = replace(kept_objects["export"], con=con)
     return export, findings
+
+
+def matches(out: Path | str, the_key: dict) -> bool:
+    """Whether ``out/.ringscope`` holds findings made from exactly ``the_key``."""
+    try:
+        kept = json.loads((Path(out) / FOLDER / "key.json").read_text())
+    except (OSError, ValueError):
+        return False
+    kept.pop("saved_at", None)
+    return _same(kept, the_key)
 
 
 def digest(out: Path | str) -> str | None:

@@ -1,0 +1,53 @@
+"""The report runner's bookkeeping: what a report is made from (a new ring on the same
+report runs notebook 04 only), and the kernels' environment."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import analysis
+from analysis import config, pipeline
+from analysis.notebook import runner
+
+
+def test_what_a_report_is_made_from(ring_export, tmp_path):
+    """``report --ring`` reuses an earlier report only when it was made from the same
+    (runner.made_from): the key a report keeps gives the digest computed afresh, and the
+    export, as-of, seed, verdicts or notebooks changing each change it."""
+    out = tmp_path / "out"
+    pipeline.open_findings(ring_export, out=out, progress=False)
+    source = tmp_path / "notebooks"
+    shutil.copytree(config.NOTEBOOKS, source)
+    cases = tmp_path / "cases.csv"
+    cases.write_text("ring_key,verdict,note,decided_at\n")
+    made = runner.made_from(ring_export, source=source, cases=cases)
+    assert made == runner.made_from(ring_export, source=source, cases=cases)
+    # what notebook 01 kept (OUT/.ringscope/key.json) stands for the export as hashed now
+    assert runner.made_from(ring_export, source=source, cases=cases,
+                            findings=runner._kept_key(out)) == made
+    assert runner.made_from(ring_export, source=source, cases=cases, seed=8) != made
+    assert runner.made_from(ring_export, source=source, cases=cases,
+                            as_of="2020-03-02") != made
+    assert runner.made_from(ring_export, source=source) != made
+    cases.write_text("ring_key,verdict,note,decided_at\nRK-0001,dismissed,,2020-03-05\n")
+    assert runner.made_from(ring_export, source=source, cases=cases) != made
+    cases.write_text("ring_key,verdict,note,decided_at\n")
+    nb = source / "04_investigate_ring.ipynb"
+    nb.write_text(nb.read_text().replace("Investigate", "Look at"))
+    assert runner.made_from(ring_export, source=source, cases=cases) != made
+    nb.write_text((config.NOTEBOOKS / nb.name).read_text())
+    os.utime(ring_export / "events.csv")         # touched, the same bytes: the same
+    assert runner.made_from(ring_export, source=source, cases=cases) == made
+    (ring_export / "events.csv").write_bytes((ring_export / "events.csv").read_bytes() + b"\n")
+    assert runner.made_from(ring_export, source=source, cases=cases) != made
+
+
+def test_the_kernel_imports_the_callers_package():
+    """The notebooks run the ``analysis`` of the command that started them: its folder comes
+    first on the kernel's PYTHONPATH, once, before what was there."""
+    here = str(Path(analysis.__file__).resolve().parent.parent)
+    env = runner._kernel_env({"PYTHONPATH": os.pathsep.join(["/x", here]), "HOME": "/h"})
+    assert env["PYTHONPATH"].split(os.pathsep) == [here, "/x"] and env["HOME"] == "/h"
+    assert runner._kernel_env({})["PYTHONPATH"] == here
