@@ -51,3 +51,20 @@ def test_the_kernel_imports_the_callers_package():
     env = runner._kernel_env({"PYTHONPATH": os.pathsep.join(["/x", here]), "HOME": "/h"})
     assert env["PYTHONPATH"].split(os.pathsep) == [here, "/x"] and env["HOME"] == "/h"
     assert runner._kernel_env({})["PYTHONPATH"] == here
+
+
+def test_headless_runs_skip_the_iri_grammars_and_still_validate_notebooks():
+    """rfc3987-syntax compiles 39 grammars when jsonschema is imported (1.2 s per process);
+    the command and the kernels skip it, and nbformat still reads and validates notebooks."""
+    import subprocess
+    import sys
+
+    assert any(a.startswith("--IPKernelApp.exec_lines=") and "rfc3987_syntax" in a
+               for a in runner.KERNEL_ARGUMENTS)
+    code = (f"{runner._SKIP}\nimport sys, nbformat\n"
+            f"nb = nbformat.read({str(config.NOTEBOOKS / '04_investigate_ring.ipynb')!r}, 4)\n"
+            "nbformat.validate(nb)\n"
+            "print(sys.modules['rfc3987_syntax'], 'jsonschema' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.split() == ["None", "True"]

@@ -50,9 +50,18 @@ NOTEBOOKS = ("01_load_and_validate", "02_build_graph", "03_find_rings", "04_inve
 RING_NOTEBOOK = "04_investigate_ring"
 
 
+#: Modules a headless report never needs and does not import: jsonschema (imported by
+#: nbformat, which papermill imports, and which plotly imports to show a figure in a kernel)
+#: loads rfc3987-syntax when it is installed (jupyter-events pulls it in), and that compiles
+#: 39 Earley grammars on import, 1.2 s here, once in the command and once in each kernel
+#: (python-jsonschema/jsonschema#1428). Nothing here checks IRIs; without it jsonschema only
+#: leaves its "iri" formats unchecked.
+SKIPPED_MODULES = ("rfc3987_syntax",)
+_SKIP = "; ".join(f"__import__('sys').modules.setdefault({m!r}, None)" for m in SKIPPED_MODULES)
 #: The kernels log only what is critical: their warnings (such as running over local TCP)
-#: would break the CLI's one-line errors; a failing cell is reported from the notebook.
-KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=CRITICAL"]
+#: would break the CLI's one-line errors; a failing cell is reported from the notebook. They
+#: skip :data:`SKIPPED_MODULES`.
+KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=CRITICAL", f"--IPKernelApp.exec_lines={_SKIP}"]
 #: Seconds to wait for the kernel's answer to a request that is not a cell (papermill's
 #: closing ``kernel_info``). Cells have no time limit; that one request, left without one,
 #: can wait forever on a lost reply (nteract/papermill#711; seen once in the test suite),
@@ -332,6 +341,10 @@ def run_notebooks(exports: str | Path, out: str | Path, *, as_of: str | None = N
     ExportError when the export cannot be used (as ``run`` does), NotebookError
     when a notebook fails for another reason.
     """
+    import sys
+
+    for name in SKIPPED_MODULES:           # before papermill imports nbformat
+        sys.modules.setdefault(name, None)
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
 
