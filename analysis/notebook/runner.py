@@ -69,14 +69,37 @@ KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=CRITICAL", f"--IPKernelApp.exec_lin
 KERNEL_REPLY_TIMEOUT = 120
 
 
-#: Seconds a running notebook's kernel may use no CPU at all, it and its children, before
-#: it counts as stuck. Cells here compute (DuckDB, pandas, Chromium for the charts); both
-#: sides idle means a message was lost and papermill would wait for ever (seen in the slow
-#: tier, nteract/papermill#711, jupyter/jupyter_client#922). The kernel is stopped and the
-#: notebook runs once more.
+#: Seconds a running notebook's kernel may sit idle, it and its children, before it counts
+#: as stuck. Cells here compute (DuckDB, pandas, Chromium for the charts); both sides idle
+#: means a message was lost and papermill would wait for ever (seen in the slow tier and in
+#: notebook 04 on a widget's cell, nteract/papermill#711, jupyter/jupyter_client#922). The
+#: kernel is stopped and the notebook runs once more.
 KERNEL_IDLE_LIMIT = 300.0
+#: Idle is less than this share of one core over :data:`KERNEL_IDLE_LIMIT`: an idle kernel
+#: still answers heartbeats and polls its parent (milliseconds a minute), which is not work.
+KERNEL_IDLE_SHARE = 0.01
 #: How often the watch looks at the kernels' CPU time, in seconds.
 KERNEL_WATCH_POLL = 5.0
+
+
+def _idle_seconds(samples, limit: float, share: float = KERNEL_IDLE_SHARE) -> float | None:
+    """How long a kernel has sat idle, if it has: ``samples`` are (time, CPU seconds) of the
+    kernel and its children, oldest first; idle is less than ``share`` of one core over at
+    least the last ``limit`` seconds. None: busy, or not watched that long yet.
+
+    >>> _idle_seconds([(0, 5.0), (150, 5.01), (300, 5.02)], 300)   # heartbeats only
+    300
+    >>> _idle_seconds([(0, 5.0), (300, 9.0)], 300) is None            # computing
+    True
+    >>> _idle_seconds([(0, 5.0), (200, 5.0)], 300) is None            # too soon to tell
+    True
+    """
+    now, cpu = samples[-1]
+    before = [(t, c) for t, c in samples if now - t >= limit]
+    if not before:
+        return None
+    t0, c0 = before[-1]
+    return now - t0 if cpu - c0 < share * (now - t0) else None
 
 
 def _no_cell_timeout(cell) -> None:
@@ -84,8 +107,9 @@ def _no_cell_timeout(cell) -> None:
 
 
 class _IdleKernelWatch:
-    """Stops a notebook kernel (a child of this process) that used no CPU, itself and its
-    children, for ``limit`` seconds; papermill then raises its DeadKernelError."""
+    """Stops a notebook kernel (a child of this process) that sat idle, itself and its
+    children, for ``limit`` seconds (:func:`_idle_seconds`); papermill then raises its
+    DeadKernelError."""
 
     def __init__(self, limit: float, poll: float | None = None):
         self.limit, self.fired = limit, False
@@ -116,12 +140,14 @@ class _IdleKernelWatch:
                 except psutil.Error:
                     continue
                 now = time.monotonic()
-                last = seen.get(kernel.pid)
-                if last is None or cpu > last[0] + 0.01:
-                    seen[kernel.pid] = (cpu, now)
-                elif now - last[1] >= self.limit:
-                    log.warning("notebook kernel %s used no CPU for %.0f s: stopping it",
-                                kernel.pid, now - last[1])
+                samples = seen.setdefault(kernel.pid, [])
+                samples.append((now, cpu))
+                while len(samples) > 2 and now - samples[1][0] >= self.limit:
+                    del samples[0]          # keep one sample at least ``limit`` old
+                idle = _idle_seconds(samples, self.limit)
+                if idle is not None:
+                    log.warning("notebook kernel %s sat idle for %.0f s: stopping it",
+                                kernel.pid, idle)
                     self.fired = True
                     try:
                         kernel.kill()
