@@ -75,8 +75,8 @@ KERNEL_REPLY_TIMEOUT = 120
 #: notebook 04 on a widget's cell, nteract/papermill#711, jupyter/jupyter_client#922). The
 #: kernel is stopped and the notebook runs once more.
 KERNEL_IDLE_LIMIT = 300.0
-#: Idle is less than this share of one core over :data:`KERNEL_IDLE_LIMIT`: an idle kernel
-#: still answers heartbeats and polls its parent (milliseconds a minute), which is not work.
+#: Idle is less than this share of one core over :data:`KERNEL_IDLE_LIMIT`: an idle kernel's
+#: own threads (heartbeat, I/O) still use about 10 ms of CPU a minute, which is not work.
 KERNEL_IDLE_SHARE = 0.01
 #: How often the watch looks at the kernels' CPU time, in seconds.
 KERNEL_WATCH_POLL = 5.0
@@ -87,7 +87,7 @@ def _idle_seconds(samples, limit: float, share: float = KERNEL_IDLE_SHARE) -> fl
     kernel and its children, oldest first; idle is less than ``share`` of one core over at
     least the last ``limit`` seconds. None: busy, or not watched that long yet.
 
-    >>> _idle_seconds([(0, 5.0), (150, 5.01), (300, 5.02)], 300)   # heartbeats only
+    >>> _idle_seconds([(0, 5.0), (150, 5.01), (300, 5.02)], 300)   # its own threads only
     300
     >>> _idle_seconds([(0, 5.0), (300, 9.0)], 300) is None            # computing
     True
