@@ -209,6 +209,10 @@ def test_report_ring_on_the_same_report_runs_notebook_04_only(report_run, tmp_pa
     text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
     assert f"{largest['ring_id']} (rank {largest['rank']}" in text
     assert "ringscope: loaded from" in json.dumps([o.get("data", {}) for o in outputs]) + text
+    # headless: the explorers are notes, not widgets nobody can click
+    notes = [o["data"]["text/html"] for o in outputs if "text/html" in o.get("data", {})
+             and "interactive when this notebook is opened in JupyterLab" in o["data"]["text/html"]]
+    assert len(notes) == 4
     net = next(o["data"]["application/vnd.plotly.v1+json"] for o in outputs
                if "application/vnd.plotly.v1+json" in o.get("data", {}))
     ring_classes = {charts.NODE_CLASSES["ring"][0], charts.NODE_CLASSES["staff"][0]}

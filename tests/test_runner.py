@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 import analysis
-from analysis import config, pipeline
+from analysis import config, pipeline, store
 from analysis.notebook import runner
 
 
@@ -26,7 +26,7 @@ def test_what_a_report_is_made_from(ring_export, tmp_path):
     assert made == runner.made_from(ring_export, source=source, cases=cases)
     # what notebook 01 kept (OUT/.ringscope/key.json) stands for the export as hashed now
     assert runner.made_from(ring_export, source=source, cases=cases,
-                            findings=runner._kept_key(out)) == made
+                            findings=store.kept_key(out)) == made
     assert runner.made_from(ring_export, source=source, cases=cases, seed=8) != made
     assert runner.made_from(ring_export, source=source, cases=cases,
                             as_of="2020-03-02") != made
@@ -51,6 +51,29 @@ def test_the_kernel_imports_the_callers_package():
     env = runner._kernel_env({"PYTHONPATH": os.pathsep.join(["/x", here]), "HOME": "/h"})
     assert env["PYTHONPATH"].split(os.pathsep) == [here, "/x"] and env["HOME"] == "/h"
     assert runner._kernel_env({})["PYTHONPATH"] == here
+    assert env[config.HEADLESS_ENV] == "1"
+
+
+def test_widgets_are_a_note_in_a_headless_report_and_widgets_elsewhere(ring_export,
+                                                                       monkeypatch):
+    """Nobody clicks in a headless report, and widget cells there sometimes lost the kernel's
+    reply: the four explorers show a note in the report's kernels, widgets everywhere else."""
+    import ipywidgets
+
+    from analysis.notebook import widgets
+
+    exp, findings = pipeline.open_findings(ring_export, progress=False)
+    made = {"The ring picker": lambda: widgets.ring_explorer(exp, findings, 1),
+            "The network explorer": lambda: widgets.network_explorer(findings, 1),
+            "Search by id": lambda: widgets.search_box(findings),
+            "The timeline explorer": lambda: widgets.timeline_explorer(exp, findings, 1)}
+    monkeypatch.delenv(config.HEADLESS_ENV, raising=False)
+    assert all(isinstance(make(), ipywidgets.Widget) for make in made.values())
+    monkeypatch.setenv(config.HEADLESS_ENV, "1")
+    for what, make in made.items():
+        note = make()
+        assert not isinstance(note, ipywidgets.Widget)
+        assert note.data.startswith(f"<i>{what}: interactive when this notebook is opened")
 
 
 def test_headless_runs_skip_the_iri_grammars_and_still_validate_notebooks():

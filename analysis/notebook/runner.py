@@ -35,7 +35,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import config, outdir
+from .. import config, outdir, store
 from ..charts import PLOTLY_JS, write_html
 from ..contract import ExportError
 
@@ -181,8 +181,10 @@ def _kernel_env(env: dict | None) -> dict:
     """The kernel's environment: ``env`` (default this process's) with the folder holding this
     ``analysis`` package first on PYTHONPATH, so the notebooks run the same code as the
     command that started them (not another copy installed in the environment, as an
-    editable install of another checkout would be)."""
+    editable install of another checkout would be), and :data:`analysis.config.HEADLESS_ENV`
+    set."""
     env = dict(os.environ if env is None else env)
+    env[config.HEADLESS_ENV] = "1"          # the widgets show a note (nobody clicks)
     here = str(Path(__file__).resolve().parent.parent.parent)
     rest = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and p != here]
     env["PYTHONPATH"] = os.pathsep.join([here, *rest])
@@ -301,20 +303,6 @@ def _earlier_report(plan: outdir.OutPlan) -> str | None:
         return None
     made = report.get("made_from")
     return made if isinstance(made, str) else None
-
-
-def _kept_key(folder: Path) -> dict | None:
-    """The key of the findings kept in ``folder`` (what its notebooks analysed), if any."""
-    import json
-
-    from .. import store
-
-    try:
-        kept = json.loads((folder / store.FOLDER / "key.json").read_text())
-    except (OSError, ValueError):
-        return None
-    kept.pop("saved_at", None)
-    return kept
 
 
 def _copy_earlier(out: Path, tmp: Path) -> None:
@@ -440,7 +428,7 @@ def run_notebooks(exports: str | Path, out: str | Path, *, as_of: str | None = N
         finally:
             if bar:
                 bar.close()
-        kept_key = _kept_key(tmp) if whole else None
+        kept_key = store.kept_key(tmp) if whole else None
         made = None if kept_key is None else made_from(exports, findings=kept_key, **what)
         folder.commit(report={"made_from": made, "ring": ring, "kept": result.kept})
     for note in folder.notes:
