@@ -34,9 +34,10 @@ test-fast: setup ## the fast tier only: unit tests, hand-built exports, doctests
 
 RING ?=
 AS_OF ?=
-report: setup ## run the five notebooks on EXPORTS= into OUT= (optional RING=, AS_OF=)
+FRESH ?=
+report: setup ## run the five notebooks on EXPORTS= into OUT= (optional RING=, AS_OF=, FRESH=1)
 	$(PY) -m analysis report $(EXPORTS) --out $(OUT) --seed $(SEED) \
-		$(if $(RING),--ring $(RING)) $(if $(AS_OF),--as-of $(AS_OF))
+		$(if $(RING),--ring $(RING)) $(if $(AS_OF),--as-of $(AS_OF)) $(if $(FRESH),--fresh)
 
 lab: setup ## JupyterLab on the notebooks, with EXPORTS= (and OUT=) as their default export
 	RINGSCOPE_EXPORT="$(abspath $(EXPORTS))" RINGSCOPE_OUT="$(abspath $(OUT))" \

@@ -96,15 +96,17 @@ class RingCase:
             "staff": charts.staff_comparison(self.staff, self.ring_id, pseudonyms),
         }
 
-    def write(self, folder: str | Path) -> list[Path]:
+    def write(self, folder: str | Path, *, plotly_js: str | Path | None = None) -> list[Path]:
         """Write the evidence into ``folder/<ring_id>/``: evidence.csv, partner_staff.csv,
-        daily.csv, accounts_daily.csv and the figures as HTML (one ``folder/plotly.min.js``
-        for all of them, so they work offline). Real ids: not for management."""
+        daily.csv, accounts_daily.csv and the figures as HTML, loading ``plotly_js``
+        (default ``folder/plotly.min.js``; a report passes its one copy at OUT's root) by a
+        relative path, so they work offline. Real ids: not for management."""
         from .charts import PLOTLY_JS, write_html
         from .safe import write_csv
 
         if self.ring_id is None:
             return []
+        js = Path(plotly_js) if plotly_js is not None else Path(folder) / PLOTLY_JS
         where = Path(folder) / self.ring_id
         where.mkdir(parents=True, exist_ok=True)
         paths = [write_csv(self.evidence, where / "evidence.csv"),
@@ -113,7 +115,7 @@ class RingCase:
         if self.accounts_daily is not None:
             paths.append(write_csv(self.accounts_daily, where / "accounts_daily.csv"))
         for name, fig in self.figures().items():
-            paths.append(write_html(fig, where / f"{name}.html", Path(folder) / PLOTLY_JS))
+            paths.append(write_html(fig, where / f"{name}.html", js))
         return paths
 
 
@@ -121,16 +123,19 @@ class RingCase:
 WRITTEN = ".written.json"
 
 
-def _written_keys(findings: Findings, rings: list[str], source: str) -> dict[str, str]:
+def _written_keys(findings: Findings, rings: list[str], source: str,
+                  plotly_js: str = "") -> dict[str, str]:
     """Per ring, a digest of what its case files depend on: ``source`` (what the findings were
-    made from), the ring's row (key, status, verdict, flag) and its members."""
+    made from), the ring's row (key, status, verdict, flag), its members, and where its pages
+    load plotly.js from (``plotly_js``, relative to the folder)."""
     import hashlib
     import json
 
     m, r = findings.rings.members, findings.rings.rings
     out = {}
     for rid in rings:
-        blob = json.dumps({"source": source, "row": r.loc[r["ring_id"] == rid].iloc[0].to_dict(),
+        blob = json.dumps({"source": source, "plotly_js": plotly_js,
+                           "row": r.loc[r["ring_id"] == rid].iloc[0].to_dict(),
                            "members": sorted(m.loc[m["ring_id"] == rid, "account_id"]
                                              .astype(str))}, sort_keys=True, default=str)
         out[rid] = hashlib.sha256(blob.encode()).hexdigest()
@@ -139,9 +144,11 @@ def _written_keys(findings: Findings, rings: list[str], source: str) -> dict[str
 
 def write_investigations(export: Export, findings: Findings, folder: str | Path, *,
                          also: int | str | None = None,
-                         source: str | None = None) -> list[Path]:
+                         source: str | None = None,
+                         plotly_js: str | Path | None = None) -> list[Path]:
     """Write ``folder/<ring_id>/`` for every flagged ring (and ring ``also``, when given and
-    not flagged): the investigator's case files, real ids.
+    not flagged): the investigator's case files, real ids. Their pages load ``plotly_js``
+    (default ``folder/plotly.min.js``; see :meth:`RingCase.write`).
 
     ``source`` (what the findings were made from: :func:`analysis.store.digest` of the
     output folder they were kept in): a ring whose case files in ``folder`` were written from
@@ -150,13 +157,18 @@ def write_investigations(export: Export, findings: Findings, folder: str | Path,
     Returns the paths of every ring's case files, written now or before.
     """
     import json
+    import os
+
+    from .charts import PLOTLY_JS
 
     rings = list(findings.flagged["ring_id"])
     extra = resolve_ring(findings, also) if also is not None else None
     if extra is not None and extra not in rings:
         rings.append(extra)
     folder = Path(folder)
-    tags = _written_keys(findings, rings, source) if source else None
+    js = Path(plotly_js) if plotly_js is not None else folder / PLOTLY_JS
+    tags = (_written_keys(findings, rings, source,
+                          Path(os.path.relpath(js, folder)).as_posix()) if source else None)
     done: dict = {}
     if tags is not None:
         try:
@@ -168,10 +180,10 @@ def write_investigations(export: Export, findings: Findings, folder: str | Path,
         before = done.get(ring_id) or {}
         files = [folder / f for f in before.get("files", [])] if isinstance(before, dict) else []
         if (tags is not None and before.get("key") == tags[ring_id] and files
-                and all(f.exists() for f in files)):
+                and all(f.exists() for f in files) and js.exists()):
             written += files
             continue
-        files = case(export, findings, ring_id).write(folder)
+        files = case(export, findings, ring_id).write(folder, plotly_js=js)
         written += files
         if tags is not None:
             done[ring_id] = {"key": tags[ring_id],

@@ -155,7 +155,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="use only events up to the end of this day (UTC)")
     n.add_argument("--seed", type=_seed, default=7)
     n.add_argument("--ring", default=None,
-                   help="ring for notebook 04: rank or ring id (default: the top flagged ring)")
+                   help="ring for notebook 04: rank or ring id (default: the top flagged ring); "
+                        "when OUT holds this export's report (same parameters, notebooks and "
+                        "code), only notebook 04 runs again")
+    n.add_argument("--fresh", action="store_true",
+                   help="run all five notebooks even when OUT holds this export's report")
     n.add_argument("--previous", type=Path, default=None, metavar="PREV_OUT",
                    help="the previous run's output folder (ring keys, statuses)")
     n.add_argument("--cases", type=Path, default=None, metavar="CASES.csv",
@@ -225,9 +229,13 @@ def _cmd_report(a) -> int:
             return LineProgress(total, "report")
     res = run_notebooks(a.exports_dir, a.out, as_of=a.as_of, seed=a.seed, ring=a.ring,
                         previous=a.previous, cases=a.cases, progress=progress,
-                        force=a.force)
-    print(f"{len(res.notebooks)} notebooks executed into {res.out / 'notebooks'}; "
-          f"report {res.report}; {len(res.charts)} chart files in {res.out / 'charts'}")
+                        force=a.force, fresh=a.fresh)
+    ran = res.executed
+    kept = (f" ({len(res.kept)} kept from the report already there, made from the same "
+            f"export, parameters and notebooks; --fresh runs all)" if res.kept else "")
+    print(f"{len(ran)} {'notebook' if len(ran) == 1 else 'notebooks'} executed into "
+          f"{res.out / 'notebooks'}{kept}; report {res.report}; {len(res.charts)} chart files "
+          f"in {res.out / 'charts'}")
     return EXIT_OK
 
 

@@ -20,6 +20,9 @@ DATA = PROJECT_ROOT / "data"
 DEMO_EXPORT = DATA / "demo" / "export"
 #: Environment variables that set the notebooks' defaults (``make lab EXPORTS=… OUT=…``).
 EXPORT_ENV, OUT_ENV = "RINGSCOPE_EXPORT", "RINGSCOPE_OUT"
+#: Set in the kernels of a headless report (``report``): nobody is there to click, so the
+#: notebooks' widgets show a note instead (:mod:`analysis.notebook.widgets`).
+HEADLESS_ENV = "RINGSCOPE_HEADLESS"
 #: Default home of run outputs (git-ignored).
 REPORTS = PROJECT_ROOT / "reports"
 NOTEBOOKS = PROJECT_ROOT / "notebooks"

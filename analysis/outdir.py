@@ -292,9 +292,10 @@ class OutputFolder:
             if old.exists():
                 shutil.rmtree(old, ignore_errors=True)
 
-    def commit(self) -> Path:
-        """The output is complete: move it into place."""
-        self._swap("complete")
+    def commit(self, **extra) -> Path:
+        """The output is complete: move it into place (``extra``: more fields of its marker,
+        such as what a report was made from)."""
+        self._swap("complete", **extra)
         return self.out
 
     def keep_rejects(self, note: str) -> Path:

@@ -37,8 +37,8 @@ from .safe import write_csv
 from .signals import account_signals
 from .workspace import Workspace, open_workspace
 
-__all__ = ["RunParams", "Findings", "STEPS", "StepTimer", "analyse", "detect", "open_findings",
-           "run", "write_findings"]
+__all__ = ["RunParams", "Findings", "STEPS", "StepTimer", "analyse", "detect", "findings_key",
+           "notebook_params", "open_findings", "run", "write_findings"]
 
 log = logging.getLogger(__name__)
 
@@ -312,6 +312,27 @@ def run(export_dir: Path | str, out_dir: Path | str, params: RunParams | None = 
     return export, findings
 
 
+def notebook_params(as_of: str | None = None, seed: int = 7, *,
+                    previous: str | Path | None = None, cases: str | Path | None = None,
+                    params: RunParams | None = None) -> RunParams:
+    """The run parameters of the notebooks' :func:`open_findings` (``params`` with the
+    notebooks' AS_OF, SEED, PREVIOUS and CASES)."""
+    return replace(params or RunParams(), as_of=as_of or None, seed=int(seed),
+                   previous=str(previous) if previous else None,
+                   cases=str(cases) if cases else None)
+
+
+def findings_key(export_dir: Path | str, params: RunParams) -> dict:
+    """What findings kept in an output folder must have been made from, for ``params``
+    (:func:`analysis.store.key`; with the previous run's communities when the engine starts
+    from them)."""
+    from . import store
+
+    warm = (Path(params.previous) / "communities.parquet"
+            if params.previous and params.communities in WARM_ENGINES else None)
+    return store.key(export_dir, params, warm)
+
+
 def open_findings(exports: str | Path | None = None, as_of: str | None = None, seed: int = 7,
                   *, rejects_dir: str | Path | None = None, workspace: str | Path | None = None,
                   params: RunParams | None = None, progress: bool = True,
@@ -343,9 +364,7 @@ def open_findings(exports: str | Path | None = None, as_of: str | None = None, s
     """
     from . import store
 
-    params = replace(params or RunParams(), as_of=as_of or None, seed=int(seed),
-                     previous=str(previous) if previous else None,
-                     cases=str(cases) if cases else None)
+    params = notebook_params(as_of, seed, previous=previous, cases=cases, params=params)
     if params.as_of is not None:
         date.fromisoformat(str(params.as_of))
     prev = tracking.load_previous(params.previous) if params.previous else None
@@ -360,9 +379,7 @@ def open_findings(exports: str | Path | None = None, as_of: str | None = None, s
                        else Path(tempfile.mkdtemp(prefix="ringscope-rejects-")))
     key = kept = None
     if out is not None:
-        warm = (Path(params.previous) / "communities.parquet"
-                if params.previous and params.communities in WARM_ENGINES else None)
-        key = store.key(export_dir, params, warm)
+        key = findings_key(export_dir, params)
         kept = store.load(out, key, memory_limit=params.memory_limit, workspace=workspace)
     if kept is not None:
         export, findings = kept

@@ -40,7 +40,8 @@ from .load import Export, export_fingerprints
 from .params import RunParams
 from .workspace import Workspace, open_workspace
 
-__all__ = ["FOLDER", "FORMAT", "key", "save", "load", "code_digest", "digest"]
+__all__ = ["FOLDER", "FORMAT", "key", "save", "load", "kept_key", "matches", "code_digest",
+           "digest"]
 
 log = logging.getLogger(__name__)
 
@@ -147,12 +148,7 @@ def load(out: Path | str, the_key: dict, *, memory_limit: str = "3GB",
     """The kept findings and a workspace holding the validated tables, when ``out/.ringscope``
     was made from exactly ``the_key``; None otherwise (or when it cannot be read)."""
     folder = Path(out) / FOLDER
-    try:
-        kept = json.loads((folder / "key.json").read_text())
-    except (OSError, ValueError):
-        return None
-    kept.pop("saved_at", None)
-    if not _same(kept, the_key):
+    if not matches(out, the_key):
         return None
     con = open_workspace(workspace, memory_limit=memory_limit)
     try:
@@ -186,12 +182,29 @@ def load(out: Path | str, the_key: dict, *, memory_limit: str = "3GB",
     return export, findings
 
 
-def digest(out: Path | str) -> str | None:
-    """A digest of what the findings kept in ``out/.ringscope`` were made from (their
-    ``key.json``, without the time it was saved); None when nothing is kept there."""
+def kept_key(out: Path | str) -> dict | None:
+    """What the findings kept in ``out/.ringscope`` were made from: their ``key.json``
+    without the time it was saved; None when nothing is kept there."""
     try:
         kept = json.loads((Path(out) / FOLDER / "key.json").read_text())
     except (OSError, ValueError):
         return None
+    if not isinstance(kept, dict):
+        return None
     kept.pop("saved_at", None)
+    return kept
+
+
+def matches(out: Path | str, the_key: dict) -> bool:
+    """Whether ``out/.ringscope`` holds findings made from exactly ``the_key``."""
+    kept = kept_key(out)
+    return kept is not None and _same(kept, the_key)
+
+
+def digest(out: Path | str) -> str | None:
+    """A digest of what the findings kept in ``out/.ringscope`` were made from (their
+    ``key.json``, without the time it was saved); None when nothing is kept there."""
+    kept = kept_key(out)
+    if kept is None:
+        return None
     return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()

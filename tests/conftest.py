@@ -95,6 +95,23 @@ def ring_export(tmp_path: Path) -> Path:
     return tiny_ring_export(tmp_path)
 
 
+#: The banner plotly.js starts with: a file or a page holding it carries a copy.
+PLOTLY_BANNER = "* plotly.js v"
+
+
+def plotly_copies(folder: Path) -> tuple[list[Path], list[Path]]:
+    """Every copy of plotly.js below ``folder``: the ``.js`` files holding it, and the HTML
+    pages that carry it inline."""
+    files = [p for p in sorted(folder.rglob("*.js")) if PLOTLY_BANNER in p.read_text("utf-8")]
+    pages = [p for p in sorted(folder.rglob("*.html")) if PLOTLY_BANNER in p.read_text("utf-8")]
+    return files, pages
+
+
+def script_sources(page: Path) -> list[str]:
+    """The ``src`` of every ``<script>`` a page loads."""
+    return re.findall(r'<script[^>]*\bsrc="([^"]+)"', page.read_text(encoding="utf-8"))
+
+
 def page_text(s: str) -> str:
     """A title or page as text: tags dropped, entities decoded, on one line."""
     return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", s)).split())

@@ -20,6 +20,7 @@ from pathlib import Path
 import nbformat
 import pandas as pd
 import pytest
+from conftest import plotly_copies, script_sources
 
 from analysis import config
 from analysis.cli import main
@@ -151,11 +152,79 @@ def test_outputs_of_the_run(report_run):
                        if "data" in o)
     plain = [a for a in evidence["account_id"] if re.fullmatch(r"[\w.-]+", a)]
     assert plain and all(a in html_out for a in plain)
-    # Every flagged ring has its case folder, all sharing one plotly.js.
+    # Every flagged ring has its case folder, all loading the report folder's one plotly.js.
     cases = sorted(p.name for p in (out / "investigation").iterdir() if p.is_dir())
     assert set(rings.loc[rings["flagged"], "ring_id"]) <= set(cases)
-    assert (out / "investigation" / "plotly.min.js").exists()
-    assert 'src="../plotly.min.js"' in (out / "investigation" / top / "network.html").read_text()
+    assert script_sources(out / "investigation" / top / "network.html") == ["../../plotly.min.js"]
+
+
+def test_one_plotly_js_per_report_folder(report_run):
+    """Issue 14 item 8: one plotly.min.js at the report folder's root, which every page of
+    charts/ and investigation/ loads by a relative path that resolves (offline); report.html
+    is sent on its own, so it carries its copy inline, and no other page does."""
+    out = report_run["out"]
+    files, inline = plotly_copies(out)
+    assert files == [out / "plotly.min.js"] and inline == [out / "report.html"]
+    pages = sorted((out / "charts").glob("*.html")) + sorted((out / "investigation").rglob(
+        "*.html"))
+    assert len(pages) >= len(CHARTS) + 4
+    for page in pages:
+        (src,) = script_sources(page)
+        assert (page.parent / src).resolve() == out / "plotly.min.js", page
+    assert script_sources(out / "report.html") == []
+
+
+def test_report_ring_on_the_same_report_runs_notebook_04_only(report_run, tmp_path, capsys):
+    """Issue 14: ``report --ring R`` into a folder holding this export's report (same
+    parameters, notebooks and code) keeps notebooks 01-03 and 05 and everything they wrote,
+    and runs notebook 04 only, on the kept findings: the largest flagged ring opens with
+    every account drawn, in one kernel's time instead of five notebooks'."""
+    import shutil
+
+    from analysis import charts, outdir
+
+    export = report_run["export"]
+    out = tmp_path / "out"
+    shutil.copytree(report_run["out"], out, symlinks=True)
+    rings = pd.read_csv(out / "rings.csv")
+    largest = rings[rings["flagged"]].sort_values(["n_accounts", "rank"],
+                                                  ascending=[False, True]).iloc[0]
+    before = {p.name: p.read_bytes() for p in (out / "notebooks").glob("*.ipynb")}
+    charts_before = {p.name: p.read_bytes() for p in (out / "charts").iterdir()}
+    t0 = time.perf_counter()
+    rc = main(["report", str(export), "--out", str(out), "--seed", "7", "--ring",
+               str(int(largest["rank"])), "--no-progress"])
+    seconds = time.perf_counter() - t0
+    assert rc == 0
+    said = capsys.readouterr().out
+    assert "1 notebook executed" in said and "4 kept from the report already there" in said
+    assert seconds < 30, seconds
+    for name, data in before.items():
+        same = (out / "notebooks" / name).read_bytes() == data
+        assert same == (name != "04_investigate_ring.ipynb"), name
+    assert {p.name: p.read_bytes() for p in (out / "charts").iterdir()} == charts_before
+    nb4 = nbformat.read(out / "notebooks" / "04_investigate_ring.ipynb", as_version=4)
+    outputs = [o for _, o in _outputs(nb4)]
+    assert not any(o.output_type == "error" for o in outputs)
+    text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
+    assert f"{largest['ring_id']} (rank {largest['rank']}" in text
+    assert "ringscope: loaded from" in json.dumps([o.get("data", {}) for o in outputs]) + text
+    # headless: the explorers are notes, not widgets nobody can click
+    notes = [o["data"]["text/html"] for o in outputs if "text/html" in o.get("data", {})
+             and "interactive when this notebook is opened in JupyterLab" in o["data"]["text/html"]]
+    assert len(notes) == 4
+    net = next(o["data"]["application/vnd.plotly.v1+json"] for o in outputs
+               if "application/vnd.plotly.v1+json" in o.get("data", {}))
+    ring_classes = {charts.NODE_CLASSES["ring"][0], charts.NODE_CLASSES["staff"][0]}
+    drawn = sum(len(t.get("x", [])) for t in net["data"] if t.get("name") in ring_classes)
+    assert drawn == int(largest["n_accounts"])
+    assert (out / "investigation" / largest["ring_id"] / "network.html").exists()
+    marker = outdir.read_marker(out)
+    assert marker["report"]["kept"] == [n for n in NOTEBOOKS if n != "04_investigate_ring"]
+    assert marker["report"]["made_from"] == outdir.read_marker(report_run["out"])["report"][
+        "made_from"]
+    # every file is listed as the tool's: the folder can be replaced again
+    assert outdir.check_out(out, export=export).earlier is not None
 
 
 def test_charts_exported_as_html_png_pdf(report_run):
@@ -163,13 +232,13 @@ def test_charts_exported_as_html_png_pdf(report_run):
     for name in CHARTS:
         page = (charts / f"{name}.html").read_text(encoding="utf-8")
         assert "Plotly.newPlot" in page and len(page) < 1_000_000     # plotly.js not in it
-        # Offline: the one script it loads is the folder's own copy of plotly.js.
-        assert re.findall(r'<script[^>]*\bsrc="([^"]+)"', page) == ["plotly.min.js"]
+        # Offline: the one script it loads is the report folder's copy of plotly.js.
+        assert script_sources(charts / f"{name}.html") == ["../plotly.min.js"]
         assert (charts / f"{name}.pdf").read_bytes()[:5] == b"%PDF-"
         png = png_summary(charts / f"{name}.png")
         assert png["width"] >= 1600 and png["height"] >= 500    # 2x scale for slides
         assert png["colours"] > 20 and png["top_share"] < 0.97, (name, png["colours"])
-    assert (charts / "plotly.min.js").stat().st_size > 1_000_000
+    assert (charts.parent / "plotly.min.js").stat().st_size > 1_000_000
 
 
 def test_report_renders_in_chromium(report_run, tmp_path):

@@ -236,3 +236,32 @@ def test_pdf_charts_carry_the_data_time_not_the_clock(tmp_path):
             if p.suffix == ".pdf"][0]
     assert b"/CreationDate (D:19700101000000" in pdf2.read_bytes()
     assert data.startswith(b"%PDF") and data.rstrip().endswith(b"%%EOF")
+
+
+def test_a_report_folder_carries_one_plotly_js_that_every_page_finds(ring_export, tmp_path):
+    """Issue 14 item 8: the charts' and the case files' pages load the folder's one
+    plotly.min.js by a relative path that resolves (offline); report.html, the page sent on
+    its own, carries its own copy inline, and is the only page that does."""
+    from conftest import plotly_copies, script_sources
+
+    exp, findings = pipeline.open_findings(ring_export, progress=False)
+    mgmt = report.management(exp, findings, lag=first_flagged(exp.con, findings))
+    out = tmp_path / "out"
+    js = out / charts.PLOTLY_JS
+    made = runner.export_charts(mgmt.figures, out / "charts", formats=(), plotly_js=js)
+    made += ring_case.write_investigations(exp, findings, out / "investigation", plotly_js=js)
+    page = report.write_report(findings, exp, out / "report.html",
+                               figures=list(mgmt.figures.values()), lines=mgmt.lines,
+                               pseudonyms=mgmt.pseudonyms)
+    files, inline = plotly_copies(out)
+    assert files == [js] and inline == [page]
+    pages = [p for p in made if p.suffix == ".html"]
+    assert len(pages) >= len(mgmt.figures) + 4      # charts, and one ring's four pages
+    for p in pages:
+        (src,) = script_sources(p)
+        assert not src.startswith(("/", "http")) and (p.parent / src).resolve() == js
+    assert script_sources(page) == []
+    # Without plotly_js each folder keeps its own copy, as before.
+    solo = tmp_path / "solo"
+    runner.export_charts(mgmt.figures, solo, formats=())
+    assert plotly_copies(solo)[0] == [solo / charts.PLOTLY_JS]

@@ -169,3 +169,4 @@ def test_case_files_are_written_once_per_findings(ring_export, tmp_path, monkeyp
         ring_case.write_investigations(exp, findings, out / "investigation", source=src,
                                        also=other.iloc[0])
         assert len(calls) == 4   # the flagged rings were kept, only this one written
+

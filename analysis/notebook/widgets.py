@@ -26,6 +26,24 @@ __all__ = ["ring_explorer", "network_explorer", "NetworkView", "show_lookup", "s
            "timeline_explorer"]
 
 
+def _headless(what: str):
+    """In a headless report's kernel (:data:`analysis.config.HEADLESS_ENV`), the widget as a
+    note; None elsewhere. Nobody can click in an executed notebook, and a cell that builds
+    these widgets (output captured in a widget) sometimes lost the kernel's reply there, so
+    papermill waited for ever: 4 of about 60 headless runs of notebook 04, none of 70 without
+    them (see README)."""
+    import os
+
+    from .. import config
+
+    if not os.environ.get(config.HEADLESS_ENV):
+        return None
+    from IPython.display import HTML
+
+    return HTML(f"<i>{what}: interactive when this notebook is opened in JupyterLab "
+                f"(<code>make lab</code>).</i>")
+
+
 def _verdict_box(findings: Findings, cases, pick):
     """Verdict, note and a Record button: writes the picked ring's verdict into ``cases``
     (:func:`analysis.tracking.record_verdict`, atomic; the old line kept as history)."""
@@ -63,6 +81,9 @@ def ring_explorer(export: Export, findings: Findings, ring: int | str | None = N
     With ``cases`` (the verdicts file), a verdict and note for the picked ring can be
     recorded into it. Returns the widget (display it as the cell's last expression).
     """
+    note = _headless("The ring picker")
+    if note is not None:
+        return note
     import ipywidgets as w
     from IPython.display import display
 
@@ -156,6 +177,9 @@ def network_explorer(findings: Findings, ring: int | str | None = None, *, hops:
     types, and hide nodes below a score (an account's score is how many times its type's
     baseline it harvested; a device's, IP's or partner's the highest of its accounts').
     Returns the widget, with ``.view`` (:class:`NetworkView`) for code."""
+    note = _headless("The network explorer")
+    if note is not None:
+        return note
     import html
 
     import ipywidgets as w
@@ -231,6 +255,9 @@ def show_lookup(findings: Findings, value: str) -> None:
 def search_box(findings: Findings, value: str = ""):
     """A text box: type an account id, device id, IP or partner id and press Enter (or
     Search) to see its ring or community, its neighbours and its evidence."""
+    note = _headless("Search by id")
+    if note is not None:
+        return note
     import ipywidgets as w
 
     box = w.Text(value=value, placeholder="account id, device id, IP or partner id",
@@ -257,6 +284,9 @@ def timeline_explorer(export: Export, findings: Findings, ring: int | str | None
     """The per-account timeline of a ring with a date range and a colour measure; pick an
     account to list the strangers it read in the range. Drawing starts on the first change
     (or at once with ``draw_now``), so headless runs stay light."""
+    note = _headless("The timeline explorer")
+    if note is not None:
+        return note
     import ipywidgets as w
     from IPython.display import display
 
