@@ -357,9 +357,11 @@ def find_rings(sig: pd.DataFrame, base: Baselines, graph: EntityGraph, communiti
     piece["hoarder"] = hoarder[aid_of] | spree[aid_of]
     piece["spree"] = spree[aid_of]
     piece["hoarder"] &= piece.groupby("comp")["hoarder"].transform("sum") >= 2
+    # (Aggregates without coupon_pairs, made before it existed, keep the harvesters'
+    # pairs: each harvester alone claimed at harvest_factor shops or more.)
     for c, aids in piece[piece["hoarder"]].groupby("comp")["aid"]:
         shops = pairs.loc[pairs["aid"].isin(aids.to_numpy()), "mid"].nunique()
-        if shops < params.harvest_factor:
+        if shops < params.harvest_factor and agg.coupon_pairs is not None:
             piece.loc[piece["comp"] == c, "hoarder"] = False
     piece["spree"] &= piece["hoarder"]
     grp = piece.groupby("group")
