@@ -190,19 +190,43 @@ def _components(members: np.ndarray, links: pd.DataFrame, params: RingParams,
     return np.asarray(g.connected_components().membership)[: len(members)]
 
 
+def _runs(t: np.ndarray, days: int) -> np.ndarray:
+    """Run numbers of sorted creation times ``t``: a run holds the accounts created within
+    ``days`` of its first one (no chaining: accounts made a week apart, week after week,
+    are many runs).
+
+    >>> t = pd.to_datetime(["2020-01-01", "2020-01-06", "2020-01-11", "2020-01-12"]).to_numpy()
+    >>> _runs(t, 7).tolist()
+    [0, 0, 1, 1]
+    """
+    run = np.zeros(len(t), dtype=np.int64)
+    start, r = 0, 0
+    limit = np.timedelta64(days, "D")
+    for i in range(1, len(t)):
+        if t[i] - t[start] > limit:
+            start, r = i, r + 1
+        run[i] = r
+    return run
+
+
 def _created_together(comp: np.ndarray, members: np.ndarray, hoarder: np.ndarray,
                       created: pd.Series, params: RingParams) -> np.ndarray:
-    """``comp`` with the pieces of coupon accounts (``hoarder``) created within
-    ``burst_days`` of one another (a run, sorted by creation) joined into one piece.
+    """``comp`` with the pieces made only of coupon accounts (``hoarder``) joined when
+    they were created within ``burst_days`` of one another (:func:`_runs`). A piece that
+    holds other accounts (a crawl crew with a coupon account among it) is not joined.
 
     >>> p = RingParams()
     >>> at = pd.Series(pd.to_datetime(["2020-01-01", "2020-01-03", "2020-03-01", "2020-01-05"]))
     >>> _created_together(np.array([0, 1, 2, 1]), np.arange(4),
-    ...                   np.array([True, True, True, False]), at, p).tolist()
+    ...                   np.array([True, True, True, True]), at, p).tolist()
     [3, 3, 2, 3]
+    >>> _created_together(np.array([0, 1, 2, 1]), np.arange(4),   # piece 1 is no coupon piece
+    ...                   np.array([True, True, True, False]), at, p).tolist()
+    [0, 1, 2, 1]
     """
     comp = np.asarray(comp).copy()
-    mask = hoarder[members]
+    only = pd.Series(hoarder[members]).groupby(comp).transform("all").to_numpy()
+    mask = hoarder[members] & only
     at = pd.to_datetime(created.to_numpy()[members[mask]])
     idx = np.flatnonzero(mask)[~pd.isna(at)]
     at = at[~pd.isna(at)]
@@ -210,8 +234,7 @@ def _created_together(comp: np.ndarray, members: np.ndarray, hoarder: np.ndarray
         return comp
     order = np.argsort(at.to_numpy(), kind="stable")
     idx, t = idx[order], at.to_numpy()[order]
-    gap = np.diff(t) > np.timedelta64(params.burst_days, "D")
-    run = np.concatenate([[0], np.cumsum(gap)])
+    run = _runs(t, params.burst_days)
     # Union the pieces that hold accounts of one run (a piece may hold two runs).
     parent: dict[int, int] = {}
 
@@ -232,18 +255,17 @@ def _created_together(comp: np.ndarray, members: np.ndarray, hoarder: np.ndarray
     roots = {c: find(c) for c in set(parent) | set(parent.values())}
     joined = {root for c, root in roots.items() if c != root}
     new = {root: fresh + i for i, root in enumerate(sorted(joined))}
-    for c, root in roots.items():
-        if root in new:
-            comp[comp == c] = new[root]
-    return comp
+    relabel = {c: new[root] for c, root in roots.items() if root in new}
+    return pd.Series(comp).map(lambda c: relabel.get(c, c)).to_numpy()
 
 
 def _not_promotions(spree: np.ndarray, created: pd.Series, pairs: pd.DataFrame,
                     params: RingParams) -> np.ndarray:
-    """``spree`` less the runs of sprees (created within ``burst_days`` of one another,
-    one after the other) that came for one promotion (:func:`promotion_share`): a
-    festival's sign-ups all claim the same shops' coupons, a crew sprays claims over
-    many shops."""
+    """``spree`` less the sprees that came for one promotion: in its run (created within
+    ``burst_days`` of the run's first, :func:`_runs`), ``promotion_share`` or more of its
+    never-ordered-from shops are shops half the run or more claimed at. A festival's
+    sign-ups all claim the same shops' coupons; a crew sprays claims over many, and one
+    that signs up during a promotion keeps its own."""
     spree = spree.copy()
     idx = np.flatnonzero(spree)
     at = pd.to_datetime(created.to_numpy()[idx])
@@ -252,11 +274,14 @@ def _not_promotions(spree: np.ndarray, created: pd.Series, pairs: pd.DataFrame,
         return spree
     order = np.argsort(at.to_numpy(), kind="stable")
     idx, t = idx[order], at.to_numpy()[order]
-    run = np.concatenate([[0], np.cumsum(np.diff(t) > np.timedelta64(params.burst_days, "D"))])
-    for r in np.unique(run):
-        aids = idx[run == r]
-        if len(aids) >= 2 and promotion_share(pairs, aids) >= params.promotion_share:
-            spree[aids] = False
+    run = pd.Series(_runs(t, params.burst_days), index=idx)
+    mine = pairs[pairs["aid"].isin(idx)]
+    mine = mine.assign(run=run.reindex(mine["aid"].to_numpy()).to_numpy())
+    size = run.value_counts()
+    by = mine.groupby(["run", "mid"])["aid"].transform("nunique").to_numpy()
+    need = np.maximum(2, np.ceil(size.reindex(mine["run"]).to_numpy() / 2))
+    share = pd.Series(by >= need).groupby(mine["aid"].to_numpy()).mean()
+    spree[share.index[share >= params.promotion_share].to_numpy()] = False
     return spree
 
 
@@ -314,9 +339,11 @@ def find_rings(sig: pd.DataFrame, base: Baselines, graph: EntityGraph, communiti
     # Coupon sprees: accounts whose activity is claiming coupons at merchants they never
     # ordered from. Two made the same week, or on infrastructure they dominate, are a crew,
     # unless they came for one promotion (see below).
-    spree = coupon_sprees(sig, params) & ~hoarder
+    # Judging a spree takes the shops each account claimed at (coupon_pairs); Aggregates
+    # made before that table have none, and no sprees.
     pairs = agg.coupon_pairs if agg.coupon_pairs is not None else pd.DataFrame(
         {"aid": pd.Series([], dtype="int32"), "mid": pd.Series([], dtype="int32")})
+    spree = coupon_sprees(sig, params) & ~hoarder & (agg.coupon_pairs is not None)
     spree = _not_promotions(spree, sig["created_at"], pairs, params)
     if not (harvester | claimer | reader | hoarder | spree).any():
         return _no_rings(params)
@@ -328,10 +355,11 @@ def find_rings(sig: pd.DataFrame, base: Baselines, graph: EntityGraph, communiti
     # one after the other) are one piece, whatever infrastructure they used: accounts
     # bulk-made for coupons. No bargain hunter claims like them, and a pair made the same
     # week is an operation (see decide_flag).
+    infra = comp    # pieces by devices and IPs alone: who operates together
     comp = _created_together(comp, members, hoarder | spree, sig["created_at"], params)
     comm = communities.reindex(members).to_numpy()
     # Each connected piece goes to the community most of its members sit in.
-    piece = pd.DataFrame({"aid": members, "comp": comp, "comm": comm})
+    piece = pd.DataFrame({"aid": members, "comp": comp, "comm": comm, "infra": infra})
     piece_comm = (piece.groupby(["comp", "comm"]).size().rename("n").reset_index()
                   .sort_values(["comp", "n", "comm"], ascending=[True, False, True])
                   .drop_duplicates("comp").set_index("comp")["comm"])
@@ -359,10 +387,11 @@ def find_rings(sig: pd.DataFrame, base: Baselines, graph: EntityGraph, communiti
     piece["hoarder"] &= piece.groupby("comp")["hoarder"].transform("sum") >= 2
     # (Aggregates without coupon_pairs, made before it existed, keep the harvesters'
     # pairs: each harvester alone claimed at harvest_factor shops or more.)
-    for c, aids in piece[piece["hoarder"]].groupby("comp")["aid"]:
-        shops = pairs.loc[pairs["aid"].isin(aids.to_numpy()), "mid"].nunique()
-        if shops < params.harvest_factor and agg.coupon_pairs is not None:
-            piece.loc[piece["comp"] == c, "hoarder"] = False
+    if agg.coupon_pairs is not None:
+        comp_of = piece.loc[piece["hoarder"], ["aid", "comp"]]
+        shops = pairs.merge(comp_of, on="aid").groupby("comp")["mid"].nunique()
+        shops = shops.reindex(piece["comp"].to_numpy()).fillna(0).to_numpy()
+        piece["hoarder"] &= shops >= params.harvest_factor
     piece["spree"] &= piece["hoarder"]
     grp = piece.groupby("group")
     keep = (grp["harvester"].transform("any")
@@ -413,13 +442,13 @@ def find_rings(sig: pd.DataFrame, base: Baselines, graph: EntityGraph, communiti
     piece = piece.sort_values(["group", "aid"], kind="stable")
     by_group = _split(piece["group"].to_numpy(), aid=piece["aid"].to_numpy(),
                       comp=piece["comp"].to_numpy(), hoarder=piece["hoarder"].to_numpy(),
-                      spree=piece["spree"].to_numpy())
+                      spree=piece["spree"].to_numpy(), infra=piece["infra"].to_numpy())
     for group in sorted(by_group):
         idx = by_group[group]["aid"]
         hidx = idx[harvester[idx]]
         cpidx = idx[claimer[idx]]
         rdidx = idx[reader[idx]]
-        _, comp_inv, comp_n = np.unique(by_group[group]["comp"], return_inverse=True,
+        _, comp_inv, comp_n = np.unique(by_group[group]["infra"], return_inverse=True,
                                         return_counts=True)
         together = int((comp_n[comp_inv] >= 2).sum())
         ring = _ring_evidence(cols, idx, hidx, cpidx, rdidx, base, params, pop_created, partners,
@@ -930,7 +959,8 @@ def decide_flag(harm_ratio: float, harvesters: int, crew_evidence: int,
     partner's active staff, see :class:`RingParams`), are its workforce, not a crew.
     ``crew_harvesters`` or more harvesters created in one burst (``made_together``:
     within ``burst_days``, at ``support_factor`` times the platform's rate) are a
-    bulk-made crew, flagged at f per harvester of a crew (each is a harvester at f).
+    bulk-made crew, flagged (each is a harvester at f, so such a crew is over f times
+    ``crew_harvesters`` in all, under the f² a crew needs otherwise).
 
     >>> p = RingParams()                       # f = 10
     >>> decide_flag(150.0, 3, 1, p)            # a crew over 100×
@@ -970,8 +1000,7 @@ def decide_flag(harm_ratio: float, harvesters: int, crew_evidence: int,
                        f"judged as a partner in the partner review")
     if harvesters and ((harm_ratio >= f ** 2 and crew_evidence >= 1) or harm_ratio >= f ** 3):
         return True, ""
-    if made_together and harvesters >= params.crew_harvesters \
-            and harm_ratio >= f * params.crew_harvesters:
+    if made_together and harvesters >= params.crew_harvesters:
         return True, ""
     if harvesters and standouts and harm_ratio >= f:
         return True, ""

@@ -8,7 +8,7 @@ whose 75th percentile of stranger reach is 0: the baseline is the floor of 1.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 import pandas as pd
 import pytest
@@ -443,20 +443,26 @@ def test_coupon_sprees_made_the_same_week_are_a_crew_and_a_festival_crowd_is_not
     the median claimer's). A spree is a claimer at 8× that share (1/3.1) or more, at 3
     or more merchants it never ordered from.
 
-    * c1..c4: created within three days, each on its own phone and home, one login and
-      four item-view + claim pairs at four shops of its own (focus 4/9, 11×): a crew
-      spraying claims over 15 shops (m1 is the only shop two of them share) -> one
-      flagged ring of exactly {c1..c4}.
-    * f1..f8: a festival's sign-ups the same day, each at m1, m2, m3 (the promotion)
-      and one shop of its own: 11 shops in all, but three quarters of each one's shops
-      are ones all of them claimed at -> one promotion, not flagged.
+    * c1..c4: created during a festival (below), each on its own phone and home, one
+      login and four item-view + claim pairs at four shops of its own (focus 4/9,
+      11×): a crew spraying claims over 15 shops (m1 is the only shop two of them
+      share, and the festival's) -> one flagged ring of exactly {c1..c4}.
+    * f1..f8: the festival's sign-ups the same day, each at m1, m2, m3 (the promotion)
+      and one shop of its own: three quarters of each one's shops are ones half its
+      run (the crew and the festival, 12) or more claimed at -> one promotion, not
+      flagged; the crew, a quarter at most, keeps its own.
     * p1, p2: two sign-ups the same week, each at three shops: 6 shops together, under
       the 10 of an operation -> not flagged.
+    * g1..g8: sign-ups one every 6 days, each at three shops of its own (24 in all): a
+      run holds the accounts made within 7 days of its first, so no chain of them is
+      one operation -> not flagged.
     """
     partners = [["P1", "Shop Co", "isv", "2019-01-01"]]
-    accounts = [[f"m{k}", "merchant", "2019-02-01", "P1"] for k in range(1, 16)]
-    accounts += [[f"c{j}", "customer", f"2020-02-{20 + j % 3}", ""] for j in range(1, 5)]
+    accounts = [[f"m{k}", "merchant", "2019-02-01", "P1"] for k in range(1, 41)]
+    accounts += [[f"c{j}", "customer", "2020-03-10", ""] for j in range(1, 5)]
     accounts += [[f"f{j}", "customer", "2020-03-10", ""] for j in range(1, 9)]
+    accounts += [[f"g{j}", "customer", str(date(2020, 4, 1) + timedelta(days=6 * (j - 1))), ""]
+                 for j in range(1, 9)]
     accounts += [["p1", "customer", "2020-01-05", ""], ["p2", "customer", "2020-01-07", ""]]
     events: list = []
     _background(accounts, events)
@@ -477,13 +483,15 @@ def test_coupon_sprees_made_the_same_week_are_a_crew_and_a_festival_crowd_is_not
                 events.append([_ts(at + timedelta(minutes=2 * k + (kind == "coupon_claim"))),
                                who, f"{who}-phone", ip, kind, f"m{shop}", "0"])
 
-    crew = {1: [1, 2, 3, 4], 2: [5, 6, 7, 8], 3: [9, 10, 11, 12], 4: [13, 14, 15, 1]}
+    crew = {1: [1, 4, 40, 20], 2: [5, 6, 7, 8], 3: [9, 10, 11, 12], 4: [13, 14, 15, 1]}
     for j, shops in crew.items():
         spree(f"c{j}", j, shops, 2)
     for j in range(1, 9):
         spree(f"f{j}", j, [1, 2, 3, 3 + j], 10)
     spree("p1", 1, [10, 11, 12], 5)
     spree("p2", 2, [13, 14, 15], 5)
+    for j in range(1, 9):
+        spree(f"g{j}", j, [13 + 3 * j, 14 + 3 * j, 15 + 3 * j], 31 + 6 * (j - 1))
     flagged, members, _ = _run(tmp_path, partners, accounts, events)
     ring, got = _the_one_flagged(flagged, members)
     assert got == {"c1", "c2", "c3", "c4"}
