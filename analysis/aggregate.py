@@ -48,7 +48,7 @@ class Aggregates:
     ``coupon_pairs``  aid, mid (merchant), claims: coupons claimed at a merchant the
                       account never ordered from, for accounts that did so at three or
                       more merchants (who a spree of claims went to; see
-                      :func:`analysis.rings.promotion_share`)
+                      :func:`analysis.rings.promotion_shares`)
     ``partners``      the partners table
     ``as_of``         the moment events were cut at (exclusive), or None
     """

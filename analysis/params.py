@@ -53,12 +53,12 @@ class RingParams:
     #: A coupon spree: an account whose activity is claiming coupons, at this many times
     #: the share of the median claimer of its type ...
     spree_factor: float = 8.0
-    #: ... at this many merchants or more that it never ordered from. Two sprees created
-    #: within ``burst_days`` of one another, or on infrastructure they dominate, are a
-    #: crew ...
+    #: ... at this many merchants or more that it never ordered from. Sprees created
+    #: within ``burst_days`` of their run's first, or on infrastructure they dominate,
+    #: are a crew ...
     spree_merchants: int = 3
-    #: ... unless most of each one's never-ordered-from merchants (this share, at the
-    #: median) are shared by half the group or more: a crowd that came for one promotion.
+    #: ... less each spree that came for a promotion: this share or more of its
+    #: never-ordered-from merchants are ones half its run or more claimed at.
     promotion_share: float = 0.5
 
 

@@ -84,7 +84,7 @@ from .params import RingParams
 from .signals import BUSINESS_TYPES, PEER_MEASURES, Baselines
 
 __all__ = ["RingParams", "Rings", "coupon_crews", "coupon_harvesters", "coupon_sprees",
-           "decide_flag", "find_rings", "promotion_share",
+           "decide_flag", "find_rings", "promotion_shares",
            "partner_review", "reader_crews", "ring_score", "standouts"]
 
 RING_COLUMNS = ["ring_id", "rank", "score", "flagged", "n_accounts", "partner_ids", "first_seen",
@@ -209,6 +209,17 @@ def _runs(t: np.ndarray, days: int) -> np.ndarray:
     return run
 
 
+def _by_creation(mask: np.ndarray, created: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """The positions of ``mask`` whose creation time is known, sorted by it, and those
+    times (``created`` is aligned with ``mask``)."""
+    idx = np.flatnonzero(mask)
+    at = pd.to_datetime(created.to_numpy()[idx])
+    known = ~pd.isna(at)
+    idx, t = idx[known], at.to_numpy()[known]
+    order = np.argsort(t, kind="stable")
+    return idx[order], t[order]
+
+
 def _created_together(comp: np.ndarray, members: np.ndarray, hoarder: np.ndarray,
                       created: pd.Series, params: RingParams) -> np.ndarray:
     """``comp`` with the pieces made only of coupon accounts (``hoarder``) joined when
@@ -224,38 +235,26 @@ def _created_together(comp: np.ndarray, members: np.ndarray, hoarder: np.ndarray
     ...                   np.array([True, True, True, False]), at, p).tolist()
     [0, 1, 2, 1]
     """
+    import igraph as ig
+
     comp = np.asarray(comp).copy()
     only = pd.Series(hoarder[members]).groupby(comp).transform("all").to_numpy()
-    mask = hoarder[members] & only
-    at = pd.to_datetime(created.to_numpy()[members[mask]])
-    idx = np.flatnonzero(mask)[~pd.isna(at)]
-    at = at[~pd.isna(at)]
+    idx, t = _by_creation(hoarder[members] & only, pd.Series(created.to_numpy()[members]))
     if len(idx) < 2:
         return comp
-    order = np.argsort(at.to_numpy(), kind="stable")
-    idx, t = idx[order], at.to_numpy()[order]
     run = _runs(t, params.burst_days)
-    # Union the pieces that hold accounts of one run (a piece may hold two runs).
-    parent: dict[int, int] = {}
-
-    def find(x: int) -> int:
-        while parent.get(x, x) != x:
-            x = parent[x]
-        return x
-
-    for r in np.unique(run):
-        pieces = np.unique(comp[idx[run == r]])
-        for other in pieces[1:]:
-            a, b = find(int(pieces[0])), find(int(other))
-            if a != b:
-                parent[max(a, b)] = min(a, b)
-    if not parent:
-        return comp
+    # Pieces and runs as one graph: the pieces that hold accounts of one run (a piece may
+    # hold two runs) are connected.
+    pieces, at_piece = np.unique(comp[idx], return_inverse=True)
+    g = ig.Graph(n=len(pieces) + int(run.max()) + 1,
+                 edges=np.column_stack([at_piece, len(pieces) + run]).tolist())
+    group = np.asarray(g.connected_components().membership)[: len(pieces)]
+    # A group of two or more pieces becomes one new piece (in the order of its first).
+    labels, first, n = np.unique(group, return_index=True, return_counts=True)
+    joined = labels[n >= 2][np.argsort(first[n >= 2], kind="stable")]
     fresh = comp.max() + 1
-    roots = {c: find(c) for c in set(parent) | set(parent.values())}
-    joined = {root for c, root in roots.items() if c != root}
-    new = {root: fresh + i for i, root in enumerate(sorted(joined))}
-    relabel = {c: new[root] for c, root in roots.items() if root in new}
+    relabel = {int(piece): fresh + i for i, label in enumerate(joined)
+               for piece in pieces[group == label]}
     return pd.Series(comp).map(lambda c: relabel.get(c, c)).to_numpy()
 
 
@@ -263,24 +262,15 @@ def _not_promotions(spree: np.ndarray, created: pd.Series, pairs: pd.DataFrame,
                     params: RingParams) -> np.ndarray:
     """``spree`` less the sprees that came for one promotion: in its run (created within
     ``burst_days`` of the run's first, :func:`_runs`), ``promotion_share`` or more of its
-    never-ordered-from shops are shops half the run or more claimed at. A festival's
-    sign-ups all claim the same shops' coupons; a crew sprays claims over many, and one
-    that signs up during a promotion keeps its own."""
+    never-ordered-from shops are shops half the run or more claimed at
+    (:func:`promotion_shares`). A festival's sign-ups all claim the same shops' coupons;
+    a crew sprays claims over many, and one that signs up during a promotion keeps its
+    own."""
     spree = spree.copy()
-    idx = np.flatnonzero(spree)
-    at = pd.to_datetime(created.to_numpy()[idx])
-    idx, at = idx[~pd.isna(at)], at[~pd.isna(at)]
+    idx, t = _by_creation(spree, created)
     if len(idx) < 2:
         return spree
-    order = np.argsort(at.to_numpy(), kind="stable")
-    idx, t = idx[order], at.to_numpy()[order]
-    run = pd.Series(_runs(t, params.burst_days), index=idx)
-    mine = pairs[pairs["aid"].isin(idx)]
-    mine = mine.assign(run=run.reindex(mine["aid"].to_numpy()).to_numpy())
-    size = run.value_counts()
-    by = mine.groupby(["run", "mid"])["aid"].transform("nunique").to_numpy()
-    need = np.maximum(2, np.ceil(size.reindex(mine["run"]).to_numpy() / 2))
-    share = pd.Series(by >= need).groupby(mine["aid"].to_numpy()).mean()
+    share = promotion_shares(pairs, pd.Series(_runs(t, params.burst_days), index=idx))
     spree[share.index[share >= params.promotion_share].to_numpy()] = False
     return spree
 
@@ -525,24 +515,23 @@ def coupon_sprees(sig: pd.DataFrame, params: RingParams) -> np.ndarray:
             & (sig["coupon_merchants"].to_numpy(dtype=float) >= params.spree_merchants))
 
 
-def promotion_share(pairs: pd.DataFrame, aids: np.ndarray) -> float:
-    """How much ``aids`` came for one promotion: the median, over them, of the share of
-    each one's never-ordered-from coupon merchants (``pairs``: aid, mid) that half of
-    them or more (two at least) claimed at.
+def promotion_shares(pairs: pd.DataFrame, run: pd.Series) -> pd.Series:
+    """How much each account came for one promotion: for each account of ``run`` (aid →
+    its run's number), the share of its never-ordered-from coupon shops (``pairs``: aid,
+    mid) that half its run or more (two at least) claimed at.
 
     >>> same = pd.DataFrame({"aid": [1, 1, 1, 2, 2, 2], "mid": [7, 8, 9, 7, 8, 9]})
-    >>> promotion_share(same, np.array([1, 2]))          # a festival's two sign-ups
-    1.0
+    >>> promotion_shares(same, pd.Series([0, 0], index=[1, 2])).tolist()   # a festival
+    [1.0, 1.0]
     >>> spread = pd.DataFrame({"aid": [1, 1, 1, 2, 2, 2, 2], "mid": [7, 8, 9, 7, 4, 5, 6]})
-    >>> round(promotion_share(spread, np.array([1, 2])), 3)   # one shop in common
-    0.292
+    >>> promotion_shares(spread, pd.Series([0, 0], index=[1, 2])).round(3).tolist()
+    [0.333, 0.25]
     """
-    mine = pairs[pairs["aid"].isin(aids)]
-    if mine.empty:
-        return 0.0
-    claimed_by = mine.groupby("mid")["aid"].nunique()
-    common = claimed_by.index[claimed_by >= max(2, int(np.ceil(len(aids) / 2)))]
-    return float(mine["mid"].isin(common).groupby(mine["aid"]).mean().median())
+    mine = pairs[pairs["aid"].isin(run.index)]
+    mine = mine.assign(run=run.reindex(mine["aid"].to_numpy()).to_numpy())
+    claimed_by = mine.groupby(["run", "mid"])["aid"].transform("nunique").to_numpy()
+    need = np.maximum(2, np.ceil(run.value_counts().reindex(mine["run"]).to_numpy() / 2))
+    return pd.Series(claimed_by >= need).groupby(mine["aid"].to_numpy()).mean()
 
 
 def coupon_harvesters(sig: pd.DataFrame, params: RingParams,

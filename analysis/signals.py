@@ -347,6 +347,27 @@ def _max_share(links: pd.DataFrame, key: str, graph: EntityGraph, n_accounts: in
     return out
 
 
+def _per_type_ratio(values: np.ndarray, types: np.ndarray, pool: np.ndarray, q: float,
+                    floor: float, min_peers: int) -> tuple[np.ndarray, dict[str, float]]:
+    """Each account's ``values`` over the ``q`` quantile of its type's accounts in ``pool``
+    (all of ``pool`` where the type has fewer than ``min_peers`` there), at least
+    ``floor`` (1 where that is 0): the ratios and the baseline of each type.
+
+    >>> v = np.array([0.0, 1.0, 2.0, 8.0])
+    >>> r, b = _per_type_ratio(v, np.array(["a"] * 4), v > 0, 0.5, 0.0, 1)
+    >>> r.tolist(), b
+    ([0.0, 0.5, 1.0, 4.0], {'a': 2.0})
+    """
+    ratio, baseline = np.zeros(len(values)), {}
+    for kind in sorted(set(types.tolist())):
+        peers = types == kind
+        every = peers & pool if (peers & pool).sum() >= min_peers else pool
+        value = max(float(np.quantile(values[every], q)), floor) if every.any() else 1.0
+        baseline[kind] = value if value > 0 else 1.0
+        ratio[peers] = values[peers] / baseline[kind]
+    return ratio, baseline
+
+
 def account_signals(agg: Aggregates, graph: EntityGraph, communities: pd.Series | None = None,
                     params: SignalParams | None = None) -> tuple[pd.DataFrame, Baselines]:
     """Per-account signals and the population baselines they are measured against.
@@ -482,31 +503,15 @@ def account_signals(agg: Aggregates, graph: EntityGraph, communities: pd.Series 
     # account made for coupons does little else.
     acc["coupon_focus"] = acc["coupon_claims"].to_numpy(dtype=float) / np.maximum(
         acc["n_events"].to_numpy(dtype=float), 1.0)
-    base.peer["coupon_focus"] = {}
-    ratio = np.zeros(n)
     claims = acc["coupon_claims"].to_numpy() > 0
-    for kind in sorted(set(types.tolist())):
-        peers = types == kind
-        every = peers & claims if (peers & claims).sum() >= p.min_peers else claims
-        value = float(np.quantile(acc["coupon_focus"].to_numpy()[every], p.focus_quantile)) \
-            if every.any() else 1.0
-        value = value if value > 0 else 1.0
-        base.peer["coupon_focus"][kind] = value
-        ratio[peers] = acc["coupon_focus"].to_numpy()[peers] / value
-    acc["coupon_focus_ratio"] = ratio
+    acc["coupon_focus_ratio"], base.peer["coupon_focus"] = _per_type_ratio(
+        acc["coupon_focus"].to_numpy(), types, claims, p.focus_quantile, 0.0, p.min_peers)
     # IP spread: the IPs an account used against the keenest tenth of its type's active
     # accounts. A proxy rotator uses hundreds; a commuter, an office worker, a family
     # member a handful (a carrier NAT is one IP to thousands).
-    base.peer["ip_spread"] = {}
-    ratio = np.zeros(n)
-    for kind in sorted(set(types.tolist())):
-        peers = types == kind
-        every = peers & is_active if (peers & is_active).sum() >= p.min_peers else is_active
-        value = max(float(np.quantile(acc["n_ips"].to_numpy()[every], p.coupon_quantile)), 1.0) \
-            if every.any() else 1.0
-        base.peer["ip_spread"][kind] = value
-        ratio[peers] = acc["n_ips"].to_numpy(dtype=float)[peers] / value
-    acc["ip_spread_ratio"] = ratio
+    acc["ip_spread_ratio"], base.peer["ip_spread"] = _per_type_ratio(
+        acc["n_ips"].to_numpy(dtype=float), types, is_active, p.coupon_quantile, 1.0,
+        p.min_peers)
     acc["harm_users_ratio"] = base.ratio("untied_users", acc["untied_users"])
     acc["harm_records_ratio"] = base.ratio("untied_records", acc["untied_records"])
     acc["harvest_ratio"] = acc[[f"{m}_ratio" for m in PEER_MEASURES]].max(axis=1)
