@@ -234,12 +234,13 @@ def _quantiles(v: np.ndarray, start: np.ndarray, length: np.ndarray, q: float) -
 def bulk_baseline(values: np.ndarray, quantile: float, floor: float,
                   groups: np.ndarray | None = None, separation: float = SEPARATION,
                   max_upper_share: float = MAX_UPPER_SHARE, min_jump: float = MIN_JUMP,
-                  min_crew: int = MIN_CREW, min_crew_share: float = MIN_CREW_SHARE
-                  ) -> tuple[float, float | None]:
+                  min_crew: int = MIN_CREW, min_crew_share: float = MIN_CREW_SHARE,
+                  voices: np.ndarray | None = None) -> tuple[float, float | None]:
     """The ``quantile`` of ``values``, guarded against a separated upper group.
 
     Returns (baseline, share set aside). Normally that is the plain quantile (at
-    least ``floor``) and None. The guard splits the sorted values into a bulk
+    least ``floor``; with ``voices``, the lower quantile of :func:`_lower_quantile`)
+    and None. The guard splits the sorted values into a bulk
     and an upper group of between ``1 - quantile`` and ``max_upper_share`` of
     them. A split counts when nine in ten of the upper group lie ``separation``
     times or more above the bulk's quantile and the plain quantile lies
@@ -270,7 +271,7 @@ def bulk_baseline(values: np.ndarray, quantile: float, floor: float,
     n = len(v)
     if not n:
         return floor, None
-    plain = max(float(np.quantile(v, quantile)), floor)
+    plain = max(_lower_quantile(values, quantile, voices), floor)
     if groups is None:
         return plain, None
     # m = the bulk's size; the upper group v[m:] holds 1 - quantile .. max_upper_share.
@@ -347,8 +348,37 @@ def _max_share(links: pd.DataFrame, key: str, graph: EntityGraph, n_accounts: in
     return out
 
 
+def _lower_quantile(values: np.ndarray, q: float, voices: np.ndarray | None = None) -> float:
+    """The ``q`` quantile of ``values`` (numpy's linear rule); with ``voices``, the lower of
+    that and the quantile where each value counts its voice (the inverted-CDF rule).
+
+    Peers are counted by device (see :func:`device_voices`): a crew of 100 on one cloned
+    device is one voice, not the norm its peers are judged by. The lower of the two,
+    because a crew on devices of its own gains weight against families and kiosks.
+
+    >>> v = np.r_[np.zeros(40), np.full(60, 5.0)]        # 60 on one device, 40 alone
+    >>> _lower_quantile(v, 0.5), _lower_quantile(v, 0.5, np.r_[np.ones(40), np.full(60, 1 / 60)])
+    (5.0, 0.0)
+    """
+    plain = float(np.quantile(values, q))
+    if voices is None:
+        return plain
+    return min(plain, float(np.quantile(values, q, method="inverted_cdf", weights=voices)))
+
+
+def device_voices(device_share: np.ndarray) -> np.ndarray:
+    """Each account's voice in its peers' baselines: one over the most accounts on any one
+    of its devices (1 without a shared device), so each device speaks once.
+
+    >>> device_voices(np.array([0.0, 1.0, 4.0])).tolist()
+    [1.0, 1.0, 0.25]
+    """
+    return 1.0 / np.maximum(np.asarray(device_share, dtype=float), 1.0)
+
+
 def _per_type_ratio(values: np.ndarray, types: np.ndarray, pool: np.ndarray, q: float,
-                    floor: float, min_peers: int) -> tuple[np.ndarray, dict[str, float]]:
+                    floor: float, min_peers: int, voices: np.ndarray | None = None
+                    ) -> tuple[np.ndarray, dict[str, float]]:
     """Each account's ``values`` over the ``q`` quantile of its type's accounts in ``pool``
     (all of ``pool`` where the type has fewer than ``min_peers`` there), at least
     ``floor`` (1 where that is 0): the ratios and the baseline of each type.
@@ -362,7 +392,8 @@ def _per_type_ratio(values: np.ndarray, types: np.ndarray, pool: np.ndarray, q: 
     for kind in sorted(set(types.tolist())):
         peers = types == kind
         every = peers & pool if (peers & pool).sum() >= min_peers else pool
-        value = max(float(np.quantile(values[every], q)), floor) if every.any() else 1.0
+        w = None if voices is None else voices[every]
+        value = max(_lower_quantile(values[every], q, w), floor) if every.any() else 1.0
         baseline[kind] = value if value > 0 else 1.0
         ratio[peers] = values[peers] / baseline[kind]
     return ratio, baseline
@@ -382,15 +413,21 @@ def account_signals(agg: Aggregates, graph: EntityGraph, communities: pd.Series 
     p = params or SignalParams()
     quantile = p.baseline_quantile
 
-    def guarded(values, q, floor, groups, max_upper_share=p.max_upper_share):
+    def guarded(values, q, floor, groups, voices, max_upper_share=p.max_upper_share):
         return bulk_baseline(values, q, floor, groups, separation=p.separation,
                              max_upper_share=max_upper_share, min_jump=p.min_jump,
-                             min_crew=p.min_crew, min_crew_share=p.min_crew_share)
+                             min_crew=p.min_crew, min_crew_share=p.min_crew_share,
+                             voices=voices)
 
     acc = agg.accounts.copy()
     n = len(acc)
     acc["device_share"] = _max_share(agg.device_links, "did", graph, n)
     acc["ip_share"] = _max_share(agg.ip_links, "iid", graph, n)
+    # Peers are counted by device in the peer and coupon baselines (see _lower_quantile).
+    voice = device_voices(acc["device_share"].to_numpy()) if p.device_voices else None
+
+    def voices_at(mask):
+        return None if voice is None else voice[mask]
     with np.errstate(divide="ignore", invalid="ignore"):
         acc["untied_share"] = np.where(acc["profile_reads"] > 0,
                                        acc["untied_reads"] / acc["profile_reads"], np.nan)
@@ -406,7 +443,8 @@ def account_signals(agg: Aggregates, graph: EntityGraph, communities: pd.Series 
                                            p.min_clientele, p.min_return)
     # The sweep: untied reach it never came back to (see the module doc).
     acc["fresh_reach"] = np.maximum(acc["untied_reach"] - acc["untied_reach_returned"], 0.0)
-    active = acc[acc["n_events"] > 0]
+    is_active = (acc["n_events"] > 0).to_numpy()
+    active = acc[is_active]
     base = Baselines(quantile=quantile, peer_quantile=p.peer_quantile,
                      coupon_quantile=p.coupon_quantile)
     floors = {"untied_users": 1.0, "untied_records": 1.0, "device_share": 1.0, "ip_share": 1.0,
@@ -418,7 +456,7 @@ def account_signals(agg: Aggregates, graph: EntityGraph, communities: pd.Series 
             crews = (None if communities is None
                      else communities.loc[active["aid"].to_numpy()].to_numpy())
             base.value[measure], upper = guarded(active[measure].to_numpy(), quantile,
-                                                 floor, crews)
+                                                 floor, crews, None)
             if upper is not None:
                 base.set_aside[measure] = upper
             continue
@@ -434,7 +472,6 @@ def account_signals(agg: Aggregates, graph: EntityGraph, communities: pd.Series 
             active.groupby("account_type")[measure].median().astype(float).to_dict())
     crews_all = (None if communities is None
                  else communities.reindex(acc["aid"].to_numpy()).to_numpy())
-    is_active = (acc["n_events"] > 0).to_numpy()
     types = acc["account_type"].astype(str).to_numpy()
     for measure in PEER_MEASURES:
         base.peer[measure] = {}
@@ -451,6 +488,7 @@ def account_signals(agg: Aggregates, graph: EntityGraph, communities: pd.Series 
                 sel = reads if reads.sum() >= p.min_peers else is_active
             value, upper = guarded(acc[measure].to_numpy()[sel], p.peer_quantile, p.harm_floor,
                                    None if crews_all is None else crews_all[sel],
+                                   voices_at(sel),
                                    max_upper_share=p.peer_max_upper_share)
             # Where readers are few, crews can be a quarter of them; the 95th percentile of
             # all the type's active accounts, most of them reading no one, then says more.
@@ -458,7 +496,8 @@ def account_signals(agg: Aggregates, graph: EntityGraph, communities: pd.Series 
             every = peers & is_active if (peers & is_active).sum() >= p.min_peers else is_active
             value_all, upper_all = guarded(
                 acc[measure].to_numpy()[every], quantile, p.harm_floor,
-                None if crews_all is None else crews_all[every])
+                None if crews_all is None else crews_all[every],
+                voices_at(every))
             key = f"{measure}:{kind}"
             if value_all < value:
                 value, upper = value_all, upper_all
@@ -492,7 +531,8 @@ def account_signals(agg: Aggregates, graph: EntityGraph, communities: pd.Series 
         peers = types == kind
         every = peers & is_active if (peers & is_active).sum() >= p.min_peers else is_active
         value, upper = guarded(acc["coupon_merchants"].to_numpy()[every], p.coupon_quantile,
-                                     1.0, None if crews_all is None else crews_all[every])
+                                     1.0, None if crews_all is None else crews_all[every],
+                                     voices_at(every))
         base.peer["coupon_merchants"][kind] = value
         if upper is not None:
             base.peer_set_aside[f"coupon_merchants:{kind}"] = upper
@@ -505,13 +545,14 @@ def account_signals(agg: Aggregates, graph: EntityGraph, communities: pd.Series 
         acc["n_events"].to_numpy(dtype=float), 1.0)
     claims = acc["coupon_claims"].to_numpy() > 0
     acc["coupon_focus_ratio"], base.peer["coupon_focus"] = _per_type_ratio(
-        acc["coupon_focus"].to_numpy(), types, claims, p.focus_quantile, 0.0, p.min_peers)
+        acc["coupon_focus"].to_numpy(), types, claims, p.focus_quantile, 0.0, p.min_peers,
+        voice)
     # IP spread: the IPs an account used against the keenest tenth of its type's active
     # accounts. A proxy rotator uses hundreds; a commuter, an office worker, a family
     # member a handful (a carrier NAT is one IP to thousands).
     acc["ip_spread_ratio"], base.peer["ip_spread"] = _per_type_ratio(
         acc["n_ips"].to_numpy(dtype=float), types, is_active, p.coupon_quantile, 1.0,
-        p.min_peers)
+        p.min_peers, voice)
     acc["harm_users_ratio"] = base.ratio("untied_users", acc["untied_users"])
     acc["harm_records_ratio"] = base.ratio("untied_records", acc["untied_records"])
     acc["harvest_ratio"] = acc[[f"{m}_ratio" for m in PEER_MEASURES]].max(axis=1)

@@ -643,3 +643,48 @@ def test_a_lone_reader_must_stand_nearly_alone_at_the_top(tmp_path, readers, fla
     if flagged_rings:
         assert set(members.loc[members["ring_id"].isin(flagged["ring_id"]), "account_id"]) \
             == set(heavy)
+
+
+def test_a_crew_that_is_half_the_readers_on_two_cloned_devices_is_flagged(tmp_path):
+    """A small platform where the crew sets its peers' level, unless peers count by device.
+
+    * 40 honest readers (r00..r39), each on its own phone and home, read 4 strangers
+      of their own once each: reach 4.
+    * A store kiosk (``kiosk-1``) where 20 shoppers (k00..k19) read 4 strangers each:
+      reach 4, one device.
+    * A crew c00..c59 on two cloned devices (30 accounts each, one datacenter IP) splits
+      a crawl queue: each reads 50 strangers nobody else reads, once: reach 50.
+    Counted by account, the crew is half of the 120 readers and a quarter of the active
+    customers: its peers' 75th percentile is 50, and the crew is 1× its peers. Counted
+    by device, the kiosk is one voice and each cloned device one: 42 voices of the
+    honest readers against 2, the 75th percentile is 4 and each crew member 12.5×, a
+    harvester on a device its crew dominates -> one flagged ring of exactly the crew.
+    """
+    partners = [["P1", "Promo Co", "promotions", "2019-01-01"]]
+    accounts = [["m1", "merchant", "2019-02-01", "P1"]]
+    accounts += [[f"r{i:02d}", "customer", "2018-05-01", ""] for i in range(40)]
+    accounts += [[f"k{i:02d}", "customer", "2018-05-01", ""] for i in range(20)]
+    accounts += [[f"c{i:02d}", "customer", "2020-01-10", ""] for i in range(60)]
+    accounts += [[f"u{i:03d}", "customer", "2019-06-01", ""] for i in range(240)]
+    accounts += [[f"w{i:04d}", "customer", "2019-06-01", ""] for i in range(3000)]
+    events: list = []
+    _background(accounts, events)
+
+    def read(t, who, device, ip, target):
+        events.append([_ts(t), who, device, ip, "view_profile", target, "1"])
+
+    for i in range(40):
+        for k in range(4):
+            read(T0 + timedelta(days=1 + k, hours=i % 20), f"r{i:02d}", f"r{i}-phone",
+                 f"10.4.0.{i}", f"u{4 * i + k:03d}")
+    for i in range(20):
+        for k in range(4):
+            read(T0 + timedelta(days=2, hours=9, minutes=4 * i + k), f"k{i:02d}", "kiosk-1",
+                 "203.0.113.7", f"u{160 + 4 * i + k:03d}")
+    for i in range(60):
+        for k in range(50):
+            read(T0 + timedelta(days=3 + k % 10, hours=i % 24, seconds=30 * k),
+                 f"c{i:02d}", f"clone-{i // 30}", "198.51.100.9", f"w{50 * i + k:04d}")
+    flagged, members, _ = _run(tmp_path, partners, accounts, events)
+    _, got = _the_one_flagged(flagged, members)
+    assert got == {f"c{i:02d}" for i in range(60)}
