@@ -101,11 +101,12 @@ class SignalParams:
     standout_rank: int = 3
     #: Gaps between events needed before an account's pacing is judged.
     min_gaps: int = 30
-    #: Peers are counted by device in the baselines: each account's voice is one over the
-    #: most accounts on any of its devices, and a baseline is the lower of the counted
-    #: and the plain quantile (a crew packed onto one cloned device is one voice, not its
-    #: peers' norm; on a small platform it can be most of them).
-    device_voices: bool = True
+    #: Peers are counted by device in the peer and coupon baselines: each account's voice
+    #: is one over the most accounts on any of its devices (or, for a customer, its IPs),
+    #: and a baseline is the lower of the counted and the plain quantile (a crew packed
+    #: onto one cloned device or datacenter IP is one voice, not its peers' norm; on a
+    #: small platform it can be most of them).
+    peer_voices: bool = True
 
 
 @dataclass(frozen=True)

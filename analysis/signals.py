@@ -352,7 +352,7 @@ def _lower_quantile(values: np.ndarray, q: float, voices: np.ndarray | None = No
     """The ``q`` quantile of ``values`` (numpy's linear rule); with ``voices``, the lower of
     that and the quantile where each value counts its voice (the inverted-CDF rule).
 
-    Peers are counted by device (see :func:`device_voices`): a crew of 100 on one cloned
+    Peers are counted by device (see :func:`peer_voices`): a crew of 100 on one cloned
     device is one voice, not the norm its peers are judged by. The lower of the two,
     because a crew on devices of its own gains weight against families and kiosks.
 
@@ -366,14 +366,19 @@ def _lower_quantile(values: np.ndarray, q: float, voices: np.ndarray | None = No
     return min(plain, float(np.quantile(values, q, method="inverted_cdf", weights=voices)))
 
 
-def device_voices(device_share: np.ndarray) -> np.ndarray:
+def peer_voices(device_share: np.ndarray, ip_share: np.ndarray,
+                business: np.ndarray) -> np.ndarray:
     """Each account's voice in its peers' baselines: one over the most accounts on any one
-    of its devices (1 without a shared device), so each device speaks once.
+    of its devices, or of its IPs for a customer (1 with none shared), so each household,
+    kiosk, emulator or datacenter IP speaks once. Partner staff and merchants count by
+    device only: an office's IP is shared by colleagues who each read on their own.
 
-    >>> device_voices(np.array([0.0, 1.0, 4.0])).tolist()
-    [1.0, 1.0, 0.25]
+    >>> peer_voices(np.array([0, 1, 4, 1]), np.array([0, 5, 2, 5]),
+    ...             np.array([False, False, False, True])).tolist()
+    [1.0, 0.2, 0.25, 1.0]
     """
-    return 1.0 / np.maximum(np.asarray(device_share, dtype=float), 1.0)
+    ips = np.where(business, 0.0, np.asarray(ip_share, dtype=float))
+    return 1.0 / np.maximum(np.maximum(np.asarray(device_share, dtype=float), ips), 1.0)
 
 
 def _per_type_ratio(values: np.ndarray, types: np.ndarray, pool: np.ndarray, q: float,
@@ -423,8 +428,11 @@ def account_signals(agg: Aggregates, graph: EntityGraph, communities: pd.Series 
     n = len(acc)
     acc["device_share"] = _max_share(agg.device_links, "did", graph, n)
     acc["ip_share"] = _max_share(agg.ip_links, "iid", graph, n)
-    # Peers are counted by device in the peer and coupon baselines (see _lower_quantile).
-    voice = device_voices(acc["device_share"].to_numpy()) if p.device_voices else None
+    # Peers are counted by device and home in the peer and coupon baselines
+    # (see _lower_quantile).
+    voice = (peer_voices(acc["device_share"].to_numpy(), acc["ip_share"].to_numpy(),
+                         acc["account_type"].isin(BUSINESS_TYPES).to_numpy())
+             if p.peer_voices else None)
 
     def voices_at(mask):
         return None if voice is None else voice[mask]
