@@ -190,6 +190,9 @@ class Baselines:
     #: Measures whose baseline was taken below a separated upper group: that group's
     #: share of the active accounts (see the module doc).
     set_aside: dict[str, float] = field(default_factory=dict)
+    #: ``(measure, type)`` whose baseline counts each device (a customer's: or IP) once,
+    #: lower than counting each account (see :func:`_lower_quantile`).
+    counted: set[str] = field(default_factory=set)
 
     def ratio(self, measure: str, x):
         return np.asarray(x, dtype=float) / self.value[measure]
@@ -212,6 +215,8 @@ class Baselines:
             who = f"{kind} account that reads {what}"
         if key in self.peer_set_aside:
             return f"the {pct}th-percentile {who} outside a separate top {self.peer_set_aside[key]:.0%}"
+        if key in self.counted:
+            return f"the {pct}th-percentile {who}, counting each device or home once"
         return f"the {pct}th-percentile {who}"
 
     def describe(self, measure: str) -> str:
@@ -366,6 +371,12 @@ def _lower_quantile(values: np.ndarray, q: float, voices: np.ndarray | None = No
     return min(plain, float(np.quantile(values, q, method="inverted_cdf", weights=voices)))
 
 
+def _counted_lower(values: np.ndarray, q: float, voices: np.ndarray | None) -> bool:
+    """Whether counting ``voices`` gave a lower ``q`` quantile than counting each value."""
+    return voices is not None and len(values) > 0 and (
+        _lower_quantile(values, q, voices) < float(np.quantile(values, q)))
+
+
 def peer_voices(device_share: np.ndarray, ip_share: np.ndarray,
                 business: np.ndarray) -> np.ndarray:
     """Each account's voice in its peers' baselines: one over the most accounts on any one
@@ -507,12 +518,16 @@ def account_signals(agg: Aggregates, graph: EntityGraph, communities: pd.Series 
                 None if crews_all is None else crews_all[every],
                 voices_at(every))
             key = f"{measure}:{kind}"
+            used, q_used = sel, p.peer_quantile
             if value_all < value:
                 value, upper = value_all, upper_all
                 base.peer_rule[key] = "all"
+                used, q_used = every, quantile
             base.peer[measure][kind] = value
             if upper is not None:
                 base.peer_set_aside[key] = upper
+            elif _counted_lower(acc[measure].to_numpy()[used], q_used, voices_at(used)):
+                base.counted.add(key)
             ratio[peers] = acc[measure].to_numpy(dtype=float)[peers] / value
             # Standing out: the account against its type's few highest others, not only
             # its peers' level (see the module doc).
@@ -544,6 +559,9 @@ def account_signals(agg: Aggregates, graph: EntityGraph, communities: pd.Series 
         base.peer["coupon_merchants"][kind] = value
         if upper is not None:
             base.peer_set_aside[f"coupon_merchants:{kind}"] = upper
+        elif _counted_lower(acc["coupon_merchants"].to_numpy()[every], p.coupon_quantile,
+                            voices_at(every)):
+            base.counted.add(f"coupon_merchants:{kind}")
         ratio[peers] = acc["coupon_merchants"].to_numpy(dtype=float)[peers] / value
     acc["coupon_merchants_ratio"] = ratio
     # Coupon focus: claims as a share of the account's events, against the median claimer

@@ -8,6 +8,7 @@ whose 75th percentile of stranger reach is 0: the baseline is the floor of 1.
 
 from __future__ import annotations
 
+import json
 from datetime import date, datetime, timedelta
 
 import pandas as pd
@@ -686,5 +687,9 @@ def test_a_crew_that_is_half_the_readers_on_two_cloned_devices_is_flagged(tmp_pa
             read(T0 + timedelta(days=3 + k % 10, hours=i % 24, seconds=30 * k),
                  f"c{i:02d}", f"clone-{i // 30}", "198.51.100.9", f"w{50 * i + k:04d}")
     flagged, members, _ = _run(tmp_path, partners, accounts, events)
-    _, got = _the_one_flagged(flagged, members)
+    ring, got = _the_one_flagged(flagged, members)
     assert got == {f"c{i:02d}" for i in range(60)}
+    assert "customer account that reads profiles, counting each device or home once" in (
+        ring["reasons"])
+    record = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert "stranger_reach:customer" in record["peer_baselines_counted_by_device"]
