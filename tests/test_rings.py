@@ -663,11 +663,10 @@ def test_a_crew_that_is_half_the_readers_on_two_cloned_devices_is_flagged(tmp_pa
     """
     partners = [["P1", "Promo Co", "promotions", "2019-01-01"]]
     accounts = [["m1", "merchant", "2019-02-01", "P1"]]
-    accounts += [[f"r{i:02d}", "customer", "2018-05-01", ""] for i in range(40)]
-    accounts += [[f"k{i:02d}", "customer", "2018-05-01", ""] for i in range(20)]
-    accounts += [[f"c{i:02d}", "customer", "2020-01-10", ""] for i in range(60)]
-    accounts += [[f"u{i:03d}", "customer", "2019-06-01", ""] for i in range(240)]
-    accounts += [[f"w{i:04d}", "customer", "2019-06-01", ""] for i in range(3000)]
+    for name, n, created in (("r{:02d}", 40, "2018-05-01"), ("k{:02d}", 20, "2018-05-01"),
+                             ("c{:02d}", 60, "2020-01-10"), ("u{:03d}", 240, "2019-06-01"),
+                             ("w{:04d}", 3000, "2019-06-01")):
+        accounts += [[name.format(i), "customer", created, ""] for i in range(n)]
     events: list = []
     _background(accounts, events)
 
