@@ -62,6 +62,14 @@ above; :data:`PEER_QUANTILE`, :data:`READS_OF`). Most customers read nobody's
 profile; against them anyone who reads a few strangers would stand out. ``harvest_ratio`` is the
 larger of the two ratios.
 
+Peers are counted by device (:func:`peer_voices`, ``SignalParams.peer_voices``): in
+the peer and coupon baselines each account speaks one over the most accounts on any
+of its devices (a customer's: or of its non-hub IPs), and the baseline is the lower
+of that quantile and the plain one (:func:`_lower_quantile`). A crew of a hundred on
+one cloned device or datacenter IP is then one voice: on a small platform, where it
+can be half the readers or claimers, it no longer sets its own peers' level. A crew
+on devices of its own is not caught this way; it keeps the plain quantile.
+
 Each is also measured as a **standout** (``stranger_reach_standout`` and the
 like for each harm measure): the account's value over the fourth-highest
 value of its type (:data:`STANDOUT_RANK`; at least the peer baseline). Call
