@@ -61,9 +61,9 @@ a crawler inside a partner's traffic, or a pair of crawlers, stands above them
 all. And two or more **coupon harvesters** (each claiming at never-ordered-from
 merchants ``harvest_factor`` times the keenest tenth of its peers) in one piece
 of infrastructure they dominate, or made the same week, are flagged
-(:func:`coupon_harvesters`). Harvesters that are nearly all of one partner's
-active staff, alike, none standing out, are that partner's **workforce** (a call
-centre, a shift): not flagged, and the partner review says so. The
+(:func:`coupon_harvesters`). Two or more harvesters that are nearly all of one
+partner's active staff, alike, none standing out, are that partner's **workforce** (a
+call centre, a shift, a small integrator's two staff): not flagged, and the partner review says so. The
 weaker operating signals (operating together on shared devices or IPs,
 machine pacing, round-the-clock activity, a new-account burst, coupon abuse)
 raise the score and are reported, but never flag on their own. Its **score**
@@ -858,13 +858,14 @@ def _ring_evidence(c: dict[str, np.ndarray], idx: np.ndarray, hidx: np.ndarray,
             f"{'its' if stand == 1 else 'their'} harm is {by:g}× or more "
             f"that of the fourth-highest {' or '.join(k.replace('_', ' ') for k in kinds)} "
             f"account of the export")
-    # A partner's workforce: harvesters that are (nearly) all of one partner's active staff, alike
-    # (none stands out). A call centre or a customer-service
-    # shift reads callers it has no order tie to, every agent alike; the partner is judged
-    # as a whole in the partner review, against partners of its kind.
+    # A partner's workforce: two or more harvesters that are (nearly) all of one partner's
+    # active staff, alike (none stands out). A call centre or a customer-service shift reads
+    # callers it has no order tie to, every agent alike, and a small integrator's two staff
+    # both work its API traffic; the partner is judged as a whole in the partner review,
+    # against partners of its kind.
     shift = 0
     hp = h("partner_id")
-    if (len(hidx) >= params.crew_harvesters and not stand
+    if (len(hidx) >= 2 and not stand
             and (h("account_type") == "partner_staff").all() and pd.notna(hp).all()
             and len(set(hp.tolist())) == 1):
         n_staff = workforce.get(hp[0], 0)

@@ -304,9 +304,14 @@ def test_a_call_centre_whose_agents_all_read_callers_alike_is_no_crew(tmp_path):
     * P2 (isv) has eight staff; three of them, i1..i3, each read 60 strangers from a box
       only they use, the other five read nobody. Three of eight is no workforce, and they
       stand far above every other staff account: flagged, exactly {i1, i2, i3}.
+    * P3 (isv) has two staff, b1 and b2, both reading 60 strangers from their office IP:
+      a pair at 120× with harvesting partner staff, but all of P3's staff, alike, none
+      standing out: its workforce, not flagged, and the review says so.
     """
-    partners = [["P1", "Call Co", "agency", "2019-01-01"], ["P2", "Tool Co", "isv", "2019-01-01"]]
+    partners = [["P1", "Call Co", "agency", "2019-01-01"], ["P2", "Tool Co", "isv", "2019-01-01"],
+                ["P3", "Two Co", "isv", "2019-01-01"]]
     accounts = [[f"a{j}", "partner_staff", "2019-03-01", "P1"] for j in range(1, 7)]
+    accounts += [[f"b{j}", "partner_staff", "2019-03-01", "P3"] for j in range(1, 3)]
     accounts += [[f"i{j}", "partner_staff", "2019-03-01", "P2"] for j in range(1, 4)]
     accounts += [[f"o{j}", "partner_staff", "2019-03-01", "P2"] for j in range(1, 6)]
     accounts += [["m1", "merchant", "2019-02-01", "P2"]]
@@ -318,6 +323,9 @@ def test_a_call_centre_whose_agents_all_read_callers_alike_is_no_crew(tmp_path):
     for j in range(1, 4):
         _strangers(accounts, events, T0 + timedelta(hours=j), f"i{j}", f"lap{j}",
                    "203.0.113.9", 60, 1000 + 100 * j)
+    for j in range(1, 3):
+        _strangers(accounts, events, T0 + timedelta(hours=j), f"b{j}", f"bdesk{j}",
+                   "198.51.100.3", 60, 2000 + 100 * j)
     for j in range(1, 6):
         events.append([_ts(T0 + timedelta(days=j)), f"o{j}", f"olap{j}", f"10.9.0.{j}",
                        "view_item", "m1", "0"])
@@ -327,6 +335,9 @@ def test_a_call_centre_whose_agents_all_read_callers_alike_is_no_crew(tmp_path):
     call = review.set_index("partner_id").loc["P1"]
     assert not call["flagged"]
     assert "its 6 active staff read strangers alike" in call["why"]
+    pair = review.set_index("partner_id").loc["P3"]
+    assert not pair["flagged"]
+    assert "its 2 active staff read strangers alike" in pair["why"]
 
 
 def test_a_comment_crawler_paging_through_one_shop_is_flagged(tmp_path):
