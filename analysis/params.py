@@ -45,11 +45,13 @@ class RingParams:
     #: Accounts on devices they dominate, each reaching strangers above the level only a
     #: quarter of its peers reach, that make a reading crew (a split crawl queue).
     reader_crew: int = 5
-    #: Two or more harvesters that are at least this share of one partner's active staff,
-    #: alike (none stands out), are the partner's workforce (a call centre, a shift, a
-    #: small integrator's two staff), judged as a partner in the partner review, not
-    #: flagged as a crew. Insiders are a few among honest colleagues, or stand out.
+    #: ``workforce_least`` or more harvesters that are at least this share of one
+    #: partner's active staff, alike (none stands out), are the partner's workforce (a call
+    #: centre, a shift, a small integrator's two staff), judged as a partner in the partner
+    #: review, not flagged as a crew (coupon evidence still flags). Insiders are a few
+    #: among honest colleagues, or stand out.
     workforce_share: float = 0.8
+    workforce_least: int = 2
     #: A coupon spree: an account whose activity is claiming coupons, at this many times
     #: the share of the median claimer of its type ...
     spree_factor: float = 8.0

@@ -832,10 +832,12 @@ def _ring_evidence(c: dict[str, np.ndarray], idx: np.ndarray, hidx: np.ndarray,
         rotating = int((c["ip_spread_ratio"][rdidx] >= params.harvest_factor).sum())
         if not crew_device and rotating >= params.crew_harvesters:
             crew_device = True
+            counted = (", counting each device or home once" if
+                       f"ip_spread:{_mode(c['account_type'][rdidx])}" in base.counted else "")
             reasons.append(f"{plural_accounts(rotating)} of the reading crew rotated through "
                            f"{int(np.median(c['n_ips'][rdidx]))} IPs each at the median, "
                            f"{params.harvest_factor:g}× or more what the keenest tenth of "
-                           f"their peers used: proxies")
+                           f"their peers used{counted}: proxies")
     if len(rdidx) >= params.reader_crew:
         reasons.append(
             f"reading crew: {len(rdidx)} accounts on devices they dominate each reached "
@@ -865,7 +867,7 @@ def _ring_evidence(c: dict[str, np.ndarray], idx: np.ndarray, hidx: np.ndarray,
     # against partners of its kind.
     shift = 0
     hp = h("partner_id")
-    if (len(hidx) >= 2 and not stand
+    if (len(hidx) >= params.workforce_least and not stand
             and (h("account_type") == "partner_staff").all() and pd.notna(hp).all()
             and len(set(hp.tolist())) == 1):
         n_staff = workforce.get(hp[0], 0)
@@ -880,12 +882,14 @@ def _ring_evidence(c: dict[str, np.ndarray], idx: np.ndarray, hidx: np.ndarray,
             f"({int(np.median(c['coupon_merchants'][hoarders]))} merchants each at the median)")
     if len(sprees):
         focus = np.median(c["coupon_focus"][sprees])
+        counted = (", counting each device or home once"
+                   if f"coupon_focus:{_mode(c['account_type'][sprees])}" in base.counted else "")
         reasons.append(
             f"coupon spree: {plural_accounts(len(sprees))} on devices or IPs they dominate, or "
             f"created within {params.burst_days} days of one another, did little but claim "
             f"coupons ({focus:.0%} of their activity at the median, "
             f"{_fmt(float(np.median(c['coupon_focus_ratio'][sprees])))}× the median claimer's "
-            f"share), each at {params.spree_merchants} or more merchants it never ordered from "
+            f"share{counted}), each at {params.spree_merchants} or more merchants it never ordered from "
             f"({int(np.median(c['coupon_merchants'][sprees]))} at the median), "
             f"mostly not the same ones")
     flagged, why_not = decide_flag(harm_ratio, len(hidx), strong, params,
@@ -973,6 +977,8 @@ def decide_flag(harm_ratio: float, harvesters: int, crew_evidence: int,
     (True, '')
     >>> decide_flag(700.0, 21, 1, p, workforce=21)[0]   # a call centre's 21 agents, alike
     False
+    >>> decide_flag(400.0, 2, 1, p, workforce=2, coupon_harvesters=2)[0]  # and claim coupons
+    True
     >>> decide_flag(0.0, 0, 0, p, coupon_claimers=12, coupon_harm=30.0, coupon_corroborated=True)
     (True, '')
     >>> decide_flag(0.0, 0, 0, p, coupon_claimers=12, coupon_harm=30.0)[1]
@@ -983,6 +989,11 @@ def decide_flag(harm_ratio: float, harvesters: int, crew_evidence: int,
     'not flagged: a reading crew of 8 accounts with no device three or more of it share and dominate'
     """
     f = params.harvest_factor
+    # Coupon evidence stands on its own: a partner's workforce reads, it does not claim.
+    if coupon_harvesters + coupon_sprees >= 2:
+        return True, ""
+    if coupon_claimers >= params.coupon_crew and coupon_harm >= f and coupon_corroborated:
+        return True, ""
     if workforce:
         return False, (f"not flagged: its {harvesters} harvesters are nearly all the {workforce} "
                        f"active staff of one partner, alike, none standing out: "
@@ -994,8 +1005,6 @@ def decide_flag(harm_ratio: float, harvesters: int, crew_evidence: int,
         return True, ""
     if harvesters and standouts and harm_ratio >= f:
         return True, ""
-    if coupon_harvesters + coupon_sprees >= 2:
-        return True, ""
     if crew_readers >= params.reader_crew and crew_harm >= f and crew_corroborated:
         return True, ""
     if crew_readers >= params.reader_crew and not harvesters and not coupon_claimers:
@@ -1004,12 +1013,9 @@ def decide_flag(harm_ratio: float, harvesters: int, crew_evidence: int,
                            f"{_fmt(crew_harm)}× its peers in all, under the {f:g}× a crew needs")
         return False, (f"not flagged: a reading crew of {crew_readers} accounts with no device "
                        f"three or more of it share and dominate")
-    if coupon_claimers >= params.coupon_crew and coupon_harm >= f:
-        if coupon_corroborated:
-            return True, ""
-        if not harvesters:
-            return False, (f"not flagged: a coupon crew of {coupon_claimers} accounts with "
-                           f"neither a new-account burst nor a shared device")
+    if coupon_claimers >= params.coupon_crew and coupon_harm >= f and not harvesters:
+        return False, (f"not flagged: a coupon crew of {coupon_claimers} accounts with "
+                       f"neither a new-account burst nor a shared device")
     if not harvesters:
         return False, (f"not flagged: {plural_accounts(coupon_claimers)} claiming coupons "
                        f"where {'it' if coupon_claimers == 1 else 'they'} never ordered, "

@@ -252,8 +252,9 @@ def bulk_baseline(values: np.ndarray, quantile: float, floor: float,
     """The ``quantile`` of ``values``, guarded against a separated upper group.
 
     Returns (baseline, share set aside). Normally that is the plain quantile (at
-    least ``floor``; with ``voices``, the lower quantile of :func:`_lower_quantile`)
-    and None. The guard splits the sorted values into a bulk
+    least ``floor``) and None; with ``voices``, the lower quantile of
+    :func:`_lower_quantile`, and the guard below, judged on the plain quantile,
+    gives way to it where it is lower still (so voices never raise a baseline). The guard splits the sorted values into a bulk
     and an upper group of between ``1 - quantile`` and ``max_upper_share`` of
     them. A split counts when nine in ten of the upper group lie ``separation``
     times or more above the bulk's quantile and the plain quantile lies
@@ -278,35 +279,46 @@ def bulk_baseline(values: np.ndarray, quantile: float, floor: float,
     >>> spread = np.r_[np.zeros(800), np.ones(50), np.geomspace(2, 1000, 150)]
     >>> bulk_baseline(spread, 0.95, 1.0, np.zeros(1000))[1] is None   # a tail is no group
     True
+    >>> # 600 kiosk users reading no one, 300 readers on phones of their own, and eight
+    >>> # crews of 50 on cloned devices: counting by device does not undo the guard.
+    >>> v = np.r_[np.zeros(600), np.tile(np.arange(1.0, 11.0), 30), np.full(400, 600.0)]
+    >>> w = np.r_[np.full(600, 1 / 20), np.ones(300), np.full(400, 1 / 50)]
+    >>> g = np.r_[np.arange(900), np.repeat(-np.arange(1, 9), 50)]
+    >>> bulk_baseline(v, 0.75, 1.0, g, max_upper_share=0.5, voices=w)
+    (3.0, 0.3077)
     """
     values = np.asarray(values, dtype=float)
     v = np.sort(values)
     n = len(v)
     if not n:
         return floor, None
-    plain = max(_lower_quantile(values, quantile, voices), floor)
+    plain = max(float(np.quantile(v, quantile)), floor)
+    counted = max(_lower_quantile(values, quantile, voices), floor)
     if groups is None:
-        return plain, None
+        return counted, None
     # m = the bulk's size; the upper group v[m:] holds 1 - quantile .. max_upper_share.
     m = np.arange(max(int(np.ceil(n * (1 - max_upper_share))), 1),
                   int(np.floor(n * quantile)) + 1)
     m = m[m < n]
     if not len(m):
-        return plain, None
+        return counted, None
     bulk = np.maximum(_quantiles(v, np.zeros_like(m), m, quantile), floor)
     upper = _quantiles(v, m, n - m, 0.1)
     jump = np.maximum(v[m], floor) / np.maximum(v[m - 1], floor)
     counts = ((upper >= separation * bulk) & (plain >= separation ** 2 * bulk)
               & (jump >= min_jump))
     if not counts.any():
-        return plain, None
+        return counted, None
     jump = np.where(counts, jump, -np.inf)
     best = len(m) - 1 - int(np.argmax(jump[::-1]))   # ties: the smaller upper group
     # v[m] > v[m - 1] at a split that counts, so the upper group is the values >= v[m].
     _, per_group = np.unique(np.asarray(groups)[values >= v[m[best]]], return_counts=True)
     if per_group[per_group >= min_crew].sum() < min_crew_share * per_group.sum():
-        return plain, None
-    return round(float(bulk[best]), 6), round(float(n - m[best]) / n, 4)
+        return counted, None
+    guarded = round(float(bulk[best]), 6)
+    if counted < guarded:   # counting by device went lower still: nothing set aside
+        return counted, None
+    return guarded, round(float(n - m[best]) / n, 4)
 
 
 def stranger_reach(untied_reach, untied_reach_returned, tied_users, tied_returned,
@@ -379,10 +391,18 @@ def _lower_quantile(values: np.ndarray, q: float, voices: np.ndarray | None = No
     return min(plain, float(np.quantile(values, q, method="inverted_cdf", weights=voices)))
 
 
-def _counted_lower(values: np.ndarray, q: float, voices: np.ndarray | None) -> bool:
-    """Whether counting ``voices`` gave a lower ``q`` quantile than counting each value."""
+def _counted_lower(values: np.ndarray, q: float, voices: np.ndarray | None,
+                   floor: float) -> bool:
+    """Whether counting ``voices`` gave a lower ``q`` quantile, at least ``floor``, than
+    counting each value (where the floor decides both, nothing was counted).
+
+    >>> v = np.r_[np.zeros(40), np.full(60, 5.0)]
+    >>> w = np.r_[np.ones(40), np.full(60, 1 / 60)]
+    >>> _counted_lower(v, 0.5, w, 1.0), _counted_lower(v, 0.5, w, 6.0), _counted_lower(v, 0.5, None, 1.0)
+    (True, False, False)
+    """
     return voices is not None and len(values) > 0 and (
-        _lower_quantile(values, q, voices) < float(np.quantile(values, q)))
+        max(_lower_quantile(values, q, voices), floor) < max(float(np.quantile(values, q)), floor))
 
 
 def peer_voices(device_share: np.ndarray, ip_share: np.ndarray,
@@ -402,25 +422,28 @@ def peer_voices(device_share: np.ndarray, ip_share: np.ndarray,
 
 def _per_type_ratio(values: np.ndarray, types: np.ndarray, pool: np.ndarray, q: float,
                     floor: float, min_peers: int, voices: np.ndarray | None = None
-                    ) -> tuple[np.ndarray, dict[str, float]]:
+                    ) -> tuple[np.ndarray, dict[str, float], set[str]]:
     """Each account's ``values`` over the ``q`` quantile of its type's accounts in ``pool``
     (all of ``pool`` where the type has fewer than ``min_peers`` there), at least
-    ``floor`` (1 where that is 0): the ratios and the baseline of each type.
+    ``floor`` (1 where that is 0): the ratios, the baseline of each type, and the types
+    whose baseline counting ``voices`` made lower (:func:`_lower_quantile`).
 
     >>> v = np.array([0.0, 1.0, 2.0, 8.0])
-    >>> r, b = _per_type_ratio(v, np.array(["a"] * 4), v > 0, 0.5, 0.0, 1)
-    >>> r.tolist(), b
-    ([0.0, 0.5, 1.0, 4.0], {'a': 2.0})
+    >>> r, b, counted = _per_type_ratio(v, np.array(["a"] * 4), v > 0, 0.5, 0.0, 1)
+    >>> r.tolist(), b, counted
+    ([0.0, 0.5, 1.0, 4.0], {'a': 2.0}, set())
     """
-    ratio, baseline = np.zeros(len(values)), {}
+    ratio, baseline, counted = np.zeros(len(values)), {}, set()
     for kind in sorted(set(types.tolist())):
         peers = types == kind
         every = peers & pool if (peers & pool).sum() >= min_peers else pool
         w = None if voices is None else voices[every]
         value = max(_lower_quantile(values[every], q, w), floor) if every.any() else 1.0
         baseline[kind] = value if value > 0 else 1.0
+        if every.any() and value > 0 and _counted_lower(values[every], q, w, floor):
+            counted.add(kind)
         ratio[peers] = values[peers] / baseline[kind]
-    return ratio, baseline
+    return ratio, baseline, counted
 
 
 def account_signals(agg: Aggregates, graph: EntityGraph, communities: pd.Series | None = None,
@@ -534,7 +557,8 @@ def account_signals(agg: Aggregates, graph: EntityGraph, communities: pd.Series 
             base.peer[measure][kind] = value
             if upper is not None:
                 base.peer_set_aside[key] = upper
-            elif _counted_lower(acc[measure].to_numpy()[used], q_used, voices_at(used)):
+            elif _counted_lower(acc[measure].to_numpy()[used], q_used, voices_at(used),
+                                p.harm_floor):
                 base.counted.add(key)
             ratio[peers] = acc[measure].to_numpy(dtype=float)[peers] / value
             # Standing out: the account against its type's few highest others, not only
@@ -568,7 +592,7 @@ def account_signals(agg: Aggregates, graph: EntityGraph, communities: pd.Series 
         if upper is not None:
             base.peer_set_aside[f"coupon_merchants:{kind}"] = upper
         elif _counted_lower(acc["coupon_merchants"].to_numpy()[every], p.coupon_quantile,
-                            voices_at(every)):
+                            voices_at(every), 1.0):
             base.counted.add(f"coupon_merchants:{kind}")
         ratio[peers] = acc["coupon_merchants"].to_numpy(dtype=float)[peers] / value
     acc["coupon_merchants_ratio"] = ratio
@@ -578,15 +602,19 @@ def account_signals(agg: Aggregates, graph: EntityGraph, communities: pd.Series 
     acc["coupon_focus"] = acc["coupon_claims"].to_numpy(dtype=float) / np.maximum(
         acc["n_events"].to_numpy(dtype=float), 1.0)
     claims = acc["coupon_claims"].to_numpy() > 0
-    acc["coupon_focus_ratio"], base.peer["coupon_focus"] = _per_type_ratio(
+    acc["coupon_focus_ratio"], base.peer["coupon_focus"], counted = _per_type_ratio(
         acc["coupon_focus"].to_numpy(), types, claims, p.focus_quantile, 0.0, p.min_peers,
         voice)
+    base.counted |= {f"coupon_focus:{kind}" for kind in counted}
     # IP spread: the IPs an account used against the keenest tenth of its type's active
     # accounts. A proxy rotator uses hundreds; a commuter, an office worker, a family
     # member a handful (a carrier NAT is one IP to thousands).
-    acc["ip_spread_ratio"], base.peer["ip_spread"] = _per_type_ratio(
+    # Counted by device and home too: where a crew of rotators is a tenth of the accounts,
+    # the keenest tenth would be the crew itself.
+    acc["ip_spread_ratio"], base.peer["ip_spread"], counted = _per_type_ratio(
         acc["n_ips"].to_numpy(dtype=float), types, is_active, p.coupon_quantile, 1.0,
         p.min_peers, voice)
+    base.counted |= {f"ip_spread:{kind}" for kind in counted}
     acc["harm_users_ratio"] = base.ratio("untied_users", acc["untied_users"])
     acc["harm_records_ratio"] = base.ratio("untied_records", acc["untied_records"])
     acc["harvest_ratio"] = acc[[f"{m}_ratio" for m in PEER_MEASURES]].max(axis=1)

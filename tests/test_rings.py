@@ -668,9 +668,10 @@ def test_a_crew_that_is_half_the_readers_on_two_cloned_devices_is_flagged(tmp_pa
       a crawl queue: each reads 50 strangers nobody else reads, once: reach 50.
     Counted by account, the crew is half of the 120 readers and a quarter of the active
     customers: its peers' 75th percentile is 50, and the crew is 1× its peers. Counted
-    by device, the kiosk is one voice and each cloned device one: 42 voices of the
-    honest readers against 2, the 75th percentile is 4 and each crew member 12.5×, a
-    harvester on a device its crew dominates -> one flagged ring of exactly the crew.
+    by device and home, the kiosk is one voice and the crew one (its 60 members share
+    one datacenter IP, each 1/60): 41 voices of the honest readers against 1, the 75th
+    percentile is 4 and each crew member 12.5×, a harvester on a device its crew
+    dominates -> one flagged ring of exactly the crew.
     """
     partners = [["P1", "Promo Co", "promotions", "2019-01-01"]]
     accounts = [["m1", "merchant", "2019-02-01", "P1"]]
