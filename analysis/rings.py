@@ -255,7 +255,7 @@ def _created_together(comp: np.ndarray, members: np.ndarray, hoarder: np.ndarray
     fresh = comp.max() + 1
     relabel = {int(piece): fresh + i for i, label in enumerate(joined)
                for piece in pieces[group == label]}
-    return pd.Series(comp).map(lambda c: relabel.get(c, c)).to_numpy()
+    return pd.Series(comp).replace(relabel).to_numpy()
 
 
 def _not_promotions(spree: np.ndarray, created: pd.Series, pairs: pd.DataFrame,
@@ -832,8 +832,7 @@ def _ring_evidence(c: dict[str, np.ndarray], idx: np.ndarray, hidx: np.ndarray,
         rotating = int((c["ip_spread_ratio"][rdidx] >= params.harvest_factor).sum())
         if not crew_device and rotating >= params.crew_harvesters:
             crew_device = True
-            counted = (", counting each device or home once" if
-                       f"ip_spread:{_mode(c['account_type'][rdidx])}" in base.counted else "")
+            counted = base.counting("ip_spread", _mode(c["account_type"][rdidx]))
             reasons.append(f"{plural_accounts(rotating)} of the reading crew rotated through "
                            f"{int(np.median(c['n_ips'][rdidx]))} IPs each at the median, "
                            f"{params.harvest_factor:g}× or more what the keenest tenth of "
@@ -882,8 +881,7 @@ def _ring_evidence(c: dict[str, np.ndarray], idx: np.ndarray, hidx: np.ndarray,
             f"({int(np.median(c['coupon_merchants'][hoarders]))} merchants each at the median)")
     if len(sprees):
         focus = np.median(c["coupon_focus"][sprees])
-        counted = (", counting each device or home once"
-                   if f"coupon_focus:{_mode(c['account_type'][sprees])}" in base.counted else "")
+        counted = base.counting("coupon_focus", _mode(c["account_type"][sprees]))
         reasons.append(
             f"coupon spree: {plural_accounts(len(sprees))} on devices or IPs they dominate, or "
             f"created within {params.burst_days} days of one another, did little but claim "

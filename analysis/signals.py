@@ -209,6 +209,13 @@ class Baselines:
         """The peer baseline of ``measure`` for ``account_type`` (the population's if none)."""
         return self.peer.get(measure, {}).get(account_type, self.value.get(measure, 1.0))
 
+    def counting(self, measure: str, account_type: str) -> str:
+        """", counting each device or home once" where that lowered the peer baseline of
+        ``measure`` for ``account_type`` (see :func:`_lower_quantile`), else ""."""
+        if f"{measure}:{account_type}" in self.counted:
+            return ", counting each device or home once"
+        return ""
+
     def describe_peer(self, measure: str, account_type: str) -> str:
         """The peer baseline in words: "the 75th-percentile partner staff account"."""
         kind = str(account_type).replace("_", " ")
@@ -223,9 +230,7 @@ class Baselines:
             who = f"{kind} account that reads {what}"
         if key in self.peer_set_aside:
             return f"the {pct}th-percentile {who} outside a separate top {self.peer_set_aside[key]:.0%}"
-        if key in self.counted:
-            return f"the {pct}th-percentile {who}, counting each device or home once"
-        return f"the {pct}th-percentile {who}"
+        return f"the {pct}th-percentile {who}{self.counting(measure, account_type)}"
 
     def describe(self, measure: str) -> str:
         """What the baseline of ``measure`` is, in words for a reason."""
@@ -391,18 +396,15 @@ def _lower_quantile(values: np.ndarray, q: float, voices: np.ndarray | None = No
     return min(plain, float(np.quantile(values, q, method="inverted_cdf", weights=voices)))
 
 
-def _counted_lower(values: np.ndarray, q: float, voices: np.ndarray | None,
-                   floor: float) -> bool:
-    """Whether counting ``voices`` gave a lower ``q`` quantile, at least ``floor``, than
-    counting each value (where the floor decides both, nothing was counted).
+def _below_plain(values: np.ndarray, q: float, baseline: float, floor: float) -> bool:
+    """Whether ``baseline`` lies below the plain ``q`` quantile of ``values`` (at least
+    ``floor``): counting by device lowered it (where the floor decides both, it did not).
 
     >>> v = np.r_[np.zeros(40), np.full(60, 5.0)]
-    >>> w = np.r_[np.ones(40), np.full(60, 1 / 60)]
-    >>> _counted_lower(v, 0.5, w, 1.0), _counted_lower(v, 0.5, w, 6.0), _counted_lower(v, 0.5, None, 1.0)
-    (True, False, False)
+    >>> _below_plain(v, 0.5, 1.0, 1.0), _below_plain(v, 0.5, 6.0, 6.0)
+    (True, False)
     """
-    return voices is not None and len(values) > 0 and (
-        max(_lower_quantile(values, q, voices), floor) < max(float(np.quantile(values, q)), floor))
+    return len(values) > 0 and baseline < max(float(np.quantile(values, q)), floor)
 
 
 def peer_voices(device_share: np.ndarray, ip_share: np.ndarray,
@@ -440,7 +442,8 @@ def _per_type_ratio(values: np.ndarray, types: np.ndarray, pool: np.ndarray, q: 
         w = None if voices is None else voices[every]
         value = max(_lower_quantile(values[every], q, w), floor) if every.any() else 1.0
         baseline[kind] = value if value > 0 else 1.0
-        if every.any() and value > 0 and _counted_lower(values[every], q, w, floor):
+        if w is not None and every.any() and value > 0 and _below_plain(values[every], q,
+                                                                       value, floor):
             counted.add(kind)
         ratio[peers] = values[peers] / baseline[kind]
     return ratio, baseline, counted
@@ -557,8 +560,8 @@ def account_signals(agg: Aggregates, graph: EntityGraph, communities: pd.Series 
             base.peer[measure][kind] = value
             if upper is not None:
                 base.peer_set_aside[key] = upper
-            elif _counted_lower(acc[measure].to_numpy()[used], q_used, voices_at(used),
-                                p.harm_floor):
+            elif voice is not None and _below_plain(acc[measure].to_numpy()[used], q_used,
+                                                    value, p.harm_floor):
                 base.counted.add(key)
             ratio[peers] = acc[measure].to_numpy(dtype=float)[peers] / value
             # Standing out: the account against its type's few highest others, not only
@@ -591,8 +594,8 @@ def account_signals(agg: Aggregates, graph: EntityGraph, communities: pd.Series 
         base.peer["coupon_merchants"][kind] = value
         if upper is not None:
             base.peer_set_aside[f"coupon_merchants:{kind}"] = upper
-        elif _counted_lower(acc["coupon_merchants"].to_numpy()[every], p.coupon_quantile,
-                            voices_at(every), 1.0):
+        elif voice is not None and _below_plain(acc["coupon_merchants"].to_numpy()[every],
+                                                p.coupon_quantile, value, 1.0):
             base.counted.add(f"coupon_merchants:{kind}")
         ratio[peers] = acc["coupon_merchants"].to_numpy(dtype=float)[peers] / value
     acc["coupon_merchants_ratio"] = ratio
