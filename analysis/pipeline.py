@@ -282,6 +282,8 @@ def run(export_dir: Path | str, out_dir: Path | str, params: RunParams | None = 
                 "peer_baselines_set_aside": findings.baselines.peer_set_aside,
                 # Peer baselines that count each device (a customer's: or IP) once.
                 "peer_baselines_counted_by_device": sorted(findings.baselines.counted),
+                "peer_baselines_counting_newcomers_as_one": sorted(
+                    findings.baselines.counted_newcomers),
                 # Weekly runs: the export's identity (hashed account-id sketch, no raw ids), the
                 # warm start, and the ring keys against the previous run.
                 "export_identity": identity,

@@ -68,7 +68,11 @@ of its devices (a customer's: or of its non-hub IPs), and the baseline is the lo
 of that quantile and the plain one (:func:`_lower_quantile`). A crew of a hundred on
 one cloned device or datacenter IP is then one voice: on a small platform, where it
 can be half the readers or claimers, it no longer sets its own peers' level. A crew
-on devices of its own is not caught this way; it keeps the plain quantile.
+on devices of its own is not caught this way; it keeps the plain quantile. In the
+coupon baseline the accounts made inside the export window also speak as one, all
+together (:func:`established_voices`, ``SignalParams.established_voices``): a coupon
+crew is bulk-made for the promotion, and the established customers show how claiming
+looks.
 
 Each is also measured as a **standout** (``stranger_reach_standout`` and the
 like for each harm measure): the account's value over the fourth-highest
@@ -201,6 +205,9 @@ class Baselines:
     #: ``(measure, type)`` whose baseline counts each device (a customer's: or IP) once,
     #: lower than counting each account (see :func:`_lower_quantile`).
     counted: set[str] = field(default_factory=set)
+    #: ... of which those where the accounts made inside the export window, counted as
+    #: one, lowered it further (see :func:`established_voices`).
+    counted_newcomers: set[str] = field(default_factory=set)
 
     def ratio(self, measure: str, x):
         return np.asarray(x, dtype=float) / self.value[measure]
@@ -211,8 +218,13 @@ class Baselines:
 
     def counting(self, measure: str, account_type: str) -> str:
         """", counting each device or home once" where that lowered the peer baseline of
-        ``measure`` for ``account_type`` (see :func:`_lower_quantile`), else ""."""
-        if f"{measure}:{account_type}" in self.counted:
+        ``measure`` for ``account_type`` (see :func:`_lower_quantile`), "… and the accounts
+        made inside the export window as one" where that lowered it further, else ""."""
+        key = f"{measure}:{account_type}"
+        if key in self.counted_newcomers:
+            return (", counting each device or home once and the accounts made inside the "
+                    "export window as one")
+        if key in self.counted:
             return ", counting each device or home once"
         return ""
 
@@ -253,7 +265,7 @@ def bulk_baseline(values: np.ndarray, quantile: float, floor: float,
                   groups: np.ndarray | None = None, separation: float = SEPARATION,
                   max_upper_share: float = MAX_UPPER_SHARE, min_jump: float = MIN_JUMP,
                   min_crew: int = MIN_CREW, min_crew_share: float = MIN_CREW_SHARE,
-                  voices: np.ndarray | None = None) -> tuple[float, float | None]:
+                  voices: Voices = None) -> tuple[float, float | None]:
     """The ``quantile`` of ``values``, guarded against a separated upper group.
 
     Returns (baseline, share set aside). Normally that is the plain quantile (at
@@ -378,9 +390,13 @@ def _max_share(links: pd.DataFrame, key: str, graph: EntityGraph, n_accounts: in
     return out
 
 
-def _lower_quantile(values: np.ndarray, q: float, voices: np.ndarray | None = None) -> float:
-    """The ``q`` quantile of ``values`` (numpy's linear rule); with ``voices``, the lower of
-    that and the quantile where each value counts its voice (the inverted-CDF rule).
+Voices = np.ndarray | tuple[np.ndarray, ...] | None
+
+
+def _lower_quantile(values: np.ndarray, q: float, voices: Voices = None) -> float:
+    """The ``q`` quantile of ``values`` (numpy's linear rule); with ``voices``, the lowest of
+    that and the quantile where each value counts its voice (the inverted-CDF rule), for
+    each counting in ``voices`` (one array, or a tuple of them).
 
     Peers are counted by device (see :func:`peer_voices`): a crew of 100 on one cloned
     device is one voice, not the norm its peers are judged by. The lower of the two,
@@ -389,11 +405,15 @@ def _lower_quantile(values: np.ndarray, q: float, voices: np.ndarray | None = No
     >>> v = np.r_[np.zeros(40), np.full(60, 5.0)]        # 60 on one device, 40 alone
     >>> _lower_quantile(v, 0.5), _lower_quantile(v, 0.5, np.r_[np.ones(40), np.full(60, 1 / 60)])
     (5.0, 0.0)
+    >>> _lower_quantile(v, 0.5, (np.ones(100), np.r_[np.ones(40), np.full(60, 1 / 60)]))
+    0.0
     """
     plain = float(np.quantile(values, q))
     if voices is None:
         return plain
-    return min(plain, float(np.quantile(values, q, method="inverted_cdf", weights=voices)))
+    countings = voices if isinstance(voices, tuple) else (voices,)
+    return min([plain] + [float(np.quantile(values, q, method="inverted_cdf", weights=w))
+                          for w in countings])
 
 
 def _below_plain(values: np.ndarray, q: float, baseline: float, floor: float) -> bool:
@@ -420,6 +440,27 @@ def peer_voices(device_share: np.ndarray, ip_share: np.ndarray,
     """
     ips = np.where(business, 0.0, np.asarray(ip_share, dtype=float))
     return 1.0 / np.maximum(np.maximum(np.asarray(device_share, dtype=float), ips), 1.0)
+
+
+def established_voices(voice: np.ndarray, created_at: pd.Series, first_event,
+                       active: np.ndarray, min_peers: int) -> np.ndarray | None:
+    """``voice`` (:func:`peer_voices`) with the accounts made inside the export window (after
+    ``first_event``) sharing one voice, all together; None where fewer than ``min_peers``
+    active accounts predate the window, or none was made inside it. Coupon crews are
+    bulk-made for a promotion; the platform's established customers show how claiming
+    looks, and a crew that is most of a small platform's claimers is then no norm.
+
+    >>> made = pd.Series(pd.to_datetime(["2020-01-01", "2020-01-01", "2024-03-02", "2024-03-05"]))
+    >>> established_voices(np.ones(4), made, pd.Timestamp("2024-03-01"), np.ones(4, bool), 2).tolist()
+    [1.0, 1.0, 0.5, 0.5]
+    """
+    if first_event is None:
+        return None
+    start = np.datetime64(pd.Timestamp(first_event).tz_localize(None))
+    inside = (pd.to_datetime(created_at).to_numpy() > start)   # no creation date: established
+    if not inside.any() or (~inside & active).sum() < min_peers:
+        return None
+    return np.where(inside, voice / inside.sum(), voice)
 
 
 def _per_type_ratio(values: np.ndarray, types: np.ndarray, pool: np.ndarray, q: float,
@@ -479,8 +520,19 @@ def account_signals(agg: Aggregates, graph: EntityGraph, communities: pd.Series 
                          acc["account_type"].isin(BUSINESS_TYPES).to_numpy())
              if p.peer_voices else None)
 
+    # ... and in the coupon baseline the accounts made inside the export window speak as
+    # one, all together (see established_voices).
+    newcomers = (established_voices(voice, acc["created_at"], agg.first_event,
+                                    (acc["n_events"] > 0).to_numpy(), p.min_peers)
+                 if voice is not None and p.established_voices else None)
+
     def voices_at(mask):
         return None if voice is None else voice[mask]
+
+    def coupon_voices_at(mask):
+        if newcomers is None:
+            return voices_at(mask)
+        return voice[mask], newcomers[mask]
     with np.errstate(divide="ignore", invalid="ignore"):
         acc["untied_share"] = np.where(acc["profile_reads"] > 0,
                                        acc["untied_reads"] / acc["profile_reads"], np.nan)
@@ -590,13 +642,17 @@ def account_signals(agg: Aggregates, graph: EntityGraph, communities: pd.Series 
         every = peers & is_active if (peers & is_active).sum() >= p.min_peers else is_active
         value, upper = guarded(acc["coupon_merchants"].to_numpy()[every], p.coupon_quantile,
                                      1.0, None if crews_all is None else crews_all[every],
-                                     voices_at(every))
+                                     coupon_voices_at(every))
         base.peer["coupon_merchants"][kind] = value
         if upper is not None:
             base.peer_set_aside[f"coupon_merchants:{kind}"] = upper
         elif voice is not None and _below_plain(acc["coupon_merchants"].to_numpy()[every],
                                                 p.coupon_quantile, value, 1.0):
             base.counted.add(f"coupon_merchants:{kind}")
+            if newcomers is not None and value < max(_lower_quantile(
+                    acc["coupon_merchants"].to_numpy()[every], p.coupon_quantile,
+                    voices_at(every)), 1.0):
+                base.counted_newcomers.add(f"coupon_merchants:{kind}")
         ratio[peers] = acc["coupon_merchants"].to_numpy(dtype=float)[peers] / value
     acc["coupon_merchants_ratio"] = ratio
     # Coupon focus: claims as a share of the account's events, against the median claimer

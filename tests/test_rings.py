@@ -704,3 +704,52 @@ def test_a_crew_that_is_half_the_readers_on_two_cloned_devices_is_flagged(tmp_pa
         ring["reasons"])
     record = json.loads((tmp_path / "out" / "run.json").read_text())
     assert "stranger_reach:customer" in record["peer_baselines_counted_by_device"]
+
+
+def test_a_coupon_crew_made_inside_the_window_is_judged_against_established_customers(
+        tmp_path):
+    """A small platform whose coupon crew sets its peers' level, unless the accounts made
+    inside the export window count as one.
+
+    * 120 established customers (e000..e119, made in 2018), each on a phone of its own
+      behind one of four carrier-NAT IPs (30 each): 55 claim a coupon at one merchant
+      (m1..m8, partner P1, no orders), 5 at two, 60 only browse.
+    * A crew c00..c49 made on 2 and 3 March, inside the window, each on a phone of its own
+      and through two of five residential proxies, claims at four merchants each.
+    Counted by account, the crew is 29 % of the 170 active customers: the 90th percentile
+    is 4 and each member 1× it. Counted by device and home, the NAT customers are 4 voices
+    and the crew 2.5 (20 on each proxy): the percentile is still 4. With the 50 newcomers as one voice, the
+    established customers' 90th percentile is 1 and each member is 4×: claimers at three
+    times or more link through the proxies they dominate, 200× in all, with a
+    new-account burst -> one flagged coupon crew of exactly the crew.
+    """
+    partners = [["P1", "Promo Co", "promotions", "2019-01-01"]]
+    merchants = [f"m{i}" for i in range(1, 9)]
+    accounts = [[m, "merchant", "2019-02-01", "P1"] for m in merchants]
+    accounts += [[f"e{i:03d}", "customer", "2018-06-01", ""] for i in range(120)]
+    accounts += [[f"c{i:02d}", "customer", f"2020-03-0{2 + i % 2}T10:00:00", ""]
+                 for i in range(50)]
+    events: list = []
+
+    def event(t, who, device, ip, kind, merchant):
+        events.append([_ts(t), who, device, ip, kind, merchant, "0"])
+
+    for i in range(120):
+        who, nat = f"e{i:03d}", f"100.64.0.{i // 30}"
+        event(T0 + timedelta(hours=i), who, f"{who}-phone", nat, "view_item", "m1")
+        for k in range(1 if i < 55 else 2 if i < 60 else 0):
+            event(T0 + timedelta(days=5 + k, hours=i % 20), who, f"{who}-phone", nat,
+                  "coupon_claim", merchants[(i + k) % 8])
+    for i in range(50):
+        who = f"c{i:02d}"
+        for k in range(4):
+            event(T0 + timedelta(days=4 + k, hours=i % 24, minutes=k), who, f"{who}-phone",
+                  f"198.51.100.{(i // 10 + k % 2) % 5}", "coupon_claim", merchants[(i + k) % 8])
+    flagged, members, _ = _run(tmp_path, partners, accounts, events)
+    ring, got = _the_one_flagged(flagged, members)
+    assert got == {f"c{i:02d}" for i in range(50)}
+    assert "coupon crew: 50 accounts" in ring["reasons"]
+    assert ("counting each device or home once and the accounts made inside the export "
+            "window as one") in ring["reasons"]
+    record = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert "coupon_merchants:customer" in record["peer_baselines_counting_newcomers_as_one"]
