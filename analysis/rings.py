@@ -43,7 +43,9 @@ How a ring is cut out
 A ring is **flagged** when its harm, summed over its members in units of each
 member's peer baseline, is at least ``harvest_factor``² and it carries crew
 evidence that households, kiosks and offices do not give: ``crew_harvesters``
-(3) or more accounts that each harvest on their own, or partner staff
+(3) or more accounts that each harvest on their own, linked through devices or
+IPs they dominate (three heavy readers among a kiosk's twenty shoppers, or behind
+a carrier NAT, share a community, not a crew's infrastructure), or partner staff
 harvesting (the seed case). A lone harvester, or a pair, needs
 ``harvest_factor``³ (a lone crawler): a pair is what a household or a shop's
 two logins on one PC look like. A coupon crew is flagged when its claims,
@@ -441,11 +443,14 @@ def find_rings(sig: pd.DataFrame, base: Baselines, graph: EntityGraph, communiti
         _, comp_inv, comp_n = np.unique(by_group[group]["infra"], return_inverse=True,
                                         return_counts=True)
         together = int((comp_n[comp_inv] >= 2).sum())
+        # The most harvesters in one piece: linked through devices or IPs they dominate.
+        _, per_piece = np.unique(by_group[group]["infra"][harvester[idx]], return_counts=True)
+        crewed = int(per_piece.max()) if len(per_piece) else 0
         ring = _ring_evidence(cols, idx, hidx, cpidx, rdidx, base, params, pop_created, partners,
                               coupons_by_group.get(group, no_coupons),
                               links_by_group.get(group), staff_partners, together,
                               idx[by_group[group]["hoarder"] & ~by_group[group]["spree"]],
-                              workforce, idx[by_group[group]["spree"]])
+                              workforce, idx[by_group[group]["spree"]], crewed)
         ring["group"] = group
         rows.append(ring)
         acct_score = (np.log10(1 + np.maximum(cols["harvest_ratio"][idx],
@@ -667,14 +672,15 @@ def _ring_evidence(c: dict[str, np.ndarray], idx: np.ndarray, hidx: np.ndarray,
                    pop_created: np.ndarray, partners: pd.DataFrame, coupons: dict[str, np.ndarray],
                    mine: dict[str, np.ndarray] | None, staff_partners: dict[int, set[str]],
                    together: int, hoarders: np.ndarray, workforce: dict[str, int],
-                   sprees: np.ndarray) -> dict:
+                   sprees: np.ndarray, crewed: int) -> dict:
     """Measure one ring against the population and say why in plain words.
 
     ``c`` holds the account signals as arrays; ``idx`` are the ring's rows in
     them, ``hidx`` its harvesters', ``cpidx`` its coupon claimers' and ``rdidx``
     its reading crew's, ``hoarders`` its coupon harvesters that share a piece with another,
-    ``sprees`` its coupon sprees that do (and came for no one promotion).
-    ``mine`` holds the ring's own device/IP links (entity,
+    ``sprees`` its coupon sprees that do (and came for no one promotion), ``crewed``
+    the most of its harvesters in one piece (linked through devices or IPs they
+    dominate). ``mine`` holds the ring's own device/IP links (entity,
     account, device or not, the entity's size in accounts);
     ``staff_partners`` maps an entity to the partners whose staff use it;
     ``workforce`` a partner to its active staff.
@@ -752,11 +758,14 @@ def _ring_evidence(c: dict[str, np.ndarray], idx: np.ndarray, hidx: np.ndarray,
                else "it shares devices or IPs with partner staff")
         reasons.append(f"linked to partner {', '.join(what)}: {how}")
         partner_ids = names
-    if len(hidx) >= params.crew_harvesters:
-        # A crew: several accounts that each harvest on their own. A household, a kiosk
-        # or a shop's two logins on one PC give one or two heavy readers, not three.
+    if crewed >= params.crew_harvesters:
+        # A crew: several accounts that each harvest on their own, on devices or IPs they
+        # dominate. A household or a shop's two logins on one PC give one or two heavy
+        # readers, not three; a kiosk's or a carrier NAT's three heavy readers among many
+        # users share a community, not infrastructure of their own.
         strong += 1
-        reasons.append(f"{len(hidx)} accounts harvest on their own, together")
+        reasons.append(f"{crewed} accounts harvest on their own, together, on devices or IPs "
+                       f"they dominate")
     if together >= 2:
         support += 1
         dev_max = int(np.nanmax(m("device_share")))
@@ -927,7 +936,8 @@ def decide_flag(harm_ratio: float, harvesters: int, crew_evidence: int,
 
     ``harm_ratio`` is the ring's harm summed over its members in units of their
     peer baselines; ``crew_evidence`` counts what households and kiosks do not
-    give (``crew_harvesters`` or more self-harvesting accounts; harvesting partner staff). With
+    give (``crew_harvesters`` or more self-harvesting accounts on devices or IPs they
+    dominate; harvesting partner staff). With
     ``harvest_factor`` f: flagged at f² with crew evidence, at f³ alone.
 
     A coupon crew (``coupon_claimers`` ≥ ``coupon_crew`` accounts each claiming

@@ -753,3 +753,48 @@ def test_a_coupon_crew_made_inside_the_window_is_judged_against_established_cust
             "window as one") in ring["reasons"]
     record = json.loads((tmp_path / "out" / "run.json").read_text())
     assert "coupon_merchants:customer" in record["peer_baselines_counting_newcomers_as_one"]
+
+
+def test_three_heavy_readers_at_a_kiosk_are_no_crew_and_three_on_their_own_phone_are(
+        tmp_path):
+    """Three harvesters make a crew only on devices or IPs they dominate.
+
+    * 40 honest readers (r00..r39), each on its own phone and home, read 2 strangers
+      each: the customers' 75th percentile of reach is 2.
+    * A store kiosk (``kiosk-7``, one shop IP) used by 21 shoppers k00..k20, who all
+      browse; three of them (k00..k02) read 100 cold strangers each: 50× their peers,
+      150× together, and one community through the kiosk. But they are 3 of its 21
+      users: they share a community, not infrastructure of their own. No crew
+      evidence, and a lone reader or a pair needs 1,000× -> not flagged.
+    * A crew c0..c2 on one cloned device (``clone-1``) and a datacenter IP only it uses
+      reads 100 cold strangers each: three harvesters on a device they dominate, 150×
+      -> flagged, exactly the crew.
+    """
+    partners = [["P1", "Promo Co", "promotions", "2019-01-01"]]
+    accounts = [["m1", "merchant", "2019-02-01", "P1"]]
+    for name, n in (("r{:02d}", 40), ("k{:02d}", 21), ("c{}", 3), ("u{:03d}", 680)):
+        accounts += [[name.format(i), "customer", "2018-05-01", ""] for i in range(n)]
+    events: list = []
+    _background(accounts, events)
+
+    def read(t, who, device, ip, target):
+        events.append([_ts(t), who, device, ip, "view_profile", target, "1"])
+
+    for i in range(40):
+        for k in range(2):
+            read(T0 + timedelta(days=1 + k, hours=i % 20), f"r{i:02d}", f"r{i}-phone",
+                 f"10.4.0.{i}", f"u{2 * i + k:03d}")
+    for i in range(21):
+        events.append([_ts(T0 + timedelta(days=2, hours=9, minutes=10 * i)), f"k{i:02d}",
+                       "kiosk-7", "203.0.113.7", "view_item", "m1", "0"])
+    for i in range(3):
+        for k in range(100):
+            read(T0 + timedelta(days=3 + k % 5, hours=10, minutes=k), f"k{i:02d}", "kiosk-7",
+                 "203.0.113.7", f"u{80 + 100 * i + k:03d}")
+            read(T0 + timedelta(days=3 + k % 5, hours=k % 24, seconds=30 * k), f"c{i}",
+                 "clone-1", "198.51.100.9", f"u{380 + 100 * i + k:03d}")
+    flagged, members, _ = _run(tmp_path, partners, accounts, events)
+    ring, got = _the_one_flagged(flagged, members)
+    assert got == {"c0", "c1", "c2"}
+    assert "3 accounts harvest on their own, together, on devices or IPs they dominate" in (
+        ring["reasons"])
