@@ -60,8 +60,11 @@ class RingParams:
     #: are a crew ...
     spree_merchants: int = 3
     #: ... less each spree that came for a promotion: this share or more of its
-    #: never-ordered-from merchants are ones half its run or more claimed at.
+    #: never-ordered-from merchants are ones half its run or more claimed at, in a run of
+    #: this many sprees or more (a promotion is a crowd; a pair that shares shops is
+    #: judged on its own claims).
     promotion_share: float = 0.5
+    promotion_least: int = 3
 
 
 @dataclass(frozen=True)

@@ -265,15 +265,20 @@ def _not_promotions(spree: np.ndarray, created: pd.Series, pairs: pd.DataFrame,
     """``spree`` less the sprees that came for one promotion: in its run (created within
     ``burst_days`` of the run's first, :func:`_runs`), ``promotion_share`` or more of its
     never-ordered-from shops are shops half the run or more claimed at
-    (:func:`promotion_shares`). A festival's sign-ups all claim the same shops' coupons;
-    a crew sprays claims over many, and one that signs up during a promotion keeps its
-    own."""
+    (:func:`promotion_shares`), in a run of ``promotion_least`` sprees or more. A
+    festival's sign-ups all claim the same shops' coupons; a crew sprays claims over
+    many, and one that signs up during a promotion keeps its own. A promotion is a
+    crowd: two sprees made the same week that share shops are judged on their claims
+    (together at ``harvest_factor`` shops or more, see :func:`find_rings`)."""
     spree = spree.copy()
     idx, t = _by_creation(spree, created)
     if len(idx) < 2:
         return spree
-    share = promotion_shares(pairs, pd.Series(_runs(t, params.burst_days), index=idx))
-    spree[share.index[share >= params.promotion_share].to_numpy()] = False
+    run = pd.Series(_runs(t, params.burst_days), index=idx)
+    share = promotion_shares(pairs, run)
+    # A promotion is a crowd: a pair of sprees that share shops is judged on its claims.
+    crowd = run.map(run.value_counts()).reindex(share.index).to_numpy() >= params.promotion_least
+    spree[share.index[(share >= params.promotion_share) & crowd].to_numpy()] = False
     return spree
 
 

@@ -798,3 +798,39 @@ def test_three_heavy_readers_at_a_kiosk_are_no_crew_and_three_on_their_own_phone
     assert got == {"c0", "c1", "c2"}
     assert "3 accounts harvest on their own, together, on devices or IPs they dominate" in (
         ring["reasons"])
+
+
+def test_a_pair_of_sprees_that_shares_shops_is_no_promotion(tmp_path):
+    """A promotion is a crowd: it takes a run of three or more sprees.
+
+    Background as in the festival test: 60 shoppers each claim one coupon among 24 other
+    events. q1 and q2, made two days apart on phones and homes of their own, each claim
+    at 7 shops they never ordered from (focus 7/15, 12× the median claimer's), 4 of them
+    the same: each one's shops are 4/7 shops "half its run claimed at", which in a
+    festival's crowd would mark a promotion. A run of two is no crowd: together they
+    claimed at 10 shops -> one flagged ring of exactly {q1, q2}.
+    """
+    partners = [["P1", "Shop Co", "isv", "2019-01-01"]]
+    accounts = [[f"m{k}", "merchant", "2019-02-01", "P1"] for k in range(1, 41)]
+    accounts += [["q1", "customer", "2020-03-10", ""], ["q2", "customer", "2020-03-12", ""]]
+    events: list = []
+    _background(accounts, events)
+    for i in range(60):
+        for k in range(21):
+            events.append([_ts(T0 + timedelta(days=1, hours=i, minutes=k)), f"h{i:03d}",
+                           f"hphone{i}", f"10.1.{i // 250}.{i % 250}", "view_item", "m1", "0"])
+        events.append([_ts(T0 + timedelta(days=1, hours=i, minutes=30)), f"h{i:03d}",
+                       f"hphone{i}", f"10.1.{i // 250}.{i % 250}", "coupon_claim",
+                       f"m{1 + i % 15}", "0"])
+    for j, (who, own) in enumerate((("q1", [25, 26, 27]), ("q2", [28, 29, 30]))):
+        at = T0 + timedelta(days=12 + 2 * j, hours=j)
+        ip = f"198.51.100.{j}"
+        events.append([_ts(at), who, f"{who}-phone", ip, "login", "", "0"])
+        for k, shop in enumerate([21, 22, 23, 24] + own):
+            for kind in ("view_item", "coupon_claim"):
+                events.append([_ts(at + timedelta(minutes=2 * k + (kind == "coupon_claim"))),
+                               who, f"{who}-phone", ip, kind, f"m{shop}", "0"])
+    flagged, members, _ = _run(tmp_path, partners, accounts, events)
+    ring, got = _the_one_flagged(flagged, members)
+    assert got == {"q1", "q2"}
+    assert "did little but claim coupons" in ring["reasons"]
