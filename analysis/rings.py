@@ -261,7 +261,9 @@ def _created_together(comp: np.ndarray, members: np.ndarray, hoarder: np.ndarray
 
 
 def _not_promotions(spree: np.ndarray, created: pd.Series, pairs: pd.DataFrame,
-                    params: RingParams) -> np.ndarray:
+                    params: RingParams, partner_of: pd.Series | None = None,
+                    shared: np.ndarray | None = None,
+                    partner_share: pd.Series | None = None) -> np.ndarray:
     """``spree`` less the sprees that came for one promotion: in its run (created within
     ``burst_days`` of the run's first, :func:`_runs`), ``promotion_share`` or more of its
     never-ordered-from shops are shops half the run or more claimed at
@@ -269,16 +271,23 @@ def _not_promotions(spree: np.ndarray, created: pd.Series, pairs: pd.DataFrame,
     festival's sign-ups all claim the same shops' coupons; a crew sprays claims over
     many, and one that signs up during a promotion keeps its own. A promotion is a
     crowd: two sprees made the same week that share shops are judged on their claims
-    (together at ``harvest_factor`` shops or more, see :func:`find_rings`)."""
+    (together at ``harvest_factor`` shops or more, see :func:`find_rings`). With
+    ``partner_of`` a partner's campaign counts as a promotion too
+    (:func:`promotion_shares`, with ``partner_share`` each partner's share of the
+    platform's claims); ``shared`` marks the sprees on a device another coupon account
+    uses, which came for no promotion."""
     spree = spree.copy()
     idx, t = _by_creation(spree, created)
     if len(idx) < 2:
         return spree
     run = pd.Series(_runs(t, params.burst_days), index=idx)
-    share = promotion_shares(pairs, run)
+    share = promotion_shares(pairs, run, partner_of, partner_share, params.campaign_share)
     # A promotion is a crowd: a pair of sprees that share shops is judged on its claims.
     crowd = run.map(run.value_counts()).reindex(share.index).to_numpy() >= params.promotion_least
-    spree[share.index[(share >= params.promotion_share) & crowd].to_numpy()] = False
+    exempt = share.index[(share >= params.promotion_share) & crowd].to_numpy()
+    if shared is not None:
+        exempt = exempt[~shared[exempt]]
+    spree[exempt] = False
     return spree
 
 
@@ -341,7 +350,24 @@ def find_rings(sig: pd.DataFrame, base: Baselines, graph: EntityGraph, communiti
     pairs = agg.coupon_pairs if agg.coupon_pairs is not None else pd.DataFrame(
         {"aid": pd.Series([], dtype="int32"), "mid": pd.Series([], dtype="int32")})
     spree = coupon_sprees(sig, params) & ~hoarder & (agg.coupon_pairs is not None)
-    spree = _not_promotions(spree, sig["created_at"], pairs, params)
+    merchant = sig["account_type"].to_numpy() == "merchant"
+    partner_of = pd.Series(sig["partner_id"].to_numpy(object)[merchant],
+                           index=sig["aid"].to_numpy()[merchant]).dropna()
+    # A festival's sign-ups use phones of their own: a spree on a device another spree or
+    # coupon harvester uses (an emulator, a cloned phone) came for no promotion.
+    dl = agg.device_links
+    coupon_acc = spree | hoarder
+    on = pd.Series(coupon_acc[dl["aid"].to_numpy()]).groupby(dl["did"].to_numpy()).transform("sum")
+    crowded = np.zeros(len(sig), dtype=bool)
+    crowded[dl["aid"].to_numpy()[(on.to_numpy() >= 2) & coupon_acc[dl["aid"].to_numpy()]]] = True
+    # Each partner's share of the usual coupon claims (of accounts neither sprees nor
+    # coupon harvesters): a campaign lifts its own.
+    usual = ~coupon_acc
+    claims_total = max(float(sig["coupon_claims"].to_numpy()[usual].sum()), 1.0)
+    kept = agg.coupons[usual[agg.coupons["aid"].to_numpy()]] if len(agg.coupons) else agg.coupons
+    partner_share = kept.groupby("partner_id")["claims"].sum() / claims_total
+    spree = _not_promotions(spree, sig["created_at"], pairs, params, partner_of, crowded,
+                            partner_share)
     if not (harvester | claimer | reader | hoarder | spree).any():
         return _no_rings(params)
     members = _expand(sig, links, harvester | claimer | reader | hoarder | spree, weak, params)
@@ -525,10 +551,18 @@ def coupon_sprees(sig: pd.DataFrame, params: RingParams) -> np.ndarray:
             & (sig["coupon_merchants"].to_numpy(dtype=float) >= params.spree_merchants))
 
 
-def promotion_shares(pairs: pd.DataFrame, run: pd.Series) -> pd.Series:
+def promotion_shares(pairs: pd.DataFrame, run: pd.Series,
+                     partner_of: pd.Series | None = None,
+                     partner_share: pd.Series | None = None,
+                     nearly_all: float = 0.9) -> pd.Series:
     """How much each account came for one promotion: for each account of ``run`` (aid →
     its run's number), the share of its never-ordered-from coupon shops (``pairs``: aid,
-    mid) that half its run or more (two at least) claimed at.
+    mid) that are its run's promotion: shops half its run or more (two at least) claimed
+    at, or, with ``partner_of`` (merchant aid → its partner), the shops of a partner that
+    holds ``nearly_all`` of the run's claims, more than its share of the platform's usual
+    claims (``partner_share``, partner → share; none given: 0): a partner's campaign over
+    its many shops, each sign-up trying a few of them. Where one partner serves every
+    shop, a crew's claims land there anyway, and that is no campaign.
 
     >>> same = pd.DataFrame({"aid": [1, 1, 1, 2, 2, 2], "mid": [7, 8, 9, 7, 8, 9]})
     >>> promotion_shares(same, pd.Series([0, 0], index=[1, 2])).tolist()   # a festival
@@ -536,12 +570,29 @@ def promotion_shares(pairs: pd.DataFrame, run: pd.Series) -> pd.Series:
     >>> spread = pd.DataFrame({"aid": [1, 1, 1, 2, 2, 2, 2], "mid": [7, 8, 9, 7, 4, 5, 6]})
     >>> promotion_shares(spread, pd.Series([0, 0], index=[1, 2])).round(3).tolist()
     [0.333, 0.25]
+    >>> campaign = pd.Series(["P1"] * 6, index=[7, 4, 5, 6, 8, 9])      # one partner's shops
+    >>> promotion_shares(spread, pd.Series([0, 0], index=[1, 2]), campaign).tolist()
+    [1.0, 1.0]
+    >>> promotion_shares(spread, pd.Series([0, 0], index=[1, 2]), campaign,
+    ...                  pd.Series({"P1": 1.0})).round(3).tolist()   # P1 serves every shop
+    [0.333, 0.25]
     """
     mine = pairs[pairs["aid"].isin(run.index)]
     mine = mine.assign(run=run.reindex(mine["aid"].to_numpy()).to_numpy())
     claimed_by = mine.groupby(["run", "mid"])["aid"].transform("nunique").to_numpy()
     need = np.maximum(2, np.ceil(run.value_counts().reindex(mine["run"]).to_numpy() / 2))
-    return pd.Series(claimed_by >= need).groupby(mine["aid"].to_numpy()).mean()
+    promotion = claimed_by >= need
+    if partner_of is not None and len(mine):
+        partner = partner_of.reindex(mine["mid"].to_numpy()).to_numpy(object)
+        by = pd.DataFrame({"run": mine["run"].to_numpy(), "partner": partner}).dropna()
+        held = by.groupby(["run", "partner"]).size() / mine.groupby("run").size().reindex(
+            by.groupby(["run", "partner"]).size().index.get_level_values("run")).to_numpy()
+        usual = (partner_share if partner_share is not None else pd.Series(dtype=float)
+                 ).reindex(held.index.get_level_values("partner")).fillna(0.0).to_numpy()
+        campaigns = set(held.index[(held.to_numpy() >= nearly_all) & (held.to_numpy() > usual)])
+        promotion |= np.array([(r, p) in campaigns
+                               for r, p in zip(mine["run"].to_numpy(), partner)], dtype=bool)
+    return pd.Series(promotion).groupby(mine["aid"].to_numpy()).mean().round(4)
 
 
 def coupon_harvesters(sig: pd.DataFrame, params: RingParams,

@@ -834,3 +834,51 @@ def test_a_pair_of_sprees_that_shares_shops_is_no_promotion(tmp_path):
     ring, got = _the_one_flagged(flagged, members)
     assert got == {"q1", "q2"}
     assert "did little but claim coupons" in ring["reasons"]
+
+
+def test_a_partners_campaign_crowd_is_no_crew_and_a_crew_on_one_emulator_at_it_is(tmp_path):
+    """A promotion can be one partner's campaign over many shops.
+
+    Background as in the festival test: 60 shoppers each claim one coupon among 24 other
+    events. Partner P2 runs a campaign at its 12 shops (m21..m32):
+    * f00..f29 sign up the same day, each on a phone and home of its own, and each claims
+      at 3 of the 12 shops (spread, so no shop is claimed by half of them): sprees
+      (focus 3/7, 11× the median claimer's), but all their claims are at one partner's
+      shops -> a campaign's crowd, not flagged.
+    * e1..e5 sign up the same day on one emulator (``emu-4``) and claim at 4 of the
+      campaign's shops each (11 in all): sprees on a device another spree uses came for
+      no campaign -> one flagged ring of exactly {e1..e5}.
+    """
+    partners = [["P1", "Shop Co", "isv", "2019-01-01"],
+                ["P2", "Promo Co", "promotions", "2019-01-01"]]
+    accounts = [[f"m{k}", "merchant", "2019-02-01", "P1"] for k in range(1, 21)]
+    accounts += [[f"m{k}", "merchant", "2019-02-01", "P2"] for k in range(21, 33)]
+    accounts += [[f"f{j:02d}", "customer", "2020-03-10", ""] for j in range(30)]
+    accounts += [[f"e{j}", "customer", "2020-03-10", ""] for j in range(1, 6)]
+    events: list = []
+    _background(accounts, events)
+    for i in range(60):
+        for k in range(21):
+            events.append([_ts(T0 + timedelta(days=1, hours=i, minutes=k)), f"h{i:03d}",
+                           f"hphone{i}", f"10.1.{i // 250}.{i % 250}", "view_item", "m1", "0"])
+        events.append([_ts(T0 + timedelta(days=1, hours=i, minutes=30)), f"h{i:03d}",
+                       f"hphone{i}", f"10.1.{i // 250}.{i % 250}", "coupon_claim",
+                       f"m{1 + i % 15}", "0"])
+
+    def spree(who, device, ip, at, shops):
+        events.append([_ts(at), who, device, ip, "login", "", "0"])
+        for k, shop in enumerate(shops):
+            for kind in ("view_item", "coupon_claim"):
+                events.append([_ts(at + timedelta(minutes=2 * k + (kind == "coupon_claim"))),
+                               who, device, ip, kind, f"m{shop}", "0"])
+
+    for j in range(30):
+        spree(f"f{j:02d}", f"f{j}-phone", f"10.9.0.{j}", T0 + timedelta(days=9, minutes=7 * j),
+              [21 + (j + 4 * k) % 12 for k in range(3)])
+    for j in range(1, 6):
+        spree(f"e{j}", "emu-4", f"198.51.100.{j}", T0 + timedelta(days=9, hours=5, minutes=j),
+              [21 + (2 * j + k) % 11 for k in range(4)])
+    flagged, members, _ = _run(tmp_path, partners, accounts, events)
+    ring, got = _the_one_flagged(flagged, members)
+    assert got == {f"e{j}" for j in range(1, 6)}
+    assert "did little but claim coupons" in ring["reasons"]
