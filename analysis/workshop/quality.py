@@ -140,15 +140,18 @@ def assess_small(accounts: int, seed: int, work: Path, days: int, shops: int = 0
 #: Randomised worlds (:mod:`analysis.workshop.synth.worlds`): seeds looked at while
 #: tuning the detector, and seeds held out of tuning (run only for the table). Seeds 19
 #: and 20 were never run while tuning; 81-100 were first run for the tables of
-#: 2026-12-07, and 121-140 for the table after peer voices (2026-12-07, third session).
+#: 2026-12-07, 121-140 for the table after peer voices (2026-12-07, third session), and
+#: 141-160 for the table of the fourth session.
 WORLD_TUNING_SEEDS = tuple(range(1, 19)) + tuple(range(21, 81))
-WORLD_HELD_OUT_SEEDS = (19, 20) + tuple(range(81, 101)) + tuple(range(121, 141))
+WORLD_HELD_OUT_SEEDS = (19, 20) + tuple(range(81, 101)) + tuple(range(121, 161))
 #: Small, skewed platforms, the shape of the issue's export D (500 customers, 40 days):
 #: every world drawn at SMALL_WORLD_ACCOUNTS accounts over SMALL_WORLD_DAYS days, where
 #: rings are a large share of the accounts.
 SMALL_WORLD_ACCOUNTS, SMALL_WORLD_DAYS = 600, 40
-SMALL_WORLD_TUNING_SEEDS = tuple(range(201, 241))
-SMALL_WORLD_HELD_OUT_SEEDS = tuple(range(101, 136))
+#: Small tuning worlds 241-280 were added in the fourth session; small held-out worlds
+#: 136-160 were first run then, for their totals only.
+SMALL_WORLD_TUNING_SEEDS = tuple(range(201, 281))
+SMALL_WORLD_HELD_OUT_SEEDS = tuple(range(101, 161))
 
 
 def seed_ranges(seeds) -> str:
