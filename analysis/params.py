@@ -117,8 +117,9 @@ class SignalParams:
     #: onto one cloned device or datacenter IP is one voice, not its peers' norm; on a
     #: small platform it can be most of them).
     peer_voices: bool = True
-    #: In the coupon baseline, the accounts made inside the export window speak as one, all
-    #: together, where 30 (``min_peers``) or more active accounts predate it: a crew
+    #: In the coupon baseline, the accounts made inside the export window speak as one of
+    #: them, all together (each one's voice over their number), where 30 (``min_peers``)
+    #: or more of the baseline's accounts predate it: a crew
     #: bulk-made for a promotion is no norm its peers are judged by, and the platform's
     #: established customers show how claiming looks. It only ever lowers the baseline
     #: (the lowest of the plain, the device-counted and this counting).

@@ -86,7 +86,7 @@ from .params import RingParams
 from .signals import BUSINESS_TYPES, PEER_MEASURES, Baselines
 
 __all__ = ["RingParams", "Rings", "coupon_crews", "coupon_harvesters", "coupon_sprees",
-           "decide_flag", "find_rings", "promotion_shares",
+           "decide_flag", "find_rings", "partner_campaigns", "promotion_shares",
            "partner_review", "reader_crews", "ring_score", "standouts"]
 
 RING_COLUMNS = ["ring_id", "rank", "score", "flagged", "n_accounts", "partner_ids", "first_seen",
@@ -262,33 +262,64 @@ def _created_together(comp: np.ndarray, members: np.ndarray, hoarder: np.ndarray
 
 def _not_promotions(spree: np.ndarray, created: pd.Series, pairs: pd.DataFrame,
                     params: RingParams, partner_of: pd.Series | None = None,
-                    shared: np.ndarray | None = None,
-                    partner_share: pd.Series | None = None) -> np.ndarray:
+                    on_owned: np.ndarray | None = None, claims: pd.DataFrame | None = None,
+                    usual_share: pd.Series | None = None) -> np.ndarray:
     """``spree`` less the sprees that came for one promotion: in its run (created within
     ``burst_days`` of the run's first, :func:`_runs`), ``promotion_share`` or more of its
-    never-ordered-from shops are shops half the run or more claimed at
-    (:func:`promotion_shares`), in a run of ``promotion_least`` sprees or more. A
-    festival's sign-ups all claim the same shops' coupons; a crew sprays claims over
-    many, and one that signs up during a promotion keeps its own. A promotion is a
-    crowd: two sprees made the same week that share shops are judged on their claims
-    (together at ``harvest_factor`` shops or more, see :func:`find_rings`). With
-    ``partner_of`` a partner's campaign counts as a promotion too
-    (:func:`promotion_shares`, with ``partner_share`` each partner's share of the
-    platform's claims); ``shared`` marks the sprees on a device another coupon account
-    uses, which came for no promotion."""
+    never-ordered-from shops are its run's promotion (:func:`promotion_shares`), in a run
+    of ``promotion_least`` sprees or more. A festival's sign-ups all claim the same
+    shops' coupons; a crew sprays claims over many, and one that signs up during a
+    promotion keeps its own. A promotion is a crowd: two sprees made the same week that
+    share shops are judged on their claims (together at ``harvest_factor`` shops or
+    more, see :func:`find_rings`). With ``partner_of`` (merchant → partner), ``claims``
+    (aid, partner_id, claims) and ``usual_share`` (partner → its share of the usual
+    claims), a partner's campaign is a promotion too (:func:`partner_campaigns`).
+    ``on_owned`` marks the sprees on a device coupon accounts dominate: they came for
+    no promotion."""
     spree = spree.copy()
     idx, t = _by_creation(spree, created)
     if len(idx) < 2:
         return spree
     run = pd.Series(_runs(t, params.burst_days), index=idx)
-    share = promotion_shares(pairs, run, partner_of, partner_share, params.campaign_share)
+    campaigns = (partner_campaigns(claims, run, usual_share, params.campaign_share,
+                                   params.support_factor) if claims is not None else set())
+    share = promotion_shares(pairs, run, partner_of, campaigns)
     # A promotion is a crowd: a pair of sprees that share shops is judged on its claims.
     crowd = run.map(run.value_counts()).reindex(share.index).to_numpy() >= params.promotion_least
     exempt = share.index[(share >= params.promotion_share) & crowd].to_numpy()
-    if shared is not None:
-        exempt = exempt[~shared[exempt]]
+    if on_owned is not None:
+        exempt = exempt[~on_owned[exempt]]
     spree[exempt] = False
     return spree
+
+
+def partner_campaigns(claims: pd.DataFrame, run: pd.Series, usual_share: pd.Series | None,
+                      share: float, lift: float) -> set:
+    """The (run, partner) pairs that are a partner's campaign: of the run's claims at
+    partners' shops (``claims``: aid, partner_id, claims; ``run``: aid → run), the partner
+    holds ``share`` or more, and the run claims at other partners' shops under a
+    ``lift``-th as often as the platform's usual claimers do (``usual_share``: partner →
+    its share of their claims). A festival run by one promotions partner brings sign-ups
+    that each try a few of its many shops; where one partner serves every shop, a crew's
+    claims land there anyway, and that is no campaign.
+
+    >>> claims = pd.DataFrame({"aid": [1, 2, 2], "partner_id": ["P1", "P1", "P2"],
+    ...                        "claims": [3, 5, 0]})
+    >>> run = pd.Series([0, 0], index=[1, 2])
+    >>> partner_campaigns(claims, run, pd.Series({"P1": 0.5}), 0.9, 3.0)
+    {(0, 'P1')}
+    >>> partner_campaigns(claims, run, pd.Series({"P1": 1.0}), 0.9, 3.0)   # P1 serves all
+    set()
+    """
+    mine = claims[claims["aid"].isin(run.index)]
+    if mine.empty:
+        return set()
+    per = mine.assign(run=run.reindex(mine["aid"].to_numpy()).to_numpy()).groupby(
+        ["run", "partner_id"])["claims"].sum()
+    held = (per / per.groupby(level="run").transform("sum")).to_numpy()
+    usual = (usual_share if usual_share is not None else pd.Series(dtype=float)).reindex(
+        per.index.get_level_values("partner_id")).fillna(0.0).to_numpy()
+    return set(per.index[(held >= share) & ((1.0 - held) * lift < 1.0 - usual)])
 
 
 def _burst(created: np.ndarray, pop: np.ndarray, days: int) -> tuple[int, float]:
@@ -353,21 +384,24 @@ def find_rings(sig: pd.DataFrame, base: Baselines, graph: EntityGraph, communiti
     merchant = sig["account_type"].to_numpy() == "merchant"
     partner_of = pd.Series(sig["partner_id"].to_numpy(object)[merchant],
                            index=sig["aid"].to_numpy()[merchant]).dropna()
-    # A festival's sign-ups use phones of their own: a spree on a device another spree or
-    # coupon harvester uses (an emulator, a cloned phone) came for no promotion.
-    dl = agg.device_links
     coupon_acc = spree | hoarder
-    on = pd.Series(coupon_acc[dl["aid"].to_numpy()]).groupby(dl["did"].to_numpy()).transform("sum")
-    crowded = np.zeros(len(sig), dtype=bool)
-    crowded[dl["aid"].to_numpy()[(on.to_numpy() >= 2) & coupon_acc[dl["aid"].to_numpy()]]] = True
-    # Each partner's share of the usual coupon claims (of accounts neither sprees nor
-    # coupon harvesters): a campaign lifts its own.
-    usual = ~coupon_acc
-    claims_total = max(float(sig["coupon_claims"].to_numpy()[usual].sum()), 1.0)
-    kept = agg.coupons[usual[agg.coupons["aid"].to_numpy()]] if len(agg.coupons) else agg.coupons
-    partner_share = kept.groupby("partner_id")["claims"].sum() / claims_total
-    spree = _not_promotions(spree, sig["created_at"], pairs, params, partner_of, crowded,
-                            partner_share)
+    # A festival's sign-ups use phones of their own: a spree on a device that coupon
+    # accounts dominate (an emulator, a cloned phone) came for no promotion. A family
+    # phone or a booth's tablet, shared with others, does not count.
+    devices = links[links["kind"].to_numpy() == "device"]
+    aid, entity = devices["aid"].to_numpy(), devices["entity"].to_numpy()
+    n_coupon = pd.Series(coupon_acc[aid]).groupby(entity).transform("sum").to_numpy()
+    n_users = pd.Series(aid).groupby(entity).transform("size").to_numpy()
+    owned = (n_coupon >= 2) & (n_coupon / n_users >= params.dominated_share) & coupon_acc[aid]
+    on_owned = np.zeros(len(sig), dtype=bool)
+    on_owned[aid[owned]] = True
+    # Each partner's share of the usual claims at partners' shops (by accounts neither
+    # sprees nor coupon harvesters): a campaign lifts its own.
+    usual = agg.coupons[~coupon_acc[agg.coupons["aid"].to_numpy()]]
+    usual_share = (usual.groupby("partner_id")["claims"].sum()
+                   / max(float(usual["claims"].sum()), 1.0))
+    spree = _not_promotions(spree, sig["created_at"], pairs, params, partner_of, on_owned,
+                            agg.coupons, usual_share)
     if not (harvester | claimer | reader | hoarder | spree).any():
         return _no_rings(params)
     members = _expand(sig, links, harvester | claimer | reader | hoarder | spree, weak, params)
@@ -551,18 +585,13 @@ def coupon_sprees(sig: pd.DataFrame, params: RingParams) -> np.ndarray:
             & (sig["coupon_merchants"].to_numpy(dtype=float) >= params.spree_merchants))
 
 
-def promotion_shares(pairs: pd.DataFrame, run: pd.Series,
-                     partner_of: pd.Series | None = None,
-                     partner_share: pd.Series | None = None,
-                     nearly_all: float = 0.9) -> pd.Series:
+def promotion_shares(pairs: pd.DataFrame, run: pd.Series, partner_of: pd.Series | None = None,
+                     campaigns: set | None = None) -> pd.Series:
     """How much each account came for one promotion: for each account of ``run`` (aid →
     its run's number), the share of its never-ordered-from coupon shops (``pairs``: aid,
     mid) that are its run's promotion: shops half its run or more (two at least) claimed
-    at, or, with ``partner_of`` (merchant aid → its partner), the shops of a partner that
-    holds ``nearly_all`` of the run's claims, more than its share of the platform's usual
-    claims (``partner_share``, partner → share; none given: 0): a partner's campaign over
-    its many shops, each sign-up trying a few of them. Where one partner serves every
-    shop, a crew's claims land there anyway, and that is no campaign.
+    at, or the shops of a partner whose campaign the run is (``campaigns``: (run,
+    partner) pairs, :func:`partner_campaigns`; ``partner_of``: merchant → partner).
 
     >>> same = pd.DataFrame({"aid": [1, 1, 1, 2, 2, 2], "mid": [7, 8, 9, 7, 8, 9]})
     >>> promotion_shares(same, pd.Series([0, 0], index=[1, 2])).tolist()   # a festival
@@ -570,29 +599,20 @@ def promotion_shares(pairs: pd.DataFrame, run: pd.Series,
     >>> spread = pd.DataFrame({"aid": [1, 1, 1, 2, 2, 2, 2], "mid": [7, 8, 9, 7, 4, 5, 6]})
     >>> promotion_shares(spread, pd.Series([0, 0], index=[1, 2])).round(3).tolist()
     [0.333, 0.25]
-    >>> campaign = pd.Series(["P1"] * 6, index=[7, 4, 5, 6, 8, 9])      # one partner's shops
-    >>> promotion_shares(spread, pd.Series([0, 0], index=[1, 2]), campaign).tolist()
+    >>> shops = pd.Series(["P1"] * 6, index=[7, 4, 5, 6, 8, 9])         # one partner's shops
+    >>> promotion_shares(spread, pd.Series([0, 0], index=[1, 2]), shops, {(0, "P1")}).tolist()
     [1.0, 1.0]
-    >>> promotion_shares(spread, pd.Series([0, 0], index=[1, 2]), campaign,
-    ...                  pd.Series({"P1": 1.0})).round(3).tolist()   # P1 serves every shop
-    [0.333, 0.25]
     """
     mine = pairs[pairs["aid"].isin(run.index)]
     mine = mine.assign(run=run.reindex(mine["aid"].to_numpy()).to_numpy())
     claimed_by = mine.groupby(["run", "mid"])["aid"].transform("nunique").to_numpy()
     need = np.maximum(2, np.ceil(run.value_counts().reindex(mine["run"]).to_numpy() / 2))
     promotion = claimed_by >= need
-    if partner_of is not None and len(mine):
+    if campaigns and partner_of is not None:
         partner = partner_of.reindex(mine["mid"].to_numpy()).to_numpy(object)
-        by = pd.DataFrame({"run": mine["run"].to_numpy(), "partner": partner}).dropna()
-        held = by.groupby(["run", "partner"]).size() / mine.groupby("run").size().reindex(
-            by.groupby(["run", "partner"]).size().index.get_level_values("run")).to_numpy()
-        usual = (partner_share if partner_share is not None else pd.Series(dtype=float)
-                 ).reindex(held.index.get_level_values("partner")).fillna(0.0).to_numpy()
-        campaigns = set(held.index[(held.to_numpy() >= nearly_all) & (held.to_numpy() > usual)])
-        promotion |= np.array([(r, p) in campaigns
-                               for r, p in zip(mine["run"].to_numpy(), partner)], dtype=bool)
-    return pd.Series(promotion).groupby(mine["aid"].to_numpy()).mean().round(4)
+        promotion |= np.array([(r, p) in campaigns for r, p in zip(mine["run"].to_numpy(),
+                                                                     partner)], dtype=bool)
+    return pd.Series(promotion).groupby(mine["aid"].to_numpy()).mean()
 
 
 def coupon_harvesters(sig: pd.DataFrame, params: RingParams,
@@ -962,7 +982,7 @@ def _ring_evidence(c: dict[str, np.ndarray], idx: np.ndarray, hidx: np.ndarray,
                                    coupon_claimers=len(cpidx), coupon_harm=coupon_harm,
                                    coupon_corroborated=burst or shared_device,
                                    crew_readers=len(rdidx), crew_harm=crew_harm,
-                                   crew_corroborated=crew_device)
+                                   crew_corroborated=crew_device, crewed=crewed)
     # Coupon harvesters' claims, in units of their peer baseline, rank like a crew's.
     spent = np.concatenate([hoarders, sprees])
     hoard_harm = float(np.nansum(c["coupon_merchants_ratio"][spent])) if len(spent) else 0.0
@@ -987,13 +1007,15 @@ def decide_flag(harm_ratio: float, harvesters: int, crew_evidence: int,
                 coupon_sprees: int = 0, workforce: int = 0, made_together: bool = False,
                 coupon_claimers: int = 0, coupon_harm: float = 0.0,
                 coupon_corroborated: bool = False, crew_readers: int = 0,
-                crew_harm: float = 0.0, crew_corroborated: bool = False) -> tuple[bool, str]:
+                crew_harm: float = 0.0, crew_corroborated: bool = False,
+                crewed: int | None = None) -> tuple[bool, str]:
     """Whether a candidate ring is an alert, and if not, why not (in words).
 
     ``harm_ratio`` is the ring's harm summed over its members in units of their
     peer baselines; ``crew_evidence`` counts what households and kiosks do not
     give (``crew_harvesters`` or more self-harvesting accounts on devices or IPs they
-    dominate; harvesting partner staff). With
+    dominate; harvesting partner staff; ``crewed``, the most harvesters in one such piece,
+    words the reason where harvesters are many but not linked so). With
     ``harvest_factor`` f: flagged at f² with crew evidence, at f³ alone.
 
     A coupon crew (``coupon_claimers`` ≥ ``coupon_crew`` accounts each claiming
@@ -1027,6 +1049,8 @@ def decide_flag(harm_ratio: float, harvesters: int, crew_evidence: int,
     False
     >>> decide_flag(400.0, 2, 0, p)[1]         # a shop's two logins on one PC: a pair
     'not flagged: no crew evidence (2 accounts harvesting, under the 3 of a crew; no harvesting partner staff; none stands out), under the 1000× harm that flags a lone crawler'
+    >>> decide_flag(150.0, 3, 0, p, crewed=1)[1]   # three heavy readers at a kiosk
+    'not flagged: no crew evidence (3 accounts harvesting, no 3 of them on devices or IPs they dominate; no harvesting partner staff; none stands out), under the 1000× harm that flags a lone crawler'
     >>> decide_flag(1500.0, 1, 0, p)           # a lone crawler over 1,000×
     (True, '')
     >>> decide_flag(60.0, 4, 2, p)[1]
@@ -1088,10 +1112,14 @@ def decide_flag(harm_ratio: float, harvesters: int, crew_evidence: int,
     if harm_ratio < f ** 2:
         return False, (f"not flagged: harm {_fmt(harm_ratio)}× its peers is under the "
                        f"{f ** 2:g}× a ring needs, and none of its harvesters stands out")
-    return False, (f"not flagged: no crew evidence ({plural_accounts(harvesters)} harvesting, "
-                   f"under the {params.crew_harvesters} of a crew; no harvesting "
-                   f"partner staff; none stands out), under the {f ** 3:g}× harm that flags "
-                   f"a lone crawler")
+    if crewed is not None and harvesters >= params.crew_harvesters > crewed:
+        crew = (f"{plural_accounts(harvesters)} harvesting, no {params.crew_harvesters} of "
+                f"them on devices or IPs they dominate")
+    else:
+        crew = (f"{plural_accounts(harvesters)} harvesting, under the "
+                f"{params.crew_harvesters} of a crew")
+    return False, (f"not flagged: no crew evidence ({crew}; no harvesting partner staff; "
+                   f"none stands out), under the {f ** 3:g}× harm that flags a lone crawler")
 
 
 def plural_accounts(n: int) -> str:

@@ -69,8 +69,8 @@ of that quantile and the plain one (:func:`_lower_quantile`). A crew of a hundre
 one cloned device or datacenter IP is then one voice: on a small platform, where it
 can be half the readers or claimers, it no longer sets its own peers' level. A crew
 on devices of its own is not caught this way; it keeps the plain quantile. In the
-coupon baseline the accounts made inside the export window also speak as one, all
-together (:func:`established_voices`, ``SignalParams.established_voices``): a coupon
+coupon baseline the accounts made inside the export window also speak as one of them,
+all together (:func:`established_voices`, ``SignalParams.established_voices``): a coupon
 crew is bulk-made for the promotion, and the established customers show how claiming
 looks.
 
@@ -205,8 +205,8 @@ class Baselines:
     #: ``(measure, type)`` whose baseline counts each device (a customer's: or IP) once,
     #: lower than counting each account (see :func:`_lower_quantile`).
     counted: set[str] = field(default_factory=set)
-    #: ... of which those where the accounts made inside the export window, counted as
-    #: one, lowered it further (see :func:`established_voices`).
+    #: ``(measure, type)`` whose baseline counting the accounts made inside the export
+    #: window as one made lower than counting by device (see :func:`established_voices`).
     counted_newcomers: set[str] = field(default_factory=set)
 
     def ratio(self, measure: str, x):
@@ -218,15 +218,14 @@ class Baselines:
 
     def counting(self, measure: str, account_type: str) -> str:
         """", counting each device or home once" where that lowered the peer baseline of
-        ``measure`` for ``account_type`` (see :func:`_lower_quantile`), "… and the accounts
-        made inside the export window as one" where that lowered it further, else ""."""
+        ``measure`` for ``account_type`` (see :func:`_lower_quantile`), ", counting the
+        accounts made inside the export window as one" where that lowered it (below the
+        device counting), both joined by "and" where both did, else ""."""
         key = f"{measure}:{account_type}"
-        if key in self.counted_newcomers:
-            return (", counting each device or home once and the accounts made inside the "
-                    "export window as one")
-        if key in self.counted:
-            return ", counting each device or home once"
-        return ""
+        ways = ((["each device or home once"] if key in self.counted else [])
+                + (["the accounts made inside the export window as one"]
+                   if key in self.counted_newcomers else []))
+        return f", counting {' and '.join(ways)}" if ways else ""
 
     def describe_peer(self, measure: str, account_type: str) -> str:
         """The peer baseline in words: "the 75th-percentile partner staff account"."""
@@ -442,23 +441,35 @@ def peer_voices(device_share: np.ndarray, ip_share: np.ndarray,
     return 1.0 / np.maximum(np.maximum(np.asarray(device_share, dtype=float), ips), 1.0)
 
 
-def established_voices(voice: np.ndarray, created_at: pd.Series, first_event,
-                       active: np.ndarray, min_peers: int) -> np.ndarray | None:
-    """``voice`` (:func:`peer_voices`) with the accounts made inside the export window (after
-    ``first_event``) sharing one voice, all together; None where fewer than ``min_peers``
-    active accounts predate the window, or none was made inside it. Coupon crews are
-    bulk-made for a promotion; the platform's established customers show how claiming
-    looks, and a crew that is most of a small platform's claimers is then no norm.
+def made_inside(created_at: pd.Series, first_event) -> np.ndarray | None:
+    """Which accounts were made inside the export window: after ``first_event`` (compared
+    in UTC); None without a first event. An account with no creation date is established.
 
-    >>> made = pd.Series(pd.to_datetime(["2020-01-01", "2020-01-01", "2024-03-02", "2024-03-05"]))
-    >>> established_voices(np.ones(4), made, pd.Timestamp("2024-03-01"), np.ones(4, bool), 2).tolist()
+    >>> made = pd.Series(pd.to_datetime(["2020-01-01", None, "2024-03-02"]))
+    >>> made_inside(made, pd.Timestamp("2024-03-01 01:00", tz="Europe/Berlin")).tolist()
+    [False, False, True]
+    """
+    if first_event is None or pd.isna(first_event):
+        return None
+    start = pd.Timestamp(first_event)
+    if start.tzinfo is not None:
+        start = start.tz_convert("UTC").tz_localize(None)
+    return pd.to_datetime(created_at).to_numpy() > np.datetime64(start)
+
+
+def established_voices(voice: np.ndarray, inside: np.ndarray,
+                       min_peers: int) -> np.ndarray | None:
+    """``voice`` (:func:`peer_voices`, over one baseline's accounts) with the accounts made
+    inside the export window (``inside``) speaking as one of them, all together: each
+    one's voice over their number. None where fewer than ``min_peers`` of the accounts
+    predate the window, or none was made inside it. Coupon crews are bulk-made for a promotion; the
+    platform's established customers show how claiming looks, and a crew that is most of
+    a small platform's claimers is then no norm.
+
+    >>> established_voices(np.ones(4), np.array([False, False, True, True]), 2).tolist()
     [1.0, 1.0, 0.5, 0.5]
     """
-    if first_event is None:
-        return None
-    start = np.datetime64(pd.Timestamp(first_event).tz_localize(None))
-    inside = (pd.to_datetime(created_at).to_numpy() > start)   # no creation date: established
-    if not inside.any() or (~inside & active).sum() < min_peers:
+    if not inside.any() or (~inside).sum() < min_peers:
         return None
     return np.where(inside, voice / inside.sum(), voice)
 
@@ -522,17 +533,16 @@ def account_signals(agg: Aggregates, graph: EntityGraph, communities: pd.Series 
 
     # ... and in the coupon baseline the accounts made inside the export window speak as
     # one, all together (see established_voices).
-    newcomers = (established_voices(voice, acc["created_at"], agg.first_event,
-                                    (acc["n_events"] > 0).to_numpy(), p.min_peers)
-                 if voice is not None and p.established_voices else None)
+    inside = (made_inside(acc["created_at"], agg.first_event)
+              if voice is not None and p.established_voices else None)
 
     def voices_at(mask):
         return None if voice is None else voice[mask]
 
     def coupon_voices_at(mask):
-        if newcomers is None:
-            return voices_at(mask)
-        return voice[mask], newcomers[mask]
+        newcomers = (None if inside is None
+                     else established_voices(voice[mask], inside[mask], p.min_peers))
+        return voices_at(mask) if newcomers is None else (voice[mask], newcomers)
     with np.errstate(divide="ignore", invalid="ignore"):
         acc["untied_share"] = np.where(acc["profile_reads"] > 0,
                                        acc["untied_reads"] / acc["profile_reads"], np.nan)
@@ -648,10 +658,13 @@ def account_signals(agg: Aggregates, graph: EntityGraph, communities: pd.Series 
             base.peer_set_aside[f"coupon_merchants:{kind}"] = upper
         elif voice is not None and _below_plain(acc["coupon_merchants"].to_numpy()[every],
                                                 p.coupon_quantile, value, 1.0):
-            base.counted.add(f"coupon_merchants:{kind}")
-            if newcomers is not None and value < max(_lower_quantile(
-                    acc["coupon_merchants"].to_numpy()[every], p.coupon_quantile,
-                    voices_at(every)), 1.0):
+            # Which counting lowered it: by device, and the newcomers as one below that.
+            by_device = max(_lower_quantile(acc["coupon_merchants"].to_numpy()[every],
+                                            p.coupon_quantile, voices_at(every)), 1.0)
+            if _below_plain(acc["coupon_merchants"].to_numpy()[every], p.coupon_quantile,
+                            by_device, 1.0):
+                base.counted.add(f"coupon_merchants:{kind}")
+            if value < by_device:
                 base.counted_newcomers.add(f"coupon_merchants:{kind}")
         ratio[peers] = acc["coupon_merchants"].to_numpy(dtype=float)[peers] / value
     acc["coupon_merchants_ratio"] = ratio
