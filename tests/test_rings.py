@@ -294,6 +294,40 @@ def _background_readers(accounts: list, events: list) -> int:
     return start
 
 
+def _read(events: list, t, who, device, ip, target) -> None:
+    events.append([_ts(t), who, device, ip, "view_profile", target, "1"])
+
+
+def _honest_readers(events: list, each: int) -> None:
+    """r00..r39, each on its own phone and home, read ``each`` strangers of their own
+    (u000..) once each, over ``each`` days."""
+    for i in range(40):
+        for k in range(each):
+            _read(events, T0 + timedelta(days=1 + k, hours=i % 20), f"r{i:02d}", f"r{i}-phone",
+                  f"10.4.0.{i}", f"u{each * i + k:03d}")
+
+
+def _claiming_shoppers(events: list, shop=lambda i: f"m{1 + i % 15}") -> None:
+    """h000..h059 (of :func:`_background`) each claim one coupon, at ``shop(i)``, among 24
+    other events: focus 1/25, the median claimer's."""
+    for i in range(60):
+        for k in range(21):
+            events.append([_ts(T0 + timedelta(days=1, hours=i, minutes=k)), f"h{i:03d}",
+                           f"hphone{i}", f"10.1.{i // 250}.{i % 250}", "view_item", "m1", "0"])
+        events.append([_ts(T0 + timedelta(days=1, hours=i, minutes=30)), f"h{i:03d}",
+                       f"hphone{i}", f"10.1.{i // 250}.{i % 250}", "coupon_claim", shop(i), "0"])
+
+
+def _spree(events: list, who, device, ip, at, shops) -> None:
+    """``who`` logs in once, then views and claims a coupon at each of ``shops`` (merchant
+    numbers), two minutes apart."""
+    events.append([_ts(at), who, device, ip, "login", "", "0"])
+    for k, shop in enumerate(shops):
+        for kind in ("view_item", "coupon_claim"):
+            events.append([_ts(at + timedelta(minutes=2 * k + (kind == "coupon_claim"))),
+                           who, device, ip, kind, f"m{shop}", "0"])
+
+
 def test_a_call_centre_whose_agents_all_read_callers_alike_is_no_crew(tmp_path):
     """Two partners' staff reading 60 strangers each, once each (peers' level: the floor 1).
 
@@ -481,22 +515,11 @@ def test_coupon_sprees_made_the_same_week_are_a_crew_and_a_festival_crowd_is_not
     accounts += [["p1", "customer", "2020-01-05", ""], ["p2", "customer", "2020-01-07", ""]]
     events: list = []
     _background(accounts, events)
-    for i in range(60):
-        for k in range(21):
-            events.append([_ts(T0 + timedelta(days=1, hours=i, minutes=k)), f"h{i:03d}",
-                           f"hphone{i}", f"10.1.{i // 250}.{i % 250}", "view_item", "m1", "0"])
-        events.append([_ts(T0 + timedelta(days=1, hours=i, minutes=30)), f"h{i:03d}",
-                       f"hphone{i}", f"10.1.{i // 250}.{i % 250}", "coupon_claim",
-                       "m99" if i < 12 else f"m{1 + i % 15}", "0"])
+    _claiming_shoppers(events, lambda i: "m99" if i < 12 else f"m{1 + i % 15}")
 
     def spree(who, j, shops, day):
-        at = T0 + timedelta(days=day, hours=j)
-        ip = f"198.51.{100 + day}.{j}"
-        events.append([_ts(at), who, f"{who}-phone", ip, "login", "", "0"])
-        for k, shop in enumerate(shops):
-            for kind in ("view_item", "coupon_claim"):
-                events.append([_ts(at + timedelta(minutes=2 * k + (kind == "coupon_claim"))),
-                               who, f"{who}-phone", ip, kind, f"m{shop}", "0"])
+        _spree(events, who, f"{who}-phone", f"198.51.{100 + day}.{j}",
+               T0 + timedelta(days=day, hours=j), shops)
 
     crew = {1: [1, 4, 40, 20], 2: [5, 6, 7, 8], 3: [9, 10, 11, 12], 4: [13, 14, 15, 1]}
     for j, shops in crew.items():
@@ -685,21 +708,15 @@ def test_a_crew_that_is_half_the_readers_on_two_cloned_devices_is_flagged(tmp_pa
     events: list = []
     _background(accounts, events)
 
-    def read(t, who, device, ip, target):
-        events.append([_ts(t), who, device, ip, "view_profile", target, "1"])
-
-    for i in range(40):
-        for k in range(4):
-            read(T0 + timedelta(days=1 + k, hours=i % 20), f"r{i:02d}", f"r{i}-phone",
-                 f"10.4.0.{i}", f"u{4 * i + k:03d}")
+    _honest_readers(events, 4)
     for i in range(20):
         for k in range(4):
-            read(T0 + timedelta(days=2, hours=9, minutes=4 * i + k), f"k{i:02d}", "kiosk-1",
-                 "203.0.113.7", f"u{160 + 4 * i + k:03d}")
+            _read(events, T0 + timedelta(days=2, hours=9, minutes=4 * i + k), f"k{i:02d}",
+                  "kiosk-1", "203.0.113.7", f"u{160 + 4 * i + k:03d}")
     for i in range(60):
         for k in range(50):
-            read(T0 + timedelta(days=3 + k % 10, hours=i % 24, seconds=30 * k),
-                 f"c{i:02d}", f"clone-{i // 30}", "198.51.100.9", f"w{50 * i + k:04d}")
+            _read(events, T0 + timedelta(days=3 + k % 10, hours=i % 24, seconds=30 * k),
+                  f"c{i:02d}", f"clone-{i // 30}", "198.51.100.9", f"w{50 * i + k:04d}")
     flagged, members, _ = _run(tmp_path, partners, accounts, events)
     ring, got = _the_one_flagged(flagged, members)
     assert got == {f"c{i:02d}" for i in range(60)}
@@ -782,22 +799,16 @@ def test_three_heavy_readers_at_a_kiosk_are_no_crew_and_three_on_their_own_phone
     events: list = []
     _background(accounts, events)
 
-    def read(t, who, device, ip, target):
-        events.append([_ts(t), who, device, ip, "view_profile", target, "1"])
-
-    for i in range(40):
-        for k in range(2):
-            read(T0 + timedelta(days=1 + k, hours=i % 20), f"r{i:02d}", f"r{i}-phone",
-                 f"10.4.0.{i}", f"u{2 * i + k:03d}")
+    _honest_readers(events, 2)
     for i in range(21):
         events.append([_ts(T0 + timedelta(days=2, hours=9, minutes=10 * i)), f"k{i:02d}",
                        "kiosk-7", "203.0.113.7", "view_item", "m1", "0"])
     for i in range(3):
         for k in range(100):
-            read(T0 + timedelta(days=3 + k % 5, hours=10, minutes=k), f"k{i:02d}", "kiosk-7",
-                 "203.0.113.7", f"u{80 + 100 * i + k:03d}")
-            read(T0 + timedelta(days=3 + k % 5, hours=k % 24, seconds=30 * k), f"c{i}",
-                 "clone-1", "198.51.100.9", f"u{380 + 100 * i + k:03d}")
+            _read(events, T0 + timedelta(days=3 + k % 5, hours=10, minutes=k), f"k{i:02d}",
+                  "kiosk-7", "203.0.113.7", f"u{80 + 100 * i + k:03d}")
+            _read(events, T0 + timedelta(days=3 + k % 5, hours=k % 24, seconds=30 * k),
+                  f"c{i}", "clone-1", "198.51.100.9", f"u{380 + 100 * i + k:03d}")
     flagged, members, _ = _run(tmp_path, partners, accounts, events)
     ring, got = _the_one_flagged(flagged, members)
     assert got == {"c0", "c1", "c2"}
@@ -820,21 +831,10 @@ def test_a_pair_of_sprees_that_shares_shops_is_no_promotion(tmp_path):
     accounts += [["q1", "customer", "2020-03-10", ""], ["q2", "customer", "2020-03-12", ""]]
     events: list = []
     _background(accounts, events)
-    for i in range(60):
-        for k in range(21):
-            events.append([_ts(T0 + timedelta(days=1, hours=i, minutes=k)), f"h{i:03d}",
-                           f"hphone{i}", f"10.1.{i // 250}.{i % 250}", "view_item", "m1", "0"])
-        events.append([_ts(T0 + timedelta(days=1, hours=i, minutes=30)), f"h{i:03d}",
-                       f"hphone{i}", f"10.1.{i // 250}.{i % 250}", "coupon_claim",
-                       f"m{1 + i % 15}", "0"])
+    _claiming_shoppers(events)
     for j, (who, own) in enumerate((("q1", [25, 26, 27]), ("q2", [28, 29, 30]))):
-        at = T0 + timedelta(days=12 + 2 * j, hours=j)
-        ip = f"198.51.100.{j}"
-        events.append([_ts(at), who, f"{who}-phone", ip, "login", "", "0"])
-        for k, shop in enumerate([21, 22, 23, 24] + own):
-            for kind in ("view_item", "coupon_claim"):
-                events.append([_ts(at + timedelta(minutes=2 * k + (kind == "coupon_claim"))),
-                               who, f"{who}-phone", ip, kind, f"m{shop}", "0"])
+        _spree(events, who, f"{who}-phone", f"198.51.100.{j}",
+               T0 + timedelta(days=12 + 2 * j, hours=j), [21, 22, 23, 24] + own)
     flagged, members, _ = _run(tmp_path, partners, accounts, events)
     ring, got = _the_one_flagged(flagged, members)
     assert got == {"q1", "q2"}
@@ -862,27 +862,13 @@ def test_a_partners_campaign_crowd_is_no_crew_and_a_crew_on_one_emulator_at_it_i
     accounts += [[f"e{j}", "customer", "2020-03-10", ""] for j in range(1, 6)]
     events: list = []
     _background(accounts, events)
-    for i in range(60):
-        for k in range(21):
-            events.append([_ts(T0 + timedelta(days=1, hours=i, minutes=k)), f"h{i:03d}",
-                           f"hphone{i}", f"10.1.{i // 250}.{i % 250}", "view_item", "m1", "0"])
-        events.append([_ts(T0 + timedelta(days=1, hours=i, minutes=30)), f"h{i:03d}",
-                       f"hphone{i}", f"10.1.{i // 250}.{i % 250}", "coupon_claim",
-                       f"m{1 + i % 15}", "0"])
-
-    def spree(who, device, ip, at, shops):
-        events.append([_ts(at), who, device, ip, "login", "", "0"])
-        for k, shop in enumerate(shops):
-            for kind in ("view_item", "coupon_claim"):
-                events.append([_ts(at + timedelta(minutes=2 * k + (kind == "coupon_claim"))),
-                               who, device, ip, kind, f"m{shop}", "0"])
-
+    _claiming_shoppers(events)
     for j in range(30):
-        spree(f"f{j:02d}", f"f{j}-phone", f"10.9.0.{j}", T0 + timedelta(days=9, minutes=7 * j),
-              [21 + (j + 4 * k) % 12 for k in range(3)])
+        _spree(events, f"f{j:02d}", f"f{j}-phone", f"10.9.0.{j}",
+               T0 + timedelta(days=9, minutes=7 * j), [21 + (j + 4 * k) % 12 for k in range(3)])
     for j in range(1, 6):
-        spree(f"e{j}", "emu-4", f"198.51.100.{j}", T0 + timedelta(days=9, hours=5, minutes=j),
-              [21 + (2 * j + k) % 11 for k in range(4)])
+        _spree(events, f"e{j}", "emu-4", f"198.51.100.{j}",
+               T0 + timedelta(days=9, hours=5, minutes=j), [21 + (2 * j + k) % 11 for k in range(4)])
     flagged, members, _ = _run(tmp_path, partners, accounts, events)
     ring, got = _the_one_flagged(flagged, members)
     assert got == {f"e{j}" for j in range(1, 6)}
