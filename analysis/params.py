@@ -61,14 +61,15 @@ class RingParams:
     spree_merchants: int = 3
     #: ... less each spree that came for a promotion: this share or more of its
     #: never-ordered-from merchants are ones half its run or more claimed at (or the shops
-    #: of a partner holding ``campaign_share`` or more of the run's claims, more than it
-    #: holds of the platform's other claims: a partner's campaign), in a run of this many
-    #: sprees or more (a promotion is a crowd; a pair that shares shops is judged on its
-    #: own claims), unless it shares a device with another spree or coupon harvester (a
-    #: festival's sign-ups use phones of their own).
+    #: of a partner whose campaign the run is, see below), in a run of this many sprees
+    #: or more (a promotion is a crowd; a pair that shares shops is judged on its own
+    #: claims), unless it is on a device coupon accounts dominate (``dominated_share``: an
+    #: emulator or cloned phone; a festival's sign-ups use phones of their own).
     promotion_share: float = 0.5
     promotion_least: int = 3
-    #: A partner's campaign: the partner holds this share or more of a run's claims.
+    #: A partner's campaign: the partner holds this share or more of a run's claims, the
+    #: run claims elsewhere under a ``support_factor``-th as often as the usual claimers,
+    #: and the partner serves at most half the shops (``analysis.rings.partner_campaigns``).
     campaign_share: float = 0.9
 
 

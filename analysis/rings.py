@@ -263,7 +263,8 @@ def _created_together(comp: np.ndarray, members: np.ndarray, hoarder: np.ndarray
 def _not_promotions(spree: np.ndarray, created: pd.Series, pairs: pd.DataFrame,
                     params: RingParams, partner_of: pd.Series | None = None,
                     on_owned: np.ndarray | None = None, claims: pd.DataFrame | None = None,
-                    usual_share: pd.Series | None = None) -> np.ndarray:
+                    usual_share: pd.Series | None = None, claims_of: np.ndarray | None = None,
+                    shop_share: pd.Series | None = None) -> np.ndarray:
     """``spree`` less the sprees that came for one promotion: in its run (created within
     ``burst_days`` of the run's first, :func:`_runs`), ``promotion_share`` or more of its
     never-ordered-from shops are its run's promotion (:func:`promotion_shares`), in a run
@@ -272,17 +273,18 @@ def _not_promotions(spree: np.ndarray, created: pd.Series, pairs: pd.DataFrame,
     promotion keeps its own. A promotion is a crowd: two sprees made the same week that
     share shops are judged on their claims (together at ``harvest_factor`` shops or
     more, see :func:`find_rings`). With ``partner_of`` (merchant → partner), ``claims``
-    (aid, partner_id, claims) and ``usual_share`` (partner → its share of the usual
-    claims), a partner's campaign is a promotion too (:func:`partner_campaigns`).
-    ``on_owned`` marks the sprees on a device coupon accounts dominate: they came for
-    no promotion."""
+    (aid, partner_id, claims), ``usual_share``, ``claims_of`` and ``shop_share`` (see
+    :func:`partner_campaigns`), a partner's campaign is a promotion too. ``on_owned``
+    marks the sprees on a device coupon accounts dominate (:func:`_on_owned_devices`):
+    they came for no promotion."""
     spree = spree.copy()
     idx, t = _by_creation(spree, created)
     if len(idx) < 2:
         return spree
     run = pd.Series(_runs(t, params.burst_days), index=idx)
     campaigns = (partner_campaigns(claims, run, usual_share, params.campaign_share,
-                                   params.support_factor) if claims is not None else set())
+                                   params.support_factor, claims_of, shop_share)
+                 if claims is not None else set())
     share = promotion_shares(pairs, run, partner_of, campaigns)
     # A promotion is a crowd: a pair of sprees that share shops is judged on its claims.
     crowd = run.map(run.value_counts()).reindex(share.index).to_numpy() >= params.promotion_least
@@ -294,32 +296,72 @@ def _not_promotions(spree: np.ndarray, created: pd.Series, pairs: pd.DataFrame,
 
 
 def partner_campaigns(claims: pd.DataFrame, run: pd.Series, usual_share: pd.Series | None,
-                      share: float, lift: float) -> set:
-    """The (run, partner) pairs that are a partner's campaign: of the run's claims at
-    partners' shops (``claims``: aid, partner_id, claims; ``run``: aid → run), the partner
-    holds ``share`` or more, and the run claims at other partners' shops under a
-    ``lift``-th as often as the platform's usual claimers do (``usual_share``: partner →
-    its share of their claims). A festival run by one promotions partner brings sign-ups
-    that each try a few of its many shops; where one partner serves every shop, a crew's
-    claims land there anyway, and that is no campaign.
+                      share: float, lift: float, claims_of: np.ndarray | None = None,
+                      shop_share: pd.Series | None = None) -> set:
+    """The (run, partner) pairs that are a partner's campaign. ``claims`` holds each
+    account's claims at each partner's shops (aid, partner_id, claims), ``run`` maps an
+    aid to its run, ``claims_of`` each account's claims in all (by aid; without it, its
+    claims at partners' shops), ``usual_share`` each partner's share of the usual
+    claimers' claims and ``shop_share`` its share of the platform's shops. A campaign:
+    the partner holds ``share`` or more of the run's claims; the run claims elsewhere
+    under a ``lift``-th as often as the usual claimers do; and the partner serves no
+    more than half the shops. A festival run by one promotions partner brings sign-ups
+    that each try a few of its many shops. Where one partner serves most shops, or
+    takes most claims anyway, or nothing claims but the runs, there is nothing a
+    campaign stands out from.
 
     >>> claims = pd.DataFrame({"aid": [1, 2, 2], "partner_id": ["P1", "P1", "P2"],
-    ...                        "claims": [3, 5, 0]})
-    >>> run = pd.Series([0, 0], index=[1, 2])
+    ...                        "claims": [9, 10, 1]})
+    >>> run = pd.Series([0, 0], index=[1, 2])                          # held: 19 of 20
     >>> partner_campaigns(claims, run, pd.Series({"P1": 0.5}), 0.9, 3.0)
     {(0, 'P1')}
-    >>> partner_campaigns(claims, run, pd.Series({"P1": 1.0}), 0.9, 3.0)   # P1 serves all
+    >>> partner_campaigns(claims, run, pd.Series({"P1": 0.9}), 0.9, 3.0)   # P1 takes 90 %
+    set()
+    >>> partner_campaigns(claims, run, pd.Series({"P1": 0.5}), 0.9, 3.0,
+    ...                   shop_share=pd.Series({"P1": 0.9}))           # P1 serves 90 % of shops
+    set()
+    >>> partner_campaigns(claims, run, pd.Series(dtype=float), 0.9, 3.0)  # no usual claims
     set()
     """
     mine = claims[claims["aid"].isin(run.index)]
-    if mine.empty:
+    if mine.empty or usual_share is None or usual_share.empty:
         return set()
     per = mine.assign(run=run.reindex(mine["aid"].to_numpy()).to_numpy()).groupby(
         ["run", "partner_id"])["claims"].sum()
-    held = (per / per.groupby(level="run").transform("sum")).to_numpy()
-    usual = (usual_share if usual_share is not None else pd.Series(dtype=float)).reindex(
-        per.index.get_level_values("partner_id")).fillna(0.0).to_numpy()
-    return set(per.index[(held >= share) & ((1.0 - held) * lift < 1.0 - usual)])
+    runs = per.index.get_level_values("run")
+    if claims_of is None:
+        total = per.groupby(level="run").transform("sum").to_numpy()
+    else:
+        total = pd.Series(claims_of[run.index.to_numpy()]).groupby(
+            run.to_numpy()).sum().reindex(runs).to_numpy()
+    held = per.to_numpy() / np.maximum(total, 1.0)
+    partners = per.index.get_level_values("partner_id")
+    usual = usual_share.reindex(partners).fillna(0.0).to_numpy()
+    few_shops = (np.ones(len(per), dtype=bool) if shop_share is None
+                 else shop_share.reindex(partners).fillna(0.0).to_numpy() <= 0.5)
+    return set(per.index[(held >= share) & ((1.0 - held) * lift < 1.0 - usual) & few_shops])
+
+
+def _on_owned_devices(links: pd.DataFrame, coupon: np.ndarray,
+                      params: RingParams) -> np.ndarray:
+    """Which accounts (a mask) are ``coupon`` accounts on a device that two or more coupon
+    accounts dominate (``dominated_share`` of its users): an emulator or a cloned phone,
+    not a family phone or a booth's tablet.
+
+    >>> links = pd.DataFrame({"aid": [0, 1, 2, 3, 4, 5, 6], "entity": [9, 9, 8, 8, 8, 8, 8],
+    ...                       "kind": ["device"] * 7})
+    >>> coupon = np.array([True, True, True, True, False, False, False])
+    >>> _on_owned_devices(links, coupon, RingParams()).tolist()      # emulator 9, family 8
+    [True, True, False, False, False, False, False]
+    """
+    devices = links[links["kind"].to_numpy() == "device"]
+    aid, entity = devices["aid"].to_numpy(), devices["entity"].to_numpy()
+    n_coupon = pd.Series(coupon[aid]).groupby(entity).transform("sum").to_numpy()
+    n_users = pd.Series(aid).groupby(entity).transform("size").to_numpy()
+    owned = (n_coupon >= 2) & (n_coupon / n_users >= params.dominated_share) & coupon[aid]
+    out = np.zeros(len(coupon), dtype=bool)
+    out[aid[owned]] = True
+    return out
 
 
 def _burst(created: np.ndarray, pop: np.ndarray, days: int) -> tuple[int, float]:
@@ -385,23 +427,17 @@ def find_rings(sig: pd.DataFrame, base: Baselines, graph: EntityGraph, communiti
     partner_of = pd.Series(sig["partner_id"].to_numpy(object)[merchant],
                            index=sig["aid"].to_numpy()[merchant]).dropna()
     coupon_acc = spree | hoarder
-    # A festival's sign-ups use phones of their own: a spree on a device that coupon
-    # accounts dominate (an emulator, a cloned phone) came for no promotion. A family
-    # phone or a booth's tablet, shared with others, does not count.
-    devices = links[links["kind"].to_numpy() == "device"]
-    aid, entity = devices["aid"].to_numpy(), devices["entity"].to_numpy()
-    n_coupon = pd.Series(coupon_acc[aid]).groupby(entity).transform("sum").to_numpy()
-    n_users = pd.Series(aid).groupby(entity).transform("size").to_numpy()
-    owned = (n_coupon >= 2) & (n_coupon / n_users >= params.dominated_share) & coupon_acc[aid]
-    on_owned = np.zeros(len(sig), dtype=bool)
-    on_owned[aid[owned]] = True
-    # Each partner's share of the usual claims at partners' shops (by accounts neither
-    # sprees nor coupon harvesters): a campaign lifts its own.
+    on_owned = _on_owned_devices(links, coupon_acc, params)
+    # Each partner's share of the usual claims (by accounts neither sprees nor coupon
+    # harvesters; shops no partner serves count in the whole) and of the platform's shops:
+    # a campaign lifts its own.
+    claims_of = sig["coupon_claims"].to_numpy(dtype=float)
     usual = agg.coupons[~coupon_acc[agg.coupons["aid"].to_numpy()]]
     usual_share = (usual.groupby("partner_id")["claims"].sum()
-                   / max(float(usual["claims"].sum()), 1.0))
+                   / max(float(claims_of[~coupon_acc].sum()), 1.0))
+    shop_share = partner_of.value_counts() / max(int(merchant.sum()), 1)
     spree = _not_promotions(spree, sig["created_at"], pairs, params, partner_of, on_owned,
-                            agg.coupons, usual_share)
+                            agg.coupons, usual_share, claims_of, shop_share)
     if not (harvester | claimer | reader | hoarder | spree).any():
         return _no_rings(params)
     members = _expand(sig, links, harvester | claimer | reader | hoarder | spree, weak, params)

@@ -845,24 +845,24 @@ def test_a_partners_campaign_crowd_is_no_crew_and_a_crew_on_one_emulator_at_it_i
     """A promotion can be one partner's campaign over many shops.
 
     Background as in the festival test: 60 shoppers each claim one coupon among 24 other
-    events. Partner P2 runs a campaign at its 12 shops (m21..m32):
+    events, 10 of them at P2's shops and 50 at shops no partner serves (m1..m20). P2, the
+    only partner, serves 12 of the 32 shops (m21..m32) and runs a campaign there:
     * f00..f29 sign up the same day, each on a phone and home of its own, and each claims
       at 3 of the 12 shops (spread, so no shop is claimed by half of them): sprees
       (focus 3/7, 11× the median claimer's), but all their claims are at one partner's
-      shops -> a campaign's crowd, not flagged.
+      shops, which takes a sixth of the usual claims -> a campaign's crowd, not flagged.
     * e1..e5 sign up the same day on one emulator (``emu-4``) and claim at 4 of the
       campaign's shops each (11 in all): sprees on a device another spree uses came for
       no campaign -> one flagged ring of exactly {e1..e5}.
     """
-    partners = [["P1", "Shop Co", "isv", "2019-01-01"],
-                ["P2", "Promo Co", "promotions", "2019-01-01"]]
-    accounts = [[f"m{k}", "merchant", "2019-02-01", "P1"] for k in range(1, 21)]
+    partners = [["P2", "Promo Co", "promotions", "2019-01-01"]]
+    accounts = [[f"m{k}", "merchant", "2019-02-01", ""] for k in range(1, 21)]
     accounts += [[f"m{k}", "merchant", "2019-02-01", "P2"] for k in range(21, 33)]
     accounts += [[f"f{j:02d}", "customer", "2020-03-10", ""] for j in range(30)]
     accounts += [[f"e{j}", "customer", "2020-03-10", ""] for j in range(1, 6)]
     events: list = []
     _background(accounts, events)
-    _claiming_shoppers(events)
+    _claiming_shoppers(events, lambda i: f"m{21 + i % 12}" if i < 10 else f"m{1 + i % 15}")
     for j in range(30):
         _spree(events, f"f{j:02d}", f"f{j}-phone", f"10.9.0.{j}",
                T0 + timedelta(days=9, minutes=7 * j), [21 + (j + 4 * k) % 12 for k in range(3)])
