@@ -260,11 +260,9 @@ def _created_together(comp: np.ndarray, members: np.ndarray, hoarder: np.ndarray
     return pd.Series(comp).replace(relabel).to_numpy()
 
 
-def _not_promotions(spree: np.ndarray, created: pd.Series, pairs: pd.DataFrame,
-                    params: RingParams, partner_of: pd.Series | None = None,
-                    on_owned: np.ndarray | None = None, claims: pd.DataFrame | None = None,
-                    usual_share: pd.Series | None = None, claims_of: np.ndarray | None = None,
-                    shop_share: pd.Series | None = None) -> np.ndarray:
+def _not_promotions(spree: np.ndarray, hoarder: np.ndarray, sig: pd.DataFrame,
+                    agg: Aggregates, links: pd.DataFrame, pairs: pd.DataFrame,
+                    params: RingParams) -> np.ndarray:
     """``spree`` less the sprees that came for one promotion: in its run (created within
     ``burst_days`` of the run's first, :func:`_runs`), ``promotion_share`` or more of its
     never-ordered-from shops are its run's promotion (:func:`promotion_shares`), in a run
@@ -272,73 +270,76 @@ def _not_promotions(spree: np.ndarray, created: pd.Series, pairs: pd.DataFrame,
     shops' coupons; a crew sprays claims over many, and one that signs up during a
     promotion keeps its own. A promotion is a crowd: two sprees made the same week that
     share shops are judged on their claims (together at ``harvest_factor`` shops or
-    more, see :func:`find_rings`). With ``partner_of`` (merchant → partner), ``claims``
-    (aid, partner_id, claims), ``usual_share``, ``claims_of`` and ``shop_share`` (see
-    :func:`partner_campaigns`), a partner's campaign is a promotion too. ``on_owned``
-    marks the sprees on a device coupon accounts dominate (:func:`_on_owned_devices`):
-    they came for no promotion."""
+    more, see :func:`find_rings`). A partner's campaign is a promotion too
+    (:func:`partner_campaigns`). A spree on a device coupon accounts (sprees and coupon
+    harvesters, ``hoarder``) dominate came for no promotion (:func:`_on_owned_devices`)."""
     spree = spree.copy()
-    idx, t = _by_creation(spree, created)
+    idx, t = _by_creation(spree, sig["created_at"])
     if len(idx) < 2:
         return spree
     run = pd.Series(_runs(t, params.burst_days), index=idx)
-    campaigns = (partner_campaigns(claims, run, usual_share, params.campaign_share,
-                                   params.support_factor, claims_of, shop_share)
-                 if claims is not None else set())
+    coupon = spree | hoarder
+    merchant = sig["account_type"].to_numpy() == "merchant"
+    partner_of = pd.Series(sig["partner_id"].to_numpy(object)[merchant],
+                           index=sig["aid"].to_numpy()[merchant]).dropna()
+    # Each partner's share of the usual claims (by accounts neither sprees nor coupon
+    # harvesters; shops no partner serves count in the whole) and of the platform's shops:
+    # a campaign lifts its own.
+    claims_of = sig["coupon_claims"].to_numpy(dtype=float)
+    usual = agg.coupons[~coupon[agg.coupons["aid"].to_numpy()]]
+    usual_share = (usual.groupby("partner_id")["claims"].sum()
+                   / max(float(claims_of[~coupon].sum()), 1.0))
+    shop_share = partner_of.value_counts() / max(int(merchant.sum()), 1)
+    campaigns = partner_campaigns(agg.coupons, run, usual_share, claims_of, shop_share,
+                                  params.campaign_share, params.support_factor)
     share = promotion_shares(pairs, run, partner_of, campaigns)
     # A promotion is a crowd: a pair of sprees that share shops is judged on its claims.
     crowd = run.map(run.value_counts()).reindex(share.index).to_numpy() >= params.promotion_least
     exempt = share.index[(share >= params.promotion_share) & crowd].to_numpy()
-    if on_owned is not None:
-        exempt = exempt[~on_owned[exempt]]
-    spree[exempt] = False
+    spree[exempt[~_on_owned_devices(links, coupon, params)[exempt]]] = False
     return spree
 
 
-def partner_campaigns(claims: pd.DataFrame, run: pd.Series, usual_share: pd.Series | None,
-                      share: float, lift: float, claims_of: np.ndarray | None = None,
-                      shop_share: pd.Series | None = None) -> set:
+def partner_campaigns(claims: pd.DataFrame, run: pd.Series, usual_share: pd.Series,
+                      claims_of: np.ndarray, shop_share: pd.Series, share: float,
+                      lift: float) -> set:
     """The (run, partner) pairs that are a partner's campaign. ``claims`` holds each
     account's claims at each partner's shops (aid, partner_id, claims), ``run`` maps an
-    aid to its run, ``claims_of`` each account's claims in all (by aid; without it, its
-    claims at partners' shops), ``usual_share`` each partner's share of the usual
-    claimers' claims and ``shop_share`` its share of the platform's shops. A campaign:
-    the partner holds ``share`` or more of the run's claims; the run claims elsewhere
-    under a ``lift``-th as often as the usual claimers do; and the partner serves no
-    more than half the shops. A festival run by one promotions partner brings sign-ups
-    that each try a few of its many shops. Where one partner serves most shops, or
-    takes most claims anyway, or nothing claims but the runs, there is nothing a
-    campaign stands out from.
+    aid to its run, ``claims_of`` each account's claims in all (by aid),
+    ``usual_share`` each partner's share of the usual claimers' claims and
+    ``shop_share`` its share of the platform's shops. A campaign: the partner holds
+    ``share`` or more of the run's claims; the run claims elsewhere under a
+    ``lift``-th as often as the usual claimers do; and the partner serves no more than
+    half the shops. A festival run by one promotions partner brings sign-ups that each
+    try a few of its many shops. Where one partner serves most shops, or takes most
+    claims anyway, or nothing claims but the runs, there is nothing a campaign stands
+    out from.
 
     >>> claims = pd.DataFrame({"aid": [1, 2, 2], "partner_id": ["P1", "P1", "P2"],
     ...                        "claims": [9, 10, 1]})
-    >>> run = pd.Series([0, 0], index=[1, 2])                          # held: 19 of 20
-    >>> partner_campaigns(claims, run, pd.Series({"P1": 0.5}), 0.9, 3.0)
+    >>> run, claims_of = pd.Series([0, 0], index=[1, 2]), np.array([0, 9, 11])  # 19 of 20
+    >>> few = pd.Series({"P1": 0.2, "P2": 0.2})                       # each serves 1 shop in 5
+    >>> partner_campaigns(claims, run, pd.Series({"P1": 0.5}), claims_of, few, 0.9, 3.0)
     {(0, 'P1')}
-    >>> partner_campaigns(claims, run, pd.Series({"P1": 0.9}), 0.9, 3.0)   # P1 takes 90 %
+    >>> partner_campaigns(claims, run, pd.Series({"P1": 0.9}), claims_of, few, 0.9, 3.0)
     set()
-    >>> partner_campaigns(claims, run, pd.Series({"P1": 0.5}), 0.9, 3.0,
-    ...                   shop_share=pd.Series({"P1": 0.9}))           # P1 serves 90 % of shops
+    >>> partner_campaigns(claims, run, pd.Series({"P1": 0.5}), claims_of,
+    ...                   pd.Series({"P1": 0.9}), 0.9, 3.0)           # P1 serves 90 % of shops
     set()
-    >>> partner_campaigns(claims, run, pd.Series(dtype=float), 0.9, 3.0)  # no usual claims
+    >>> partner_campaigns(claims, run, pd.Series(dtype=float), claims_of, few, 0.9, 3.0)
     set()
     """
     mine = claims[claims["aid"].isin(run.index)]
-    if mine.empty or usual_share is None or usual_share.empty:
+    if mine.empty or usual_share.empty:   # no usual claims: nothing to stand out from
         return set()
     per = mine.assign(run=run.reindex(mine["aid"].to_numpy()).to_numpy()).groupby(
         ["run", "partner_id"])["claims"].sum()
-    runs = per.index.get_level_values("run")
-    if claims_of is None:
-        total = per.groupby(level="run").transform("sum").to_numpy()
-    else:
-        total = pd.Series(claims_of[run.index.to_numpy()]).groupby(
-            run.to_numpy()).sum().reindex(runs).to_numpy()
-    held = per.to_numpy() / np.maximum(total, 1.0)
+    total = pd.Series(claims_of[run.index.to_numpy()]).groupby(run.to_numpy()).sum()
+    held = per.to_numpy() / np.maximum(
+        total.reindex(per.index.get_level_values("run")).to_numpy(), 1.0)
     partners = per.index.get_level_values("partner_id")
     usual = usual_share.reindex(partners).fillna(0.0).to_numpy()
-    few_shops = (np.ones(len(per), dtype=bool) if shop_share is None
-                 else shop_share.reindex(partners).fillna(0.0).to_numpy() <= 0.5)
+    few_shops = shop_share.reindex(partners).fillna(0.0).to_numpy() <= 0.5
     return set(per.index[(held >= share) & ((1.0 - held) * lift < 1.0 - usual) & few_shops])
 
 
@@ -423,21 +424,7 @@ def find_rings(sig: pd.DataFrame, base: Baselines, graph: EntityGraph, communiti
     pairs = agg.coupon_pairs if agg.coupon_pairs is not None else pd.DataFrame(
         {"aid": pd.Series([], dtype="int32"), "mid": pd.Series([], dtype="int32")})
     spree = coupon_sprees(sig, params) & ~hoarder & (agg.coupon_pairs is not None)
-    merchant = sig["account_type"].to_numpy() == "merchant"
-    partner_of = pd.Series(sig["partner_id"].to_numpy(object)[merchant],
-                           index=sig["aid"].to_numpy()[merchant]).dropna()
-    coupon_acc = spree | hoarder
-    on_owned = _on_owned_devices(links, coupon_acc, params)
-    # Each partner's share of the usual claims (by accounts neither sprees nor coupon
-    # harvesters; shops no partner serves count in the whole) and of the platform's shops:
-    # a campaign lifts its own.
-    claims_of = sig["coupon_claims"].to_numpy(dtype=float)
-    usual = agg.coupons[~coupon_acc[agg.coupons["aid"].to_numpy()]]
-    usual_share = (usual.groupby("partner_id")["claims"].sum()
-                   / max(float(claims_of[~coupon_acc].sum()), 1.0))
-    shop_share = partner_of.value_counts() / max(int(merchant.sum()), 1)
-    spree = _not_promotions(spree, sig["created_at"], pairs, params, partner_of, on_owned,
-                            agg.coupons, usual_share, claims_of, shop_share)
+    spree = _not_promotions(spree, hoarder, sig, agg, links, pairs, params)
     if not (harvester | claimer | reader | hoarder | spree).any():
         return _no_rings(params)
     members = _expand(sig, links, harvester | claimer | reader | hoarder | spree, weak, params)
@@ -645,9 +632,9 @@ def promotion_shares(pairs: pd.DataFrame, run: pd.Series, partner_of: pd.Series 
     need = np.maximum(2, np.ceil(run.value_counts().reindex(mine["run"]).to_numpy() / 2))
     promotion = claimed_by >= need
     if campaigns and partner_of is not None:
-        partner = partner_of.reindex(mine["mid"].to_numpy()).to_numpy(object)
-        promotion |= np.array([(r, p) in campaigns for r, p in zip(mine["run"].to_numpy(),
-                                                                     partner)], dtype=bool)
+        at = pd.MultiIndex.from_arrays([mine["run"].to_numpy(),
+                                        partner_of.reindex(mine["mid"].to_numpy()).to_numpy(object)])
+        promotion |= at.isin(list(campaigns))
     return pd.Series(promotion).groupby(mine["aid"].to_numpy()).mean()
 
 

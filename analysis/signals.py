@@ -462,9 +462,9 @@ def established_voices(voice: np.ndarray, inside: np.ndarray,
     """``voice`` (:func:`peer_voices`, over one baseline's accounts) with the accounts made
     inside the export window (``inside``) speaking as one of them, all together: each
     one's voice over their number. None where fewer than ``min_peers`` of the accounts
-    predate the window, or none was made inside it. Coupon crews are bulk-made for a promotion; the
-    platform's established customers show how claiming looks, and a crew that is most of
-    a small platform's claimers is then no norm.
+    predate the window, or none was made inside it. Coupon crews are bulk-made for a
+    promotion; the platform's established customers show how claiming looks, and a crew
+    that is most of a small platform's claimers is then no norm.
 
     >>> established_voices(np.ones(4), np.array([False, False, True, True]), 2).tolist()
     [1.0, 1.0, 0.5, 0.5]
@@ -532,17 +532,12 @@ def account_signals(agg: Aggregates, graph: EntityGraph, communities: pd.Series 
              if p.peer_voices else None)
 
     # ... and in the coupon baseline the accounts made inside the export window speak as
-    # one, all together (see established_voices).
+    # one of them, all together (see established_voices).
     inside = (made_inside(acc["created_at"], agg.first_event)
               if voice is not None and p.established_voices else None)
 
     def voices_at(mask):
         return None if voice is None else voice[mask]
-
-    def coupon_voices_at(mask):
-        newcomers = (None if inside is None
-                     else established_voices(voice[mask], inside[mask], p.min_peers))
-        return voices_at(mask) if newcomers is None else (voice[mask], newcomers)
     with np.errstate(divide="ignore", invalid="ignore"):
         acc["untied_share"] = np.where(acc["profile_reads"] > 0,
                                        acc["untied_reads"] / acc["profile_reads"], np.nan)
@@ -650,19 +645,22 @@ def account_signals(agg: Aggregates, graph: EntityGraph, communities: pd.Series 
     for kind in sorted(set(types.tolist())):
         peers = types == kind
         every = peers & is_active if (peers & is_active).sum() >= p.min_peers else is_active
-        value, upper = guarded(acc["coupon_merchants"].to_numpy()[every], p.coupon_quantile,
-                                     1.0, None if crews_all is None else crews_all[every],
-                                     coupon_voices_at(every))
+        claimed = acc["coupon_merchants"].to_numpy()[every]
+        newcomers = (None if inside is None
+                     else established_voices(voice[every], inside[every], p.min_peers))
+        value, upper = guarded(claimed, p.coupon_quantile, 1.0,
+                               None if crews_all is None else crews_all[every],
+                               voices_at(every) if newcomers is None
+                               else (voice[every], newcomers))
         base.peer["coupon_merchants"][kind] = value
         if upper is not None:
             base.peer_set_aside[f"coupon_merchants:{kind}"] = upper
-        elif voice is not None and _below_plain(acc["coupon_merchants"].to_numpy()[every],
-                                                p.coupon_quantile, value, 1.0):
-            # Which counting lowered it: by device, and the newcomers as one below that.
-            by_device = max(_lower_quantile(acc["coupon_merchants"].to_numpy()[every],
-                                            p.coupon_quantile, voices_at(every)), 1.0)
-            if _below_plain(acc["coupon_merchants"].to_numpy()[every], p.coupon_quantile,
-                            by_device, 1.0):
+        elif voice is not None and _below_plain(claimed, p.coupon_quantile, value, 1.0):
+            # Which counting lowered it: by device, and the newcomers as one below that
+            # (the device-only quantile is taken again only where newcomers were counted).
+            by_device = value if newcomers is None else max(
+                _lower_quantile(claimed, p.coupon_quantile, voice[every]), 1.0)
+            if _below_plain(claimed, p.coupon_quantile, by_device, 1.0):
                 base.counted.add(f"coupon_merchants:{kind}")
             if value < by_device:
                 base.counted_newcomers.add(f"coupon_merchants:{kind}")
