@@ -147,11 +147,14 @@ def plan(as_of: date | str | None = None, gap_chunks: int = 1) -> list[Step]:
         """),
         # Reads of profiles: per (reader, user) pair, tied or not.
         # ``returned``: the reader came back to the user on a later day (an honest reader's
-        # clientele is read again; a sweep reads each user once).
+        # clientele is read again; a sweep reads each user once). ``first_day``: the day it
+        # first read the user (a workforce meets new callers every working day; a sweep
+        # reaches its strangers in a burst).
         Step("profile_pairs", "table", f"""
             SELECT r.aid, r.tid, r.n, r.rec,
                    (bp.buyer IS NOT NULL OR b.buyer IS NOT NULL) AS tied,
-                   (CAST(r.t1 AS DATE) > CAST(r.t0 AS DATE)) AS returned
+                   (CAST(r.t1 AS DATE) > CAST(r.t0 AS DATE)) AS returned,
+                   CAST(r.t0 AS DATE) AS first_day
             FROM (SELECT aid, tid, count(*) AS n, sum(rec) AS rec, min(ts) AS t0, max(ts) AS t1
                   FROM e WHERE et = {p} GROUP BY aid, tid) r
             JOIN accounts ra ON ra.aid = r.aid
@@ -236,6 +239,7 @@ def plan(as_of: date | str | None = None, gap_chunks: int = 1) -> list[Step]:
                        count(*) FILTER (WHERE tied) AS tied_users,
                        count(*) FILTER (WHERE tied AND returned) AS tied_returned,
                        count(*) FILTER (WHERE NOT tied AND returned) AS untied_returned,
+                       count(DISTINCT CASE WHEN NOT tied THEN first_day END) AS stranger_days,
                        coalesce(sum(least(1.0, {COLD_READERS}.0 / CAST(tr.readers AS DOUBLE))) FILTER (WHERE NOT tied), 0)
                          AS untied_reach,
                        coalesce(sum(least(1.0, {COLD_READERS}.0 / CAST(tr.readers AS DOUBLE))) FILTER (WHERE NOT tied AND returned), 0)
@@ -272,6 +276,7 @@ def plan(as_of: date | str | None = None, gap_chunks: int = 1) -> list[Step]:
                    coalesce(prof.tied_users, 0) AS tied_users,
                    coalesce(prof.tied_returned, 0) AS tied_returned,
                    coalesce(prof.untied_returned, 0) AS untied_returned,
+                   coalesce(prof.stranger_days, 0) AS stranger_days,
                    coalesce(prof.untied_reach, 0) AS untied_reach,
                    coalesce(prof.untied_reach_returned, 0) AS untied_reach_returned,
                    coalesce(com.comment_reads, 0) AS comment_reads,
@@ -337,7 +342,8 @@ SCHEMAS: dict[str, dict[str, object]] = {
         "coupon_claims": _I64, "coupon_no_order": _I64, "coupon_merchants": _I64, "searches": _I64, "logins": _I64,
         "n_devices": _I64, "n_ips": _I64, "profile_reads": _F64, "profile_records": _F64,
         "users_read": _I64, "untied_reads": _F64, "untied_users": _I64, "tied_users": _I64,
-        "tied_returned": _I64, "untied_returned": _I64, "untied_reach": _F64,
+        "tied_returned": _I64, "untied_returned": _I64, "stranger_days": _I64,
+        "untied_reach": _F64,
         "untied_reach_returned": _F64, "comment_reads": _F64,
         "comment_records": _F64, "merchants_read": _I64, "untied_merchants": _I64,
         "untied_comment_reads": _F64,

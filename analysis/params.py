@@ -52,6 +52,11 @@ class RingParams:
     #: among honest colleagues, or stand out.
     workforce_share: float = 0.8
     workforce_least: int = 2
+    #: ... and they met their strangers steadily: the median harvester first read one on at
+    #: least this share of the days a steady reader of as many strangers would (see
+    #: :func:`analysis.signals.stranger_steadiness`). Staff sweeping their partner's users
+    #: in a few days of many are a crew, however many of the staff they are.
+    workforce_steady: float = 0.5
     #: A coupon spree: an account whose activity is claiming coupons, at this many times
     #: the share of the median claimer of its type ...
     spree_factor: float = 8.0

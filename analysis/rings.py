@@ -585,7 +585,8 @@ _EVIDENCE_COLUMNS = ("untied_users", "untied_records", "untied_reads", "profile_
                      "fresh_reach", "fresh_reach_ratio", "fresh_reach_standout",
                      "coupon_focus", "coupon_focus_ratio", "ip_spread_ratio", "n_ips",
                      "stranger_reach_alone", "fresh_reach_alone", "untied_merchants_alone",
-                     "untied_comment_reads_alone")
+                     "untied_comment_reads_alone", "stranger_steadiness", "stranger_days",
+                     "active_days")
 
 
 def coupon_crews(sig: pd.DataFrame, links: pd.DataFrame, params: RingParams) -> np.ndarray:
@@ -972,14 +973,26 @@ def _ring_evidence(c: dict[str, np.ndarray], idx: np.ndarray, hidx: np.ndarray,
     # callers it has no order tie to, every agent alike, and a small integrator's two staff
     # both work its API traffic; the partner is judged as a whole in the partner review,
     # against partners of its kind.
+    # A workforce meets new strangers on its working days; staff who sweep their partner's
+    # users reach them in a burst, and are a crew however many of the staff they are.
     shift = 0
     hp = h("partner_id")
     if (len(hidx) >= params.workforce_least and not stand
             and (h("account_type") == "partner_staff").all() and pd.notna(hp).all()
             and len(set(hp.tolist())) == 1):
         n_staff = workforce.get(hp[0], 0)
+        steady = float(np.nanmedian(h("stranger_steadiness"))) \
+            if np.isfinite(h("stranger_steadiness")).any() else 1.0
         if len(hidx) >= params.workforce_share * n_staff:
-            shift = n_staff
+            if steady >= params.workforce_steady:
+                shift = n_staff
+            else:
+                reasons.append(
+                    f"a sweep, not a workforce: its {plural_accounts(len(hidx))} are nearly all "
+                    f"the {n_staff} active staff of one partner, but met their strangers on "
+                    f"{int(np.median(h('stranger_days')))} of their "
+                    f"{int(np.median(h('active_days')))} active days at the median, "
+                    f"{steady:.0%} of the days a steady reader of as many would")
     if len(hoarders):
         reasons.append(
             f"{plural_accounts(len(hoarders))} on devices or IPs they dominate, or created within "

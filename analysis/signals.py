@@ -55,6 +55,10 @@ returned (an integrator's API call returns up to a hundred records):
     comment pages it read at merchants it has no tie to: a comment crawler pages
     through every comment of a few shops, a shopper reads a page or two of many.
 
+How an account met its strangers over time is no harm but tells a workforce from a
+sweep (:func:`stranger_steadiness`): a call centre meets new callers on every
+working day, a crew sweeping its partner's users does it in a few days.
+
 Each is compared with the account's **peers**: staff with staff, merchants with
 merchants, customers with customers, readers with readers (the 75th percentile of
 the accounts of its type that read profiles, or comment pages, at all, guarded as
@@ -118,7 +122,7 @@ from .aggregate import Aggregates
 from .graph import EntityGraph
 from .params import SignalParams
 
-__all__ = ["Baselines", "account_signals", "bulk_baseline", "stranger_reach",
+__all__ = ["Baselines", "account_signals", "bulk_baseline", "stranger_reach", "stranger_steadiness",
            "BASELINE_QUANTILE", "MIN_GAPS", "STANDOUT_RANK", "SEPARATION", "MAX_UPPER_SHARE", "HARM_FLOOR"]
 
 #: The thresholds below are :class:`analysis.params.SignalParams`' defaults (a run's own
@@ -378,6 +382,34 @@ def stranger_reach(untied_reach, untied_reach_returned, tied_users, tied_returne
     return np.round(np.maximum(total - clientele, 0.0), 6)
 
 
+def stranger_steadiness(stranger_days, untied_users, active_days) -> np.ndarray:
+    """Days it first read a stranger, over the days a steady reader of as many would.
+
+    A reader meeting ``untied_users`` strangers at a steady rate over its
+    ``active_days`` first reads one on ``active_days · (1 − e^(−untied_users /
+    active_days))`` of them (each day a Poisson draw). About 1 for steady work
+    (a call centre's agents, an integrator's calls, a re-reader of old clients);
+    well under 1 for a sweep that reached its strangers on a few days of many.
+    NaN where it read no stranger.
+
+    >>> # A call-centre agent: 900 callers over 78 working days, new ones every day.
+    >>> round(float(stranger_steadiness(78, 900, 78)[0]), 3)
+    1.0
+    >>> # Staff sweeping 290 strangers in 3 of their 26 working days.
+    >>> round(float(stranger_steadiness(3, 290, 26)[0]), 3)
+    0.115
+    >>> # A light reader: 14 strangers on 14 of 128 days is as steady as that can be.
+    >>> round(float(stranger_steadiness(14, 14, 128)[0]), 2)
+    1.06
+    """
+    days = np.atleast_1d(np.asarray(stranger_days, dtype=float))
+    users = np.atleast_1d(np.asarray(untied_users, dtype=float))
+    active = np.atleast_1d(np.asarray(active_days, dtype=float))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        steady = active * -np.expm1(-users / active)
+        return np.where((users > 0) & (active > 0), days / steady, np.nan)
+
+
 def _max_share(links: pd.DataFrame, key: str, graph: EntityGraph, n_accounts: int) -> np.ndarray:
     """Per account: the most accounts on any one of its non-hub entities of one kind."""
     out = np.zeros(n_accounts)
@@ -553,6 +585,8 @@ def account_signals(agg: Aggregates, graph: EntityGraph, communities: pd.Series 
                                            p.min_clientele, p.min_return)
     # The sweep: untied reach it never came back to (see the module doc).
     acc["fresh_reach"] = np.maximum(acc["untied_reach"] - acc["untied_reach_returned"], 0.0)
+    acc["stranger_steadiness"] = stranger_steadiness(acc["stranger_days"], acc["untied_users"],
+                                                     acc["active_days"])
     is_active = (acc["n_events"] > 0).to_numpy()
     active = acc[is_active]
     base = Baselines(quantile=quantile, peer_quantile=p.peer_quantile,

@@ -374,6 +374,47 @@ def test_a_call_centre_whose_agents_all_read_callers_alike_is_no_crew(tmp_path):
     assert "its 2 active staff read strangers alike" in pair["why"]
 
 
+def test_staff_sweeping_in_a_burst_are_a_crew_however_many_of_the_staff_they_are(tmp_path):
+    """Two partners whose every staff account reads 60 strangers (peers' level: the floor 1).
+
+    * P1 (agency) is a call centre: its four agents c1..c4 meet their 60 callers over the
+      20 days they work, a few new ones every day. Steady work: its workforce, not flagged.
+    * P2 (isv) has three staff, s1..s3, who work for their merchant m2 every one of those
+      20 days, and sweep their 60 strangers each in two of them. All of P2's staff, alike,
+      none standing out, as a workforce would be, but they met their strangers on 2 of the
+      20 days (about a tenth of the days a steady reader of as many would): a sweep, so
+      three harvesting staff at 60× each, 180× in all, are flagged, exactly {s1, s2, s3}.
+      The rule before this one called them P2's workforce and flagged nothing.
+    """
+    partners = [["P1", "Call Co", "agency", "2019-01-01"], ["P2", "Tool Co", "isv", "2019-01-01"]]
+    accounts = [[f"c{j}", "partner_staff", "2019-03-01", "P1"] for j in range(1, 5)]
+    accounts += [[f"s{j}", "partner_staff", "2019-03-01", "P2"] for j in range(1, 4)]
+    accounts += [["m2", "merchant", "2019-02-01", "P2"]]
+    events: list = []
+    _background(accounts, events)
+    for j in range(1, 5):
+        _strangers(accounts, events, T0 + timedelta(hours=j), f"c{j}", f"desk{j}",
+                   "198.51.100.1", 60, 100 * j)
+    for j in range(1, 4):
+        for d in range(20):
+            events.append([_ts(T0 + timedelta(days=d, hours=9 + j)), f"s{j}", f"lap{j}",
+                           "203.0.113.9", "view_item", "m2", "0"])
+        for i in range(60):
+            u = f"v{1000 + 100 * j + i:05d}"
+            accounts.append([u, "customer", "2019-06-01", ""])
+            events.append([_ts(T0 + timedelta(days=5 + i % 2, hours=10, minutes=i)), f"s{j}",
+                           f"lap{j}", "203.0.113.9", "view_profile", u, "1"])
+    flagged, members, review = _run(tmp_path, partners, accounts, events)
+    ring, got = _the_one_flagged(flagged, members)
+    assert got == {"s1", "s2", "s3"}
+    assert "a sweep, not a workforce: its 3 accounts are nearly all the 3 active staff" \
+        in ring["reasons"]
+    assert "met their strangers on 2 of their 20 active days at the median" in ring["reasons"]
+    call = review.set_index("partner_id").loc["P1"]
+    assert not call["flagged"]
+    assert "its 4 active staff read strangers alike" in call["why"]
+
+
 def test_a_comment_crawler_paging_through_one_shop_is_flagged(tmp_path):
     """Comment pages read at merchants with no tie (the peers' level: what three quarters
     of the comment readers stay under).

@@ -73,7 +73,8 @@ def test_spark_and_duckdb_agree(export, tmp_path):
     assert (a.first_event, a.last_event, a.as_of) == (b.first_event, b.last_event, b.as_of)
     assert len(a.accounts) == 3000 and a.accounts["n_events"].sum() > 100_000
     # The reach measures the detector judges by are there, not all zero.
-    for col in ("tied_users", "tied_returned", "untied_reach", "untied_reach_returned"):
+    for col in ("tied_users", "tied_returned", "untied_reach", "untied_reach_returned",
+                "stranger_days"):
         assert a.accounts[col].sum() > 0, col
     rec_d = json.loads((out_d / "run.json").read_text())
     assert rec_d["tables"]["relationships"]["accepted"] > 100
