@@ -32,6 +32,12 @@ def test_quality_seeds_span_the_ranges():
     assert len({w["format"]["ts_offset"] for w in worlds}) >= 3
     assert len({w["format"]["id_style"] for w in worlds}) >= 3
     assert len({json.dumps(w, sort_keys=True, default=str) for w in worlds}) == 40
+    # Insider sweeps come as a few among honest colleagues and as a partner's whole staff,
+    # to the window's end and in bursts of days.
+    sweeps = [r for w in worlds for r in w["rings"] if r["scenario"] == "insider_sweep"]
+    assert {r["honest_colleagues"] == 0 for r in sweeps} == {True, False}
+    assert {r["burst_days"] > 0 for r in sweeps} == {True, False}
+    assert any(r["honest_colleagues"] == 0 and r["size"] >= 2 for r in sweeps)
 
 
 @pytest.fixture(scope="module")

@@ -27,7 +27,8 @@ The world
   1-100 records per call.
 * Planted rings (:data:`TACTICS`), 1-6 per world: insiders at promotions
   partners sweeping never-read strangers (crawl share 0.5-100 %, ramping or
-  steady) or hiding 1-3 % stranger calls in heavy honest API traffic; external
+  steady, to the window's end or in a burst of 2-20 days; a quarter of them
+  are the partner's whole staff) or hiding 1-3 % stranger calls in heavy honest API traffic; external
   crews of fresh, aged or taken-over customer accounts crawling profiles and/or
   comments with emulator/cloned/rotating/own devices, datacenter IPs or
   residential proxies (real customers' home IPs), split queues, synchronised or
@@ -146,6 +147,13 @@ def _draw_rings(rng, n: int, d: int) -> list[dict]:
             r["reads_per_target"] = int(rng.choice([1, 1, 1, 2]))
             r["helpers"] = 0 if rng.random() < 0.75 else int(_lu(rng, 2, 20))
             r["honest_colleagues"] = int(rng.integers(2, 9))
+            # Drawn from a side stream (seeded by this ring's own draws), so that a world
+            # drawn before these two keeps every other parameter: a sweep can be the
+            # partner's whole staff, and can last a few days instead of to the window's end.
+            side = np.random.default_rng([r["distinct_targets"], r["size"], i])
+            if side.random() < 0.25:
+                r["honest_colleagues"] = 0
+            r["burst_days"] = int(side.integers(2, 21)) if side.random() < 0.5 else 0
         elif sc == "insider_hidden":
             r["size"] = 1 + int(rng.random() ** 2 * 2.999)
             r["start_frac"] = _r(rng.uniform(0.0, 0.4) if not late else rng.uniform(0.5, 0.8))
@@ -389,7 +397,8 @@ def draw_params(seed: int, *, accounts: int | None = None, days: int | None = No
     for r in rings:    # keep crawlers inside their partner's (possibly shrunk) team
         if r["scenario"].startswith("insider"):
             pt = partners[r["partner"]]
-            r["size"] = min(r["size"], max(1, pt["staff"] - 1))
+            whole = r.get("honest_colleagues") == 0
+            r["size"] = min(r["size"], max(1, pt["staff"] - (0 if whole else 1)))
             r["honest_colleagues"] = pt["staff"] - r["size"]
     for lk in looks:
         if "partner" in lk:
@@ -1244,8 +1253,9 @@ class _Gen(_Builder):
         queue = T[np.repeat(np.arange(T.size), rpt)]   # a re-read right after the first
         n = queue.size
         u = np.sort(rng.random(n))
-        t = start + (np.sqrt(u) if r["ramp"] == "ramp" else u) * (E - start)
-        t = self.rehour(t, start, E, r["hours"], weekdays=r["hours"] == "office")
+        end = min(E, start + r.get("burst_days", 0) * DAY) if r.get("burst_days") else E
+        t = start + (np.sqrt(u) if r["ramp"] == "ramp" else u) * (end - start)
+        t = self.rehour(t, start, end, r["hours"], weekdays=r["hours"] == "office")
         who = crawl[np.arange(n) % crawl.size]
         if r["crawl_ip"] == "vpn_datacenter":
             ips = self.new_ips(int(rng.integers(1, 4)), DC)
@@ -1262,11 +1272,11 @@ class _Gen(_Builder):
             m = int(n * rng.uniform(0.2, 0.6))
             q = T[rng.integers(0, T.size, m)] if T.size else T
             hw = helpers[rng.integers(0, h, m)]
-            th = self.times(m, start, E, "allday")
+            th = self.times(m, start, end, "allday")
             self.emit(th, hw, emu[rng.integers(0, emu.size, m)], dcs[rng.integers(0, dcs.size, m)],
                       PROFILE, q, 1, tag=tag)
-            ls = np.repeat(helpers, rng.poisson(0.5 * (E - start) / DAY, h))
-            self.emit(self.times(ls.size, start, E, "allday"), ls, emu[0], dcs[0], LOGIN)
+            ls = np.repeat(helpers, rng.poisson(0.5 * (end - start) / DAY, h))
+            self.emit(self.times(ls.size, start, end, "allday"), ls, emu[0], dcs[0], LOGIN)
             self.ring_members[helpers] = True
         # the crawlers' honest work (so crawl share = crawl / all their reads)
         s = r["crawl_share"]
