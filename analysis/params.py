@@ -64,14 +64,18 @@ class RingParams:
     #: within ``burst_days`` of their run's first, or on infrastructure they dominate,
     #: are a crew ...
     spree_merchants: int = 3
-    #: ... less each spree that came for a promotion: this share or more of its
-    #: never-ordered-from merchants are ones half its run or more claimed at (or the shops
-    #: of a partner whose campaign the run is, see below), in a run of this many sprees
-    #: or more (a promotion is a crowd; a pair that shares shops is judged on its own
-    #: claims), unless it is on a device coupon accounts dominate (``dominated_share``: an
-    #: emulator or cloned phone; a festival's sign-ups use phones of their own).
+    #: ... less each spree or coupon harvester that came for a promotion: this share or
+    #: more of its never-ordered-from merchants are ones half its run or more claimed at
+    #: (or the shops of a partner whose campaign the run is, see below), in a run of this
+    #: many or more (a promotion is a crowd; a pair that shares shops is judged on its own
+    #: claims), unless it is on infrastructure coupon accounts dominate
+    #: (``dominated_share``: an emulator, a cloned phone, a crew's IPs; a festival's
+    #: sign-ups use phones and homes of their own) ...
     promotion_share: float = 0.5
     promotion_least: int = 3
+    #: ... or it claimed at its never-ordered-from merchants more than this many times
+    #: each (a sign-up takes a shop's coupon once or twice; a harvester over and over).
+    promotion_claims: float = 2.0
     #: A partner's campaign: the partner holds this share or more of a run's claims, the
     #: run claims elsewhere under a ``support_factor``-th as often as the usual claimers,
     #: and the partner serves at most half the shops (``analysis.rings.partner_campaigns``).

@@ -262,23 +262,25 @@ def _created_together(comp: np.ndarray, members: np.ndarray, hoarder: np.ndarray
 
 def _not_promotions(spree: np.ndarray, hoarder: np.ndarray, sig: pd.DataFrame,
                     agg: Aggregates, links: pd.DataFrame, pairs: pd.DataFrame,
-                    params: RingParams) -> np.ndarray:
-    """``spree`` less the sprees that came for one promotion: in its run (created within
-    ``burst_days`` of the run's first, :func:`_runs`), ``promotion_share`` or more of its
-    never-ordered-from shops are its run's promotion (:func:`promotion_shares`), in a run
-    of ``promotion_least`` sprees or more. A festival's sign-ups all claim the same
-    shops' coupons; a crew sprays claims over many, and one that signs up during a
-    promotion keeps its own. A promotion is a crowd: two sprees made the same week that
-    share shops are judged on their claims (together at ``harvest_factor`` shops or
-    more, see :func:`find_rings`). A partner's campaign is a promotion too
-    (:func:`partner_campaigns`). A spree on a device coupon accounts (sprees and coupon
-    harvesters, ``hoarder``) dominate came for no promotion (:func:`_on_owned_devices`)."""
-    spree = spree.copy()
-    idx, t = _by_creation(spree, sig["created_at"])
-    if len(idx) < 2:
-        return spree
-    run = pd.Series(_runs(t, params.burst_days), index=idx)
+                    params: RingParams) -> tuple[np.ndarray, np.ndarray]:
+    """``spree`` and ``hoarder`` (coupon harvesters) less the accounts that came for one
+    promotion: in its run (created within ``burst_days`` of the run's first,
+    :func:`_runs`), ``promotion_share`` or more of its never-ordered-from shops are its
+    run's promotion (:func:`promotion_shares`), in a run of ``promotion_least`` or more.
+    A festival's sign-ups all claim at the same shops, a few or many of them each; a crew
+    sprays claims over many, and one that signs up during a promotion keeps its own. A
+    promotion is a crowd: two made the same week that share shops are judged on their
+    claims (together at ``harvest_factor`` shops or more, see :func:`find_rings`). A
+    partner's campaign is a promotion too (:func:`partner_campaigns`). Sign-ups use
+    phones and homes of their own: an account on a device or IP that coupon accounts
+    dominate came for no promotion (:func:`_on_owned_infrastructure`), nor one that
+    claimed at its shops over and over (more than ``promotion_claims`` times each)."""
+    spree, hoarder = spree.copy(), hoarder.copy()
     coupon = spree | hoarder
+    idx, t = _by_creation(coupon, sig["created_at"])
+    if len(idx) < 2:
+        return spree, hoarder
+    run = pd.Series(_runs(t, params.burst_days), index=idx)
     merchant = sig["account_type"].to_numpy() == "merchant"
     partner_of = pd.Series(sig["partner_id"].to_numpy(object)[merchant],
                            index=sig["aid"].to_numpy()[merchant]).dropna()
@@ -293,11 +295,16 @@ def _not_promotions(spree: np.ndarray, hoarder: np.ndarray, sig: pd.DataFrame,
     campaigns = partner_campaigns(agg.coupons, run, usual_share, claims_of, shop_share,
                                   params.campaign_share, params.support_factor)
     share = promotion_shares(pairs, run, partner_of, campaigns)
-    # A promotion is a crowd: a pair of sprees that share shops is judged on its claims.
+    # A promotion is a crowd: a pair that shares shops is judged on its claims.
     crowd = run.map(run.value_counts()).reindex(share.index).to_numpy() >= params.promotion_least
     exempt = share.index[(share >= params.promotion_share) & crowd].to_numpy()
-    spree[exempt[~_on_owned_devices(links, coupon, params)[exempt]]] = False
-    return spree
+    exempt = exempt[~_on_owned_infrastructure(links, coupon, params)[exempt]]
+    repeat = (sig["coupon_no_order"].to_numpy(dtype=float)
+              / np.maximum(sig["coupon_merchants"].to_numpy(dtype=float), 1.0))
+    exempt = exempt[repeat[exempt] <= params.promotion_claims]
+    spree[exempt] = False
+    hoarder[exempt] = False
+    return spree, hoarder
 
 
 def partner_campaigns(claims: pd.DataFrame, run: pd.Series, usual_share: pd.Series,
@@ -343,23 +350,27 @@ def partner_campaigns(claims: pd.DataFrame, run: pd.Series, usual_share: pd.Seri
     return set(per.index[(held >= share) & ((1.0 - held) * lift < 1.0 - usual) & few_shops])
 
 
-def _on_owned_devices(links: pd.DataFrame, coupon: np.ndarray,
-                      params: RingParams) -> np.ndarray:
-    """Which accounts (a mask) are ``coupon`` accounts on a device that two or more coupon
-    accounts dominate (``dominated_share`` of its users): an emulator or a cloned phone,
-    not a family phone or a booth's tablet.
+def _on_owned_infrastructure(links: pd.DataFrame, coupon: np.ndarray,
+                             params: RingParams) -> np.ndarray:
+    """Which accounts (a mask) are ``coupon`` accounts on infrastructure coupon accounts
+    dominate (``dominated_share`` of its users): a device two or more of them use (an
+    emulator, a cloned phone; not a family phone or a booth's tablet), or an IP
+    ``crew_harvesters`` or more of them use (a crew's datacenter address or proxied
+    homes; not a household, nor a carrier NAT's thousands).
 
-    >>> links = pd.DataFrame({"aid": [0, 1, 2, 3, 4, 5, 6], "entity": [9, 9, 8, 8, 8, 8, 8],
-    ...                       "kind": ["device"] * 7})
-    >>> coupon = np.array([True, True, True, True, False, False, False])
-    >>> _on_owned_devices(links, coupon, RingParams()).tolist()      # emulator 9, family 8
-    [True, True, False, False, False, False, False]
+    >>> links = pd.DataFrame({"aid": [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
+    ...                       "entity": [9, 9, 8, 8, 8, 5, 5, 5, 4, 4],
+    ...                       "kind": ["device"] * 5 + ["ip"] * 5})
+    >>> coupon = np.array([True, True, True, False, False, True, True, True, True, True])
+    >>> # an emulator (9), a family phone (8), a datacenter IP (5), a couple's home (4)
+    >>> _on_owned_infrastructure(links, coupon, RingParams()).tolist()
+    [True, True, False, False, False, True, True, True, False, False]
     """
-    devices = links[links["kind"].to_numpy() == "device"]
-    aid, entity = devices["aid"].to_numpy(), devices["entity"].to_numpy()
+    aid, entity = links["aid"].to_numpy(), links["entity"].to_numpy()
     n_coupon = pd.Series(coupon[aid]).groupby(entity).transform("sum").to_numpy()
     n_users = pd.Series(aid).groupby(entity).transform("size").to_numpy()
-    owned = (n_coupon >= 2) & (n_coupon / n_users >= params.dominated_share) & coupon[aid]
+    least = np.where(links["kind"].to_numpy() == "device", 2, params.crew_harvesters)
+    owned = (n_coupon >= least) & (n_coupon / n_users >= params.dominated_share) & coupon[aid]
     out = np.zeros(len(coupon), dtype=bool)
     out[aid[owned]] = True
     return out
@@ -424,7 +435,7 @@ def find_rings(sig: pd.DataFrame, base: Baselines, graph: EntityGraph, communiti
     pairs = agg.coupon_pairs if agg.coupon_pairs is not None else pd.DataFrame(
         {"aid": pd.Series([], dtype="int32"), "mid": pd.Series([], dtype="int32")})
     spree = coupon_sprees(sig, params) & ~hoarder & (agg.coupon_pairs is not None)
-    spree = _not_promotions(spree, hoarder, sig, agg, links, pairs, params)
+    spree, hoarder = _not_promotions(spree, hoarder, sig, agg, links, pairs, params)
     if not (harvester | claimer | reader | hoarder | spree).any():
         return _no_rings(params)
     members = _expand(sig, links, harvester | claimer | reader | hoarder | spree, weak, params)

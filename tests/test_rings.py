@@ -577,6 +577,46 @@ def test_coupon_sprees_made_the_same_week_are_a_crew_and_a_festival_crowd_is_not
     assert "did little but claim coupons" in ring["reasons"]
 
 
+def test_a_festival_whose_sign_ups_try_many_of_its_shops_is_no_crew(tmp_path):
+    """Coupon harvesters: claims at 10 or more merchants never ordered from (10× the
+    keenest tenth of customers, who claim at one). All made on 2020-03-10, one run.
+
+    * f01..f20: a festival's sign-ups, each on a phone and home IP of its own, each
+      claiming once at 10, 11 or 12 of its 12 shops (m1..m12): every shop is one half
+      the run or more claimed at, so each came for the promotion -> not flagged. The rule
+      before this one judged only sprees so, and flagged these 20 made together.
+    * k1..k4: made the same day, on phones of their own, claiming once at the same 12
+      shops, all through one IP they dominate (a crew's datacenter address) -> no
+      festival's sign-ups: flagged.
+    * q1..q3: made the same day, each on a phone and home of its own, claiming at 10 of
+      the shops four times each: a sign-up takes a shop's coupon once or twice, so these
+      came for no promotion -> flagged with k1..k4 (coupon accounts made the same week
+      are one piece): exactly {k1..k4, q1..q3}.
+    """
+    partners = [["P1", "Shop Co", "isv", "2019-01-01"]]
+    accounts = [[f"m{k}", "merchant", "2019-02-01", "P1"] for k in range(1, 41)]
+    accounts += [[f"f{j:02d}", "customer", "2020-03-10", ""] for j in range(1, 21)]
+    accounts += [[f"k{j}", "customer", "2020-03-10", ""] for j in range(1, 5)]
+    accounts += [[f"q{j}", "customer", "2020-03-10", ""] for j in range(1, 4)]
+    events: list = []
+    _background(accounts, events)
+    _claiming_shoppers(events, lambda i: f"m{13 + i % 20}")
+    at = T0 + timedelta(days=10)
+    for j in range(1, 21):
+        shops = list(range(1, 13))[: 10 + j % 3]
+        _spree(events, f"f{j:02d}", f"f{j}-phone", f"198.51.100.{j}", at + timedelta(hours=j),
+               shops)
+    for j in range(1, 5):
+        _spree(events, f"k{j}", f"k{j}-phone", "203.0.113.50", at + timedelta(hours=j),
+               list(range(1, 13)))
+    for j in range(1, 4):
+        _spree(events, f"q{j}", f"q{j}-phone", f"198.51.101.{j}", at + timedelta(hours=j),
+               list(range(1, 11)) * 4)
+    flagged, members, _ = _run(tmp_path, partners, accounts, events)
+    ring, got = _the_one_flagged(flagged, members)
+    assert got == {"k1", "k2", "k3", "k4", "q1", "q2", "q3"}
+
+
 def test_a_crew_re_sweeping_a_small_platform_through_proxies_is_flagged_and_qa_rigs_are_not(
         tmp_path):
     """Profile reads that come back to the same strangers, twelve times each.
