@@ -64,15 +64,19 @@ class RingParams:
     #: within ``burst_days`` of their run's first, or on infrastructure they dominate,
     #: are a crew ...
     spree_merchants: int = 3
-    #: ... less each spree or coupon harvester that came for a promotion: this share or
-    #: more of its never-ordered-from merchants are ones half its run or more claimed at
-    #: (or the shops of a partner whose campaign the run is, see below), in a run of this
-    #: many or more (a promotion is a crowd; a pair that shares shops is judged on its own
-    #: claims), unless it is on infrastructure coupon accounts dominate
-    #: (``dominated_share``: an emulator, a cloned phone, a crew's IPs; a festival's
-    #: sign-ups use phones and homes of their own) ...
+    #: ... less each spree that came for a promotion: this share or more of its
+    #: never-ordered-from merchants are ones half its run or more claimed at (or the shops
+    #: of a partner whose campaign the run is, see below), in a run of this many sprees
+    #: or more (a promotion is a crowd; a pair that shares shops is judged on its own
+    #: claims), unless it is on a device coupon accounts dominate (``dominated_share``: an
+    #: emulator or cloned phone; a festival's sign-ups use phones of their own).
     promotion_share: float = 0.5
     promotion_least: int = 3
+    #: A coupon harvester came for a promotion alike, judged in a run of sprees and coupon
+    #: harvesters of this many or more (a crew's own few members never make its crowd),
+    #: unless it is on a device or IP coupon accounts dominate (a crew's datacenter address
+    #: or proxied homes) ...
+    festival_least: int = 10
     #: ... or it claimed at its never-ordered-from merchants more than this many times
     #: each (a sign-up takes a shop's coupon once or twice; a harvester over and over).
     promotion_claims: float = 2.0

@@ -63,9 +63,13 @@ a crawler inside a partner's traffic, or a pair of crawlers, stands above them
 all. And two or more **coupon harvesters** (each claiming at never-ordered-from
 merchants ``harvest_factor`` times the keenest tenth of its peers) in one piece
 of infrastructure they dominate, or made the same week, are flagged
-(:func:`coupon_harvesters`). Two or more harvesters that are nearly all of one
-partner's active staff, alike, none standing out, are that partner's **workforce** (a
-call centre, a shift, a small integrator's two staff): not flagged, and the partner review says so. The
+(:func:`coupon_harvesters`), unless they came for one promotion, a festival's crowd
+(:func:`_not_promotions`). Two or more harvesters of one partner, alike, none standing
+out, whose partner's active staff nearly all read strangers alike (``workforce_share``),
+are that partner's **workforce** (a call centre, a shift, a small integrator's two
+staff) when they met their strangers steadily (``workforce_steady``,
+:func:`analysis.signals.stranger_steadiness`): not flagged, and the partner review says
+so. Staff who sweep in a burst are a crew however many of the staff they are. The
 weaker operating signals (operating together on shared devices or IPs,
 machine pacing, round-the-clock activity, a new-account burst, coupon abuse)
 raise the score and are reported, but never flag on their own. Its **score**
@@ -266,21 +270,22 @@ def _not_promotions(spree: np.ndarray, hoarder: np.ndarray, sig: pd.DataFrame,
     """``spree`` and ``hoarder`` (coupon harvesters) less the accounts that came for one
     promotion: in its run (created within ``burst_days`` of the run's first,
     :func:`_runs`), ``promotion_share`` or more of its never-ordered-from shops are its
-    run's promotion (:func:`promotion_shares`), in a run of ``promotion_least`` or more.
-    A festival's sign-ups all claim at the same shops, a few or many of them each; a crew
-    sprays claims over many, and one that signs up during a promotion keeps its own. A
-    promotion is a crowd: two made the same week that share shops are judged on their
-    claims (together at ``harvest_factor`` shops or more, see :func:`find_rings`). A
-    partner's campaign is a promotion too (:func:`partner_campaigns`). Sign-ups use
-    phones and homes of their own: an account on a device or IP that coupon accounts
-    dominate came for no promotion (:func:`_on_owned_infrastructure`), nor one that
-    claimed at its shops over and over (more than ``promotion_claims`` times each)."""
-    spree, hoarder = spree.copy(), hoarder.copy()
+    run's promotion (:func:`promotion_shares`). A festival's sign-ups all claim at the
+    same shops, a few or many of them each; a crew sprays claims over many, and one that
+    signs up during a promotion keeps its own. A partner's campaign is a promotion too
+    (:func:`partner_campaigns`).
+
+    A promotion is a crowd. Sprees are judged in runs of sprees, of ``promotion_least``
+    or more (two made the same week that share shops are judged on their claims, together
+    at ``harvest_factor`` shops or more, see :func:`find_rings`), and a spree on a device
+    coupon accounts dominate (an emulator, a cloned phone) came for no promotion. Coupon
+    harvesters claim at ten times the keenest tenth of their peers: one is judged in a
+    run of sprees and harvesters of ``festival_least`` or more, so that a crew's own few
+    members never make its crowd (nor move the runs of sprees); and it came for no
+    promotion when on a device or IP coupon accounts dominate, or when it claimed at its
+    shops more than ``promotion_claims`` times each (a sign-up takes a shop's coupon once
+    or twice) (:func:`_on_owned_infrastructure`)."""
     coupon = spree | hoarder
-    idx, t = _by_creation(coupon, sig["created_at"])
-    if len(idx) < 2:
-        return spree, hoarder
-    run = pd.Series(_runs(t, params.burst_days), index=idx)
     merchant = sig["account_type"].to_numpy() == "merchant"
     partner_of = pd.Series(sig["partner_id"].to_numpy(object)[merchant],
                            index=sig["aid"].to_numpy()[merchant]).dropna()
@@ -292,19 +297,56 @@ def _not_promotions(spree: np.ndarray, hoarder: np.ndarray, sig: pd.DataFrame,
     usual_share = (usual.groupby("partner_id")["claims"].sum()
                    / max(float(claims_of[~coupon].sum()), 1.0))
     shop_share = partner_of.value_counts() / max(int(merchant.sum()), 1)
+
+    run = _promotion_runs(spree, hoarder & ~spree, sig["created_at"], params.burst_days)
+    if len(run) < 2:
+        return spree, hoarder
     campaigns = partner_campaigns(agg.coupons, run, usual_share, claims_of, shop_share,
                                   params.campaign_share, params.support_factor)
     share = promotion_shares(pairs, run, partner_of, campaigns)
-    # A promotion is a crowd: a pair that shares shops is judged on its claims.
-    crowd = run.map(run.value_counts()).reindex(share.index).to_numpy() >= params.promotion_least
-    exempt = share.index[(share >= params.promotion_share) & crowd].to_numpy()
-    exempt = exempt[~_on_owned_infrastructure(links, coupon, params)[exempt]]
+    came = share.index[share >= params.promotion_share].to_numpy()
+    crowd = run.map(run.value_counts()).reindex(came).to_numpy()
+    spree, hoarder = spree.copy(), hoarder.copy()
+    sprees = came[spree[came] & (crowd >= params.promotion_least)]
+    spree[sprees[~_on_owned_infrastructure(links, coupon, params, ips=False)[sprees]]] = False
+    harvesters = came[hoarder[came] & (crowd >= params.festival_least)]
+    harvesters = harvesters[~_on_owned_infrastructure(links, coupon, params)[harvesters]]
     repeat = (sig["coupon_no_order"].to_numpy(dtype=float)
               / np.maximum(sig["coupon_merchants"].to_numpy(dtype=float), 1.0))
-    exempt = exempt[repeat[exempt] <= params.promotion_claims]
-    spree[exempt] = False
-    hoarder[exempt] = False
+    hoarder[harvesters[repeat[harvesters] <= params.promotion_claims]] = False
     return spree, hoarder
+
+
+def _promotion_runs(spree: np.ndarray, harvester: np.ndarray, created: pd.Series,
+                    days: int) -> pd.Series:
+    """Each spree's and coupon harvester's run (position → run number). Sprees make the
+    runs (:func:`_runs`); a harvester joins the run of sprees whose first was made within
+    ``days`` of it (the nearest), so that a keen bargain hunter made days before a festival
+    neither starts nor moves the festival's run. Harvesters near no run of sprees make
+    runs of their own.
+
+    >>> made = pd.Series(pd.to_datetime(["2020-03-10", "2020-03-10", "2020-03-12",
+    ...                                  "2020-03-04", "2020-05-01", "2020-05-02"]))
+    >>> spree = np.array([True, True, True, False, False, False])
+    >>> _promotion_runs(spree, ~spree, made, 7).to_dict()
+    {0: 0, 1: 0, 2: 0, 3: 0, 4: 1, 5: 1}
+    """
+    idx, t = _by_creation(spree, created)
+    run = _runs(t, days)
+    first = t[np.r_[0, np.flatnonzero(np.diff(run)) + 1]] if len(t) else t
+    hidx, ht = _by_creation(harvester, created)
+    limit = np.timedelta64(days, "D")
+    joined = np.full(len(hidx), -1, dtype=np.int64)
+    if len(first) and len(ht):
+        after = np.clip(np.searchsorted(first, ht), 1, len(first) - 1) if len(first) > 1 \
+            else np.zeros(len(ht), dtype=np.int64)
+        before = np.maximum(after - 1, 0)
+        near = np.where(np.abs(ht - first[before]) <= np.abs(first[after] - ht), before, after)
+        joined = np.where(np.abs(ht - first[near]) <= limit, near, -1)
+    alone = joined < 0
+    own = _runs(ht[alone], days) + (run.max() + 1 if len(run) else 0)
+    joined[alone] = own
+    return pd.Series(np.r_[run, joined], index=np.r_[idx, hidx])
 
 
 def partner_campaigns(claims: pd.DataFrame, run: pd.Series, usual_share: pd.Series,
@@ -351,11 +393,11 @@ def partner_campaigns(claims: pd.DataFrame, run: pd.Series, usual_share: pd.Seri
 
 
 def _on_owned_infrastructure(links: pd.DataFrame, coupon: np.ndarray,
-                             params: RingParams) -> np.ndarray:
+                             params: RingParams, ips: bool = True) -> np.ndarray:
     """Which accounts (a mask) are ``coupon`` accounts on infrastructure coupon accounts
     dominate (``dominated_share`` of its users): a device two or more of them use (an
-    emulator, a cloned phone; not a family phone or a booth's tablet), or an IP
-    ``crew_harvesters`` or more of them use (a crew's datacenter address or proxied
+    emulator, a cloned phone; not a family phone or a booth's tablet), or (with ``ips``)
+    an IP ``crew_harvesters`` or more of them use (a crew's datacenter address or proxied
     homes; not a household, nor a carrier NAT's thousands).
 
     >>> links = pd.DataFrame({"aid": [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
@@ -366,6 +408,8 @@ def _on_owned_infrastructure(links: pd.DataFrame, coupon: np.ndarray,
     >>> _on_owned_infrastructure(links, coupon, RingParams()).tolist()
     [True, True, False, False, False, True, True, True, False, False]
     """
+    if not ips:
+        links = links[links["kind"].to_numpy() == "device"]
     aid, entity = links["aid"].to_numpy(), links["entity"].to_numpy()
     n_coupon = pd.Series(coupon[aid]).groupby(entity).transform("sum").to_numpy()
     n_users = pd.Series(aid).groupby(entity).transform("size").to_numpy()
@@ -522,8 +566,11 @@ def find_rings(sig: pd.DataFrame, base: Baselines, graph: EntityGraph, communiti
     staff_partners: dict[int, set[str]] = {}
     for e, p in zip(staff_links["entity"].tolist(), staff_links["partner_id"].tolist()):
         staff_partners.setdefault(e, set()).add(p)
-    # Each partner's active staff: a ring of most of them is the partner's workforce.
-    workforce = staff[staff["n_events"] > 0].groupby("partner_id").size().to_dict()
+    # Each partner's active staff, with each one's harm: a ring of a partner whose staff
+    # nearly all read strangers alike is its workforce.
+    active_staff = staff[staff["n_events"] > 0]
+    workforce = {p: g.to_numpy(dtype=float)
+                 for p, g in active_staff.groupby("partner_id")["harvest_ratio"]}
     coupons = agg.coupons[agg.coupons["aid"].isin(group_of.index)] \
         if len(agg.coupons) else agg.coupons
     coupons_by_group = _split(coupons["aid"].map(group_of).to_numpy(),
@@ -782,7 +829,7 @@ def _ring_evidence(c: dict[str, np.ndarray], idx: np.ndarray, hidx: np.ndarray,
                    cpidx: np.ndarray, rdidx: np.ndarray, base: Baselines, params: RingParams,
                    pop_created: np.ndarray, partners: pd.DataFrame, coupons: dict[str, np.ndarray],
                    mine: dict[str, np.ndarray] | None, staff_partners: dict[int, set[str]],
-                   together: int, hoarders: np.ndarray, workforce: dict[str, int],
+                   together: int, hoarders: np.ndarray, workforce: dict[str, np.ndarray],
                    sprees: np.ndarray, crewed: int) -> dict:
     """Measure one ring against the population and say why in plain words.
 
@@ -794,7 +841,7 @@ def _ring_evidence(c: dict[str, np.ndarray], idx: np.ndarray, hidx: np.ndarray,
     dominate). ``mine`` holds the ring's own device/IP links (entity,
     account, device or not, the entity's size in accounts);
     ``staff_partners`` maps an entity to the partners whose staff use it;
-    ``workforce`` a partner to its active staff.
+    ``workforce`` maps a partner to the harm of each of its active staff.
     """
     def m(col):
         return c[col][idx]
@@ -991,18 +1038,30 @@ def _ring_evidence(c: dict[str, np.ndarray], idx: np.ndarray, hidx: np.ndarray,
     if (len(hidx) >= params.workforce_least and not stand
             and (h("account_type") == "partner_staff").all() and pd.notna(hp).all()
             and len(set(hp.tolist())) == 1):
-        n_staff = workforce.get(hp[0], 0)
-        steady = float(np.nanmedian(h("stranger_steadiness"))) \
-            if np.isfinite(h("stranger_steadiness")).any() else 1.0
-        if len(hidx) >= params.workforce_share * n_staff:
+        staff_harm = workforce.get(hp[0], np.zeros(0))
+        n_staff = len(staff_harm)
+        # Staff reading strangers alike: at join_factor or more, and at least a
+        # support_factor-th of the harvesters' median (a call centre's quieter agents).
+        alike = int((staff_harm >= max(params.join_factor, float(np.median(h("harvest_ratio")))
+                                       / params.support_factor)).sum())
+        # Steadiness is measured on profiles (callers are read there): harvesters of comment
+        # pages alone are no workforce's work.
+        read = np.isfinite(h("stranger_steadiness"))
+        steady = float(np.median(h("stranger_steadiness")[read])) if read.any() else 0.0
+        if max(len(hidx), alike) >= params.workforce_share * n_staff:
             if steady >= params.workforce_steady:
                 shift = n_staff
+            elif not read.any():
+                reasons.append(
+                    f"not a workforce: its {plural_accounts(len(hidx))} are nearly all the "
+                    f"{n_staff} active staff of one partner, but harvest comment pages, "
+                    f"not the profiles of callers a workforce reads")
             else:
                 reasons.append(
                     f"a sweep, not a workforce: its {plural_accounts(len(hidx))} are nearly all "
                     f"the {n_staff} active staff of one partner, but met their strangers on "
-                    f"{int(np.median(h('stranger_days')))} of their "
-                    f"{int(np.median(h('active_days')))} active days at the median, "
+                    f"{int(np.median(h('stranger_days')[read]))} of their "
+                    f"{int(np.median(h('active_days')[read]))} active days at the median, "
                     f"{steady:.0%} of the days a steady reader of as many would")
     if len(hoarders):
         reasons.append(
@@ -1082,8 +1141,9 @@ def decide_flag(harm_ratio: float, harvesters: int, crew_evidence: int,
     hunter claims like that, and two of them together are an operation. So are
     ``coupon_sprees`` (accounts that did little but claim coupons, made the same
     week or on infrastructure they dominate, not for one promotion), counted with them. Harvesters
-    that are nearly all of one partner's active staff, alike (``workforce``: that
-    partner's active staff, see :class:`RingParams`), are its workforce, not a crew.
+    of a partner whose active staff nearly all read strangers alike, steadily
+    (``workforce``: that partner's active staff, see :class:`RingParams` and
+    :func:`_ring_evidence`), are its workforce, not a crew.
     ``crew_harvesters`` or more harvesters created in one burst (``made_together``:
     within ``burst_days``, at ``support_factor`` times the platform's rate) are a
     bulk-made crew, flagged (each is a harvester at f, so such a crew is over f times

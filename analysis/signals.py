@@ -388,9 +388,12 @@ def stranger_steadiness(stranger_days, untied_users, active_days) -> np.ndarray:
     A reader meeting ``untied_users`` strangers at a steady rate over its
     ``active_days`` first reads one on ``active_days · (1 − e^(−untied_users /
     active_days))`` of them (each day a Poisson draw). About 1 for steady work
-    (a call centre's agents, an integrator's calls, a re-reader of old clients);
-    well under 1 for a sweep that reached its strangers on a few days of many.
-    NaN where it read no stranger.
+    (a call centre's agents meeting new callers, an integrator's calls); well under
+    1 for a sweep that reached its strangers on a few days of many, and for a reader
+    that met all its people early and then came back to them (a re-reader of old
+    clients: but those it came back to are no strangers, see ``stranger_reach``).
+    Measured over the account's own active days: staff active only on the days they
+    sweep look as steady as a call centre. NaN where it read no stranger.
 
     >>> # A call-centre agent: 900 callers over 78 working days, new ones every day.
     >>> round(float(stranger_steadiness(78, 900, 78)[0]), 3)

@@ -151,7 +151,7 @@ def _draw_rings(rng, n: int, d: int) -> list[dict]:
             # drawn before these two keeps every other parameter: a sweep can be the
             # partner's whole staff, and can last a few days instead of to the window's end.
             side = np.random.default_rng([r["distinct_targets"], r["size"], i])
-            if side.random() < 0.25:
+            if side.random() < 0.25 and r["size"] >= 2:   # a one-account staff is no crew
                 r["honest_colleagues"] = 0
             r["burst_days"] = int(side.integers(2, 21)) if side.random() < 0.5 else 0
         elif sc == "insider_hidden":
