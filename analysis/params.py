@@ -45,15 +45,19 @@ class RingParams:
     #: Accounts on devices they dominate, each reaching strangers above the level only a
     #: quarter of its peers reach, that make a reading crew (a split crawl queue).
     reader_crew: int = 5
-    #: ``workforce_least`` or more harvesters that are at least this share of one
-    #: partner's active staff, alike (none stands out), are the partner's workforce (a call
-    #: centre, a shift, a small integrator's two staff), judged as a partner in the partner
-    #: review, not flagged as a crew (coupon evidence still flags). Insiders are a few
-    #: among honest colleagues, or stand out.
+    #: ``workforce_least`` or more harvesters of one partner, alike (none stands out),
+    #: that with the partner's quieter readers of strangers (under ``harvest_factor``, at
+    #: ``join_factor`` and a ``support_factor``-th of the harvesters' median or more: a
+    #: call centre's quieter agents; harvesters of other rings do not count) are at least
+    #: this share of its active staff, are the partner's workforce (a call centre, a shift,
+    #: a small integrator's two staff), judged as a partner in the partner review, not
+    #: flagged as a crew (coupon evidence still flags). Insiders are a few among honest
+    #: colleagues, or stand out.
     workforce_share: float = 0.8
     workforce_least: int = 2
-    #: ... and they met their strangers steadily: the median harvester first read one on at
-    #: least this share of the days a steady reader of as many strangers would (see
+    #: ... and they met their strangers steadily: the median harvester (one whose harm is
+    #: comment pages counting as 0) first read one on at least this share of the days a
+    #: steady reader of as many strangers would (see
     #: :func:`analysis.signals.stranger_steadiness`). Staff sweeping their partner's users
     #: in a few days of many are a crew, however many of the staff they are.
     workforce_steady: float = 0.5

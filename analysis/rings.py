@@ -275,16 +275,16 @@ def _not_promotions(spree: np.ndarray, hoarder: np.ndarray, sig: pd.DataFrame,
     signs up during a promotion keeps its own. A partner's campaign is a promotion too
     (:func:`partner_campaigns`).
 
-    A promotion is a crowd. Sprees are judged in runs of sprees, of ``promotion_least``
-    or more (two made the same week that share shops are judged on their claims, together
-    at ``harvest_factor`` shops or more, see :func:`find_rings`), and a spree on a device
-    coupon accounts dominate (an emulator, a cloned phone) came for no promotion. Coupon
-    harvesters claim at ten times the keenest tenth of their peers: one is judged in a
-    run of sprees and harvesters of ``festival_least`` or more, so that a crew's own few
-    members never make its crowd (nor move the runs of sprees); and it came for no
-    promotion when on a device or IP coupon accounts dominate, or when it claimed at its
-    shops more than ``promotion_claims`` times each (a sign-up takes a shop's coupon once
-    or twice) (:func:`_on_owned_infrastructure`)."""
+    A promotion is a crowd. A spree is judged in its run of sprees, of
+    ``promotion_least`` or more (two made the same week that share shops are judged on
+    their claims, together at ``harvest_factor`` shops or more, see :func:`find_rings`),
+    or in that run with the coupon harvesters that joined it (:func:`_promotion_runs`),
+    of ``festival_least`` or more; a coupon harvester only in the latter, so that a
+    crew's own few members never make its crowd. A spree on a device coupon accounts
+    dominate (an emulator, a cloned phone) came for no promotion; a harvester neither,
+    nor on an IP they dominate, nor when it claimed at its shops more than
+    ``promotion_claims`` times each (a sign-up takes a shop's coupon once or twice)
+    (:func:`_on_owned_infrastructure`)."""
     coupon = spree | hoarder
     merchant = sig["account_type"].to_numpy() == "merchant"
     partner_of = pd.Series(sig["partner_id"].to_numpy(object)[merchant],
@@ -298,9 +298,32 @@ def _not_promotions(spree: np.ndarray, hoarder: np.ndarray, sig: pd.DataFrame,
                    / max(float(claims_of[~coupon].sum()), 1.0))
     shop_share = partner_of.value_counts() / max(int(merchant.sum()), 1)
 
+    def came(run: pd.Series, least: int) -> np.ndarray:
+        """The accounts of ``run`` (position → run number) whose run, ``least`` or more,
+        came for one promotion and so did they."""
+        if len(run) < 2:
+            return np.zeros(0, dtype=np.int64)
+        campaigns = partner_campaigns(agg.coupons, run, usual_share, claims_of, shop_share,
+                                      params.campaign_share, params.support_factor)
+        share = promotion_shares(pairs, run, partner_of, campaigns)
+        crowd = run.map(run.value_counts()).reindex(share.index).to_numpy() >= least
+        return share.index[(share >= params.promotion_share) & crowd].to_numpy()
+
     run = _promotion_runs(spree, hoarder & ~spree, sig["created_at"], params.burst_days)
-    if len(run) < 2:
-        return spree, hoarder
+    of_sprees = run[spree[run.index.to_numpy()]]
+    festival = came(run, params.festival_least)
+    spree, hoarder = spree.copy(), hoarder.copy()
+    # A spree: by its run of sprees (promotion_least), or by the run its festival's coupon
+    # harvesters joined (festival_least: a crew's few harvesters never make a crowd).
+    sprees = np.union1d(came(of_sprees, params.promotion_least), festival)
+    sprees = sprees[spree[sprees]]
+    spree[sprees[~_on_owned_infrastructure(links, coupon, params, ips=False)[sprees]]] = False
+    harvesters = festival[hoarder[festival]]
+    harvesters = harvesters[~_on_owned_infrastructure(links, coupon, params)[harvesters]]
+    repeat = (sig["coupon_no_order"].to_numpy(dtype=float)
+              / np.maximum(sig["coupon_merchants"].to_numpy(dtype=float), 1.0))
+    hoarder[harvesters[repeat[harvesters] <= params.promotion_claims]] = False
+    return spree, hoarder
     campaigns = partner_campaigns(agg.coupons, run, usual_share, claims_of, shop_share,
                                   params.campaign_share, params.support_factor)
     share = promotion_shares(pairs, run, partner_of, campaigns)
@@ -1026,13 +1049,17 @@ def _ring_evidence(c: dict[str, np.ndarray], idx: np.ndarray, hidx: np.ndarray,
             f"{'its' if stand == 1 else 'their'} harm is {by:g}× or more "
             f"that of the fourth-highest {' or '.join(k.replace('_', ' ') for k in kinds)} "
             f"account of the export")
-    # A partner's workforce: two or more harvesters that are (nearly) all of one partner's
-    # active staff, alike (none stands out). A call centre or a customer-service shift reads
-    # callers it has no order tie to, every agent alike, and a small integrator's two staff
-    # both work its API traffic; the partner is judged as a whole in the partner review,
-    # against partners of its kind.
-    # A workforce meets new strangers on its working days; staff who sweep their partner's
-    # users reach them in a burst, and are a crew however many of the staff they are.
+    # A partner's workforce: two or more harvesters of one partner, alike (none stands
+    # out), where nearly all of the partner's active staff read strangers alike: the
+    # ring's harvesters and the partner's quieter readers (under harvest_factor, at
+    # join_factor and a support_factor-th of the harvesters' median or more; harvesters
+    # of other rings do not count). A call centre or a customer-service shift reads
+    # callers it has no order tie to, every agent alike, and a small integrator's two
+    # staff both work its API traffic; the partner is judged as a whole in the partner
+    # review, against partners of its kind. A workforce meets new strangers on its
+    # working days: staff who sweep their partner's users in a burst are a crew however
+    # many of the staff they are. Steadiness is measured on profiles, where callers are
+    # read: a harvester whose harm is comment pages counts as unsteady.
     shift = 0
     hp = h("partner_id")
     if (len(hidx) >= params.workforce_least and not stand
@@ -1040,28 +1067,28 @@ def _ring_evidence(c: dict[str, np.ndarray], idx: np.ndarray, hidx: np.ndarray,
             and len(set(hp.tolist())) == 1):
         staff_harm = workforce.get(hp[0], np.zeros(0))
         n_staff = len(staff_harm)
-        # Staff reading strangers alike: at join_factor or more, and at least a
-        # support_factor-th of the harvesters' median (a call centre's quieter agents).
-        alike = int((staff_harm >= max(params.join_factor, float(np.median(h("harvest_ratio")))
-                                       / params.support_factor)).sum())
-        # Steadiness is measured on profiles (callers are read there): harvesters of comment
-        # pages alone are no workforce's work.
-        read = np.isfinite(h("stranger_steadiness"))
-        steady = float(np.median(h("stranger_steadiness")[read])) if read.any() else 0.0
-        if max(len(hidx), alike) >= params.workforce_share * n_staff:
+        level = max(params.join_factor,
+                    float(np.median(h("harvest_ratio"))) / params.support_factor)
+        quieter = int(((staff_harm < params.harvest_factor) & (staff_harm >= level)).sum())
+        profiles = ((np.fmax(h("stranger_reach_ratio"), h("fresh_reach_ratio"))
+                     >= params.harvest_factor) & np.isfinite(h("stranger_steadiness")))
+        steady = float(np.median(np.where(profiles, h("stranger_steadiness"), 0.0)))
+        if len(hidx) + quieter >= params.workforce_share * n_staff:
+            who = (f"its {plural_accounts(len(hidx))}"
+                   + (f" and {quieter} quieter reader{'s' if quieter > 1 else ''}" if quieter
+                      else "")
+                   + f", {len(hidx) + quieter} of one partner's {n_staff} active staff, "
+                   f"read strangers alike")
             if steady >= params.workforce_steady:
                 shift = n_staff
-            elif not read.any():
-                reasons.append(
-                    f"not a workforce: its {plural_accounts(len(hidx))} are nearly all the "
-                    f"{n_staff} active staff of one partner, but harvest comment pages, "
-                    f"not the profiles of callers a workforce reads")
+            elif not profiles.any():
+                reasons.append(f"not a workforce: {who}, but harvest comment pages, not the "
+                               f"profiles of callers a workforce reads")
             else:
                 reasons.append(
-                    f"a sweep, not a workforce: its {plural_accounts(len(hidx))} are nearly all "
-                    f"the {n_staff} active staff of one partner, but met their strangers on "
-                    f"{int(np.median(h('stranger_days')[read]))} of their "
-                    f"{int(np.median(h('active_days')[read]))} active days at the median, "
+                    f"a sweep, not a workforce: {who}, but met their strangers on "
+                    f"{int(np.median(h('stranger_days')[profiles]))} of their "
+                    f"{int(np.median(h('active_days')[profiles]))} active days at the median, "
                     f"{steady:.0%} of the days a steady reader of as many would")
     if len(hoarders):
         reasons.append(
@@ -1190,8 +1217,9 @@ def decide_flag(harm_ratio: float, harvesters: int, crew_evidence: int,
     if coupon_claimers >= params.coupon_crew and coupon_harm >= f and coupon_corroborated:
         return True, ""
     if workforce:
-        return False, (f"not flagged: its {harvesters} harvesters are nearly all the {workforce} "
-                       f"active staff of one partner, alike, none standing out: "
+        return False, (f"not flagged: its {harvesters} harvesters are staff of one partner "
+                       f"whose {workforce} active staff nearly all read strangers alike, "
+                       f"steadily, none standing out: "
                        f"a partner's workforce (a call centre or a shift), "
                        f"judged as a partner in the partner review")
     if harvesters and ((harm_ratio >= f ** 2 and crew_evidence >= 1) or harm_ratio >= f ** 3):

@@ -407,7 +407,7 @@ def test_staff_sweeping_in_a_burst_are_a_crew_however_many_of_the_staff_they_are
     flagged, members, review = _run(tmp_path, partners, accounts, events)
     ring, got = _the_one_flagged(flagged, members)
     assert got == {"s1", "s2", "s3"}
-    assert "a sweep, not a workforce: its 3 accounts are nearly all the 3 active staff" \
+    assert "a sweep, not a workforce: its 3 accounts, 3 of one partner's 3 active staff" \
         in ring["reasons"]
     assert "met their strangers on 2 of their 20 active days at the median" in ring["reasons"]
     call = review.set_index("partner_id").loc["P1"]
@@ -452,6 +452,30 @@ def test_a_whole_staff_paging_through_strangers_comments_is_no_workforce(tmp_pat
     assert got == {"s1", "s2", "s3", "s4", "s5"}
     assert "harvest comment pages, not the profiles of callers a workforce reads" \
         in ring["reasons"]
+
+
+def test_insiders_beside_a_call_centre_are_no_part_of_its_workforce(tmp_path):
+    """P1's ten call-centre agents c1..c10 each read 40 callers over 20 days from the office
+    IP; two more staff, i1 and i2, each read 100 strangers over the same days on a box only
+    they use. Nobody stands out (100 is under 3× the fourth-highest staff account's 40).
+    The agents are a workforce of their own; the pair's workforce would be only the
+    pair and the partner's quieter readers (none: the agents are harvesters, of another
+    ring), 2 of 12 -> flagged, exactly {i1, i2}. (Found by review: counting every staff
+    account reading alike made the pair part of the call centre.)"""
+    partners = [["P1", "Call Co", "agency", "2019-01-01"]]
+    accounts = [[f"c{j}", "partner_staff", "2019-03-01", "P1"] for j in range(1, 11)]
+    accounts += [[f"i{j}", "partner_staff", "2019-03-01", "P1"] for j in range(1, 3)]
+    events: list = []
+    _background(accounts, events)
+    for j in range(1, 11):
+        _strangers(accounts, events, T0 + timedelta(hours=9), f"c{j}", f"desk{j}",
+                   "198.51.100.1", 40, 1000 * j)
+    for j in range(1, 3):
+        _strangers(accounts, events, T0 + timedelta(hours=9), f"i{j}", "box", "203.0.113.7",
+                   100, 20000 + 1000 * j)
+    flagged, members, _ = _run(tmp_path, partners, accounts, events)
+    ring, got = _the_one_flagged(flagged, members)
+    assert got == {"i1", "i2"}
 
 
 def test_a_comment_crawler_paging_through_one_shop_is_flagged(tmp_path):
@@ -699,6 +723,30 @@ def test_a_lone_harvester_made_days_before_a_festival_leaves_its_run_alone(tmp_p
                T0 + timedelta(days=day, hours=j), [1, 2, 3, 4] + [4 + 4 * j + q for q in range(1, 5)])
     flagged, _, _ = _run(tmp_path, partners, accounts, events)
     assert len(flagged) == 0
+
+
+def test_sprees_are_no_promotion_through_a_harvester_that_claimed_at_their_shops(tmp_path):
+    """s1..s3: sprees made the same day, each on a phone and home of its own, each at five
+    shops of its own (m1..m15); k1, made the same day alike, claimed at m1..m12: a coupon
+    harvester whose shops cover theirs. Judged in their run of sprees, the three share no
+    shop: no promotion. The harvester joins their run but four are no festival's crowd
+    (ten) -> one crew, flagged, exactly {s1, s2, s3, k1}. (Found by review: judging the
+    sprees in a run with the harvester made its shops their promotion.)"""
+    partners = [["P1", "Shop Co", "isv", "2019-01-01"]]
+    accounts = [[f"m{k}", "merchant", "2019-02-01", "P1"] for k in range(1, 41)]
+    accounts += [[f"s{j}", "customer", "2020-03-10", ""] for j in range(1, 4)]
+    accounts += [["k1", "customer", "2020-03-10", ""]]
+    events: list = []
+    _background(accounts, events)
+    _claiming_shoppers(events, lambda i: f"m{13 + i % 20}")
+    at = T0 + timedelta(days=10)
+    for j in range(1, 4):
+        _spree(events, f"s{j}", f"s{j}-phone", f"198.51.100.{j}", at + timedelta(hours=j),
+               [5 * (j - 1) + q for q in range(1, 6)])
+    _spree(events, "k1", "k1-phone", "198.51.101.1", at + timedelta(hours=4), list(range(1, 13)))
+    flagged, members, _ = _run(tmp_path, partners, accounts, events)
+    ring, got = _the_one_flagged(flagged, members)
+    assert got == {"s1", "s2", "s3", "k1"}
 
 
 def test_a_crew_re_sweeping_a_small_platform_through_proxies_is_flagged_and_qa_rigs_are_not(
