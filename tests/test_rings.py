@@ -328,6 +328,23 @@ def _spree(events: list, who, device, ip, at, shops) -> None:
                            who, device, ip, kind, f"m{shop}", "0"])
 
 
+def _works_daily(events: list, who, device, ip, shop, hour: int, days: int = 20) -> None:
+    """``who`` views an item of ``shop`` (its own partner's merchant) every day of ``days``."""
+    for d in range(days):
+        events.append([_ts(T0 + timedelta(days=d, hours=hour)), who, device, ip, "view_item",
+                       shop, "0"])
+
+
+def _call_centre(accounts: list, events: list, partner: str, n: int, callers: int,
+                 start: int = 100) -> None:
+    """c1..c<n>, ``partner``'s staff, each read ``callers`` callers' profiles (strangers of
+    their own, v<start>..), a few new ones every day over 20 days, from the office IP."""
+    accounts += [[f"c{j}", "partner_staff", "2019-03-01", partner] for j in range(1, n + 1)]
+    for j in range(1, n + 1):
+        _strangers(accounts, events, T0 + timedelta(hours=j), f"c{j}", f"desk{j}",
+                   "198.51.100.1", callers, start * j)
+
+
 def test_a_call_centre_whose_agents_all_read_callers_alike_is_no_crew(tmp_path):
     """Two partners' staff reading 60 strangers each, once each (peers' level: the floor 1).
 
@@ -387,18 +404,13 @@ def test_staff_sweeping_in_a_burst_are_a_crew_however_many_of_the_staff_they_are
       The rule before this one called them P2's workforce and flagged nothing.
     """
     partners = [["P1", "Call Co", "agency", "2019-01-01"], ["P2", "Tool Co", "isv", "2019-01-01"]]
-    accounts = [[f"c{j}", "partner_staff", "2019-03-01", "P1"] for j in range(1, 5)]
-    accounts += [[f"s{j}", "partner_staff", "2019-03-01", "P2"] for j in range(1, 4)]
+    accounts = [[f"s{j}", "partner_staff", "2019-03-01", "P2"] for j in range(1, 4)]
     accounts += [["m2", "merchant", "2019-02-01", "P2"]]
     events: list = []
     _background(accounts, events)
-    for j in range(1, 5):
-        _strangers(accounts, events, T0 + timedelta(hours=j), f"c{j}", f"desk{j}",
-                   "198.51.100.1", 60, 100 * j)
+    _call_centre(accounts, events, "P1", 4, 60)
     for j in range(1, 4):
-        for d in range(20):
-            events.append([_ts(T0 + timedelta(days=d, hours=9 + j)), f"s{j}", f"lap{j}",
-                           "203.0.113.9", "view_item", "m2", "0"])
+        _works_daily(events, f"s{j}", f"lap{j}", "203.0.113.9", "m2", hour=9 + j)
         for i in range(60):
             u = f"v{1000 + 100 * j + i:05d}"
             accounts.append([u, "customer", "2019-06-01", ""])
@@ -425,8 +437,7 @@ def test_a_whole_staff_paging_through_strangers_comments_is_no_workforce(tmp_pat
     rule took comment harvesters for steady.)"""
     partners = [["P1", "Call Co", "agency", "2019-01-01"], ["P2", "Tool Co", "isv", "2019-01-01"],
                 ["P3", "Agency", "agency", "2019-01-01"], ["P4", "Shops", "isv", "2019-01-01"]]
-    accounts = [[f"c{j}", "partner_staff", "2019-03-01", "P1"] for j in range(1, 5)]
-    accounts += [[f"s{j}", "partner_staff", "2019-03-01", "P2"] for j in range(1, 6)]
+    accounts = [[f"s{j}", "partner_staff", "2019-03-01", "P2"] for j in range(1, 6)]
     accounts += [[f"a{j}", "partner_staff", "2019-03-01", "P3"] for j in range(24)]
     accounts += [["m2", "merchant", "2019-02-01", "P2"]]
     accounts += [[f"x{k}", "merchant", "2019-02-01", "P4"] for k in range(40)]
@@ -436,13 +447,9 @@ def test_a_whole_staff_paging_through_strangers_comments_is_no_workforce(tmp_pat
         for p in range(2):
             events.append([_ts(T0 + timedelta(days=j, hours=9, minutes=p)), f"a{j}",
                            f"adesk{j}", f"198.51.102.{j}", "view_comments", f"x{j % 40}", "20"])
-    for j in range(1, 5):
-        _strangers(accounts, events, T0 + timedelta(hours=j), f"c{j}", f"desk{j}",
-                   "198.51.100.1", 60, 100 * j)
+    _call_centre(accounts, events, "P1", 4, 60)
     for j in range(1, 6):
-        for d in range(20):
-            events.append([_ts(T0 + timedelta(days=d, hours=9 + j)), f"s{j}", f"lap{j}",
-                           "203.0.113.9", "view_item", "m2", "0"])
+        _works_daily(events, f"s{j}", f"lap{j}", "203.0.113.9", "m2", hour=9 + j)
         for k in range(40):
             for p in range(5):
                 events.append([_ts(T0 + timedelta(days=5 + k % 2, hours=10, minutes=k * 5 + p)),
@@ -463,13 +470,10 @@ def test_insiders_beside_a_call_centre_are_no_part_of_its_workforce(tmp_path):
     ring), 2 of 12 -> flagged, exactly {i1, i2}. (Found by review: counting every staff
     account reading alike made the pair part of the call centre.)"""
     partners = [["P1", "Call Co", "agency", "2019-01-01"]]
-    accounts = [[f"c{j}", "partner_staff", "2019-03-01", "P1"] for j in range(1, 11)]
-    accounts += [[f"i{j}", "partner_staff", "2019-03-01", "P1"] for j in range(1, 3)]
+    accounts = [[f"i{j}", "partner_staff", "2019-03-01", "P1"] for j in range(1, 3)]
     events: list = []
     _background(accounts, events)
-    for j in range(1, 11):
-        _strangers(accounts, events, T0 + timedelta(hours=9), f"c{j}", f"desk{j}",
-                   "198.51.100.1", 40, 1000 * j)
+    _call_centre(accounts, events, "P1", 10, 40, start=1000)
     for j in range(1, 3):
         _strangers(accounts, events, T0 + timedelta(hours=9), f"i{j}", "box", "203.0.113.7",
                    100, 20000 + 1000 * j)
