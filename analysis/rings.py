@@ -1325,8 +1325,8 @@ def partner_review(sig: pd.DataFrame, base: Baselines, rings: Rings,
             why.append(
                 f"not flagged: {vol}; {reach}; {1 - r.untied_share:.1%} of its reads were users "
                 f"who ordered from its merchants; its {workforce[r.partner_id]} active staff "
-                f"read strangers alike, none standing out: a workforce (a call centre or a "
-                f"shift), not a crew")
+                f"nearly all read strangers alike, steadily, none standing out: a workforce "
+                f"(a call centre or a shift), not a crew")
         else:
             why.append(
                 f"not flagged: {vol}; {reach}; {1 - r.untied_share:.1%} of its reads were users "
