@@ -324,20 +324,6 @@ def _not_promotions(spree: np.ndarray, hoarder: np.ndarray, sig: pd.DataFrame,
               / np.maximum(sig["coupon_merchants"].to_numpy(dtype=float), 1.0))
     hoarder[harvesters[repeat[harvesters] <= params.promotion_claims]] = False
     return spree, hoarder
-    campaigns = partner_campaigns(agg.coupons, run, usual_share, claims_of, shop_share,
-                                  params.campaign_share, params.support_factor)
-    share = promotion_shares(pairs, run, partner_of, campaigns)
-    came = share.index[share >= params.promotion_share].to_numpy()
-    crowd = run.map(run.value_counts()).reindex(came).to_numpy()
-    spree, hoarder = spree.copy(), hoarder.copy()
-    sprees = came[spree[came] & (crowd >= params.promotion_least)]
-    spree[sprees[~_on_owned_infrastructure(links, coupon, params, ips=False)[sprees]]] = False
-    harvesters = came[hoarder[came] & (crowd >= params.festival_least)]
-    harvesters = harvesters[~_on_owned_infrastructure(links, coupon, params)[harvesters]]
-    repeat = (sig["coupon_no_order"].to_numpy(dtype=float)
-              / np.maximum(sig["coupon_merchants"].to_numpy(dtype=float), 1.0))
-    hoarder[harvesters[repeat[harvesters] <= params.promotion_claims]] = False
-    return spree, hoarder
 
 
 def _promotion_runs(spree: np.ndarray, harvester: np.ndarray, created: pd.Series,
@@ -433,6 +419,9 @@ def _on_owned_infrastructure(links: pd.DataFrame, coupon: np.ndarray,
     """
     if not ips:
         links = links[links["kind"].to_numpy() == "device"]
+    # Only devices and IPs a coupon account uses can be owned: the rest need no counting.
+    used = links["entity"].to_numpy()[coupon[links["aid"].to_numpy()]]
+    links = links[np.isin(links["entity"].to_numpy(), used)]
     aid, entity = links["aid"].to_numpy(), links["entity"].to_numpy()
     n_coupon = pd.Series(coupon[aid]).groupby(entity).transform("sum").to_numpy()
     n_users = pd.Series(aid).groupby(entity).transform("size").to_numpy()
