@@ -149,7 +149,8 @@ def plan(as_of: date | str | None = None, gap_chunks: int = 1) -> list[Step]:
         # ``returned``: the reader came back to the user on a later day (an honest reader's
         # clientele is read again; a sweep reads each user once). ``first_day``: the day it
         # first read the user (a workforce meets new callers every working day; a sweep
-        # reaches its strangers in a burst).
+        # reaches its strangers in a burst; a crew begins its sweep together, see
+        # ``stranger_onset``, the first day an account read a stranger).
         Step("profile_pairs", "table", f"""
             SELECT r.aid, r.tid, r.n, r.rec,
                    (bp.buyer IS NOT NULL OR b.buyer IS NOT NULL) AS tied,
@@ -240,6 +241,8 @@ def plan(as_of: date | str | None = None, gap_chunks: int = 1) -> list[Step]:
                        count(*) FILTER (WHERE tied AND returned) AS tied_returned,
                        count(*) FILTER (WHERE NOT tied AND returned) AS untied_returned,
                        count(DISTINCT CASE WHEN NOT tied THEN first_day END) AS stranger_days,
+                       CAST(min(CASE WHEN NOT tied THEN first_day END) AS TIMESTAMP)
+                         AS stranger_onset,
                        coalesce(sum(least(1.0, {COLD_READERS}.0 / CAST(tr.readers AS DOUBLE))) FILTER (WHERE NOT tied), 0)
                          AS untied_reach,
                        coalesce(sum(least(1.0, {COLD_READERS}.0 / CAST(tr.readers AS DOUBLE))) FILTER (WHERE NOT tied AND returned), 0)
@@ -277,6 +280,7 @@ def plan(as_of: date | str | None = None, gap_chunks: int = 1) -> list[Step]:
                    coalesce(prof.tied_returned, 0) AS tied_returned,
                    coalesce(prof.untied_returned, 0) AS untied_returned,
                    coalesce(prof.stranger_days, 0) AS stranger_days,
+                   prof.stranger_onset,
                    coalesce(prof.untied_reach, 0) AS untied_reach,
                    coalesce(prof.untied_reach_returned, 0) AS untied_reach_returned,
                    coalesce(com.comment_reads, 0) AS comment_reads,
@@ -343,6 +347,7 @@ SCHEMAS: dict[str, dict[str, object]] = {
         "n_devices": _I64, "n_ips": _I64, "profile_reads": _F64, "profile_records": _F64,
         "users_read": _I64, "untied_reads": _F64, "untied_users": _I64, "tied_users": _I64,
         "tied_returned": _I64, "untied_returned": _I64, "stranger_days": _I64,
+        "stranger_onset": _TS,
         "untied_reach": _F64,
         "untied_reach_returned": _F64, "comment_reads": _F64,
         "comment_records": _F64, "merchants_read": _I64, "untied_merchants": _I64,

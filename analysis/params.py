@@ -45,6 +45,17 @@ class RingParams:
     #: Accounts on devices they dominate, each reaching strangers above the level only a
     #: quarter of its peers reach, that make a reading crew (a split crawl queue).
     reader_crew: int = 5
+    #: A crew that began its sweep together (:func:`analysis.rings.onset_crews`): this many
+    #: or more customers, each reaching strangers it never came back to at a
+    #: ``support_factor``-th of its peers' level or more (``onset_strangers`` of them at
+    #: least), whose first reads of a stranger fall within ``onset_days`` of the first of
+    #: them, at ``harvest_factor`` times the rate readers began at in the
+    #: ``onset_lookback`` days before. Each was made ``onset_lookback`` days or more
+    #: before it began (a festival's sign-ups begin reading as they are made).
+    onset_least: int = 5
+    onset_strangers: int = 3
+    onset_days: int = 3
+    onset_lookback: int = 14
     #: ``workforce_least`` or more harvesters of one partner, alike (none stands out),
     #: that with the partner's quieter readers of strangers (under ``harvest_factor``, at
     #: ``join_factor`` and a ``support_factor``-th of the harvesters' median or more: a

@@ -91,7 +91,7 @@ from .signals import BUSINESS_TYPES, PEER_MEASURES, Baselines
 
 __all__ = ["RingParams", "Rings", "coupon_crews", "coupon_harvesters", "coupon_sprees",
            "decide_flag", "find_rings", "partner_campaigns", "promotion_shares",
-           "partner_review", "reader_crews", "ring_score", "standouts"]
+           "onset_crews", "partner_review", "reader_crews", "ring_score", "standouts"]
 
 RING_COLUMNS = ["ring_id", "rank", "score", "flagged", "n_accounts", "partner_ids", "first_seen",
                 "last_seen", "profiles_read", "records_harvested", "reasons"]
@@ -241,17 +241,29 @@ def _created_together(comp: np.ndarray, members: np.ndarray, hoarder: np.ndarray
     ...                   np.array([True, True, True, False]), at, p).tolist()
     [0, 1, 2, 1]
     """
-    import igraph as ig
-
     comp = np.asarray(comp).copy()
     only = pd.Series(hoarder[members]).groupby(comp).transform("all").to_numpy()
     idx, t = _by_creation(hoarder[members] & only, pd.Series(created.to_numpy()[members]))
     if len(idx) < 2:
         return comp
-    run = _runs(t, params.burst_days)
+    return _join_runs(comp, idx, _runs(t, params.burst_days))
+
+
+def _join_runs(comp: np.ndarray, idx: np.ndarray, run: np.ndarray) -> np.ndarray:
+    """``comp`` with the pieces that hold members ``idx`` of one run (``run``, aligned
+    with ``idx``) joined into one new piece each, numbered after ``comp``'s (in the order
+    of their first piece); a piece holding members of two runs joins them both.
+
+    >>> _join_runs(np.array([0, 1, 2, 3]), np.array([0, 1, 3]), np.array([0, 0, 1])).tolist()
+    [4, 4, 2, 3]
+    """
+    import igraph as ig
+
+    comp = np.asarray(comp).copy()
+    pieces, at_piece = np.unique(comp[idx], return_inverse=True)
+    _, run = np.unique(run, return_inverse=True)
     # Pieces and runs as one graph: the pieces that hold accounts of one run (a piece may
     # hold two runs) are connected.
-    pieces, at_piece = np.unique(comp[idx], return_inverse=True)
     g = ig.Graph(n=len(pieces) + int(run.max()) + 1,
                  edges=np.column_stack([at_piece, len(pieces) + run]).tolist())
     group = np.asarray(g.connected_components().membership)[: len(pieces)]
@@ -262,6 +274,89 @@ def _created_together(comp: np.ndarray, members: np.ndarray, hoarder: np.ndarray
     relabel = {int(piece): fresh + i for i, label in enumerate(joined)
                for piece in pieces[group == label]}
     return pd.Series(comp).replace(relabel).to_numpy()
+
+
+def onset_crews(sig: pd.DataFrame, params: RingParams,
+                first_event) -> tuple[np.ndarray, np.ndarray]:
+    """Crews that began their sweep together: each account's run (-1 for none) and how
+    many times the rate readers began at before its run began (0 for none).
+
+    A crew that splits a crawl queue over aged or taken-over accounts, on homes it proxies
+    through and phones of its own, can be most of a small platform's readers: each reads
+    no more strangers than an honest reader, nothing links them and none stands out.
+    What they share is when they began. An honest reader first reads a stranger when it
+    first comes by in the export, so honest first reads pile up on the export's first
+    days and thin out after; a crew's come in a burst, weeks or months in.
+
+    A *reader* is a customer that reached strangers it never came back to at a
+    ``support_factor``-th of its peers' level or more (``fresh_reach_ratio``), at least
+    ``onset_strangers`` of them; its onset is the first day it read a stranger
+    (``stranger_onset``). A run is ``onset_least`` or more readers whose onsets fall
+    within ``onset_days`` of its first, at ``harvest_factor`` times the rate readers
+    (one more than there were) began at in the ``onset_lookback`` days before (fewer
+    when the export began later; none of it on the export's first ``onset_days``,
+    whose readers may have begun before). Its members were made ``onset_lookback`` days
+    or more before their onset: a festival's sign-ups, and accounts made for a job
+    (judged by their creation burst), begin reading as they are made; they count in
+    the rate before all the same. The largest run is taken first, then the next among
+    the readers left.
+
+    >>> p = RingParams()
+    >>> day = lambda d: pd.Timestamp("2024-01-01") + pd.Timedelta(days=d)
+    >>> onsets = [0] * 30 + [1] * 10 + [2, 5, 9, 12, 20] + [30] * 4 + [31] * 3
+    >>> sig = pd.DataFrame({"account_type": "customer", "fresh_reach_ratio": 0.8,
+    ...                     "untied_users": 12, "stranger_onset": [day(d) for d in onsets],
+    ...                     "created_at": pd.Timestamp("2020-05-01")})
+    >>> run, ratio = onset_crews(sig, p, day(0))
+    >>> run[-7:].tolist(), round(float(ratio[-1]), 1), int((run >= 0).sum())
+    ([0, 0, 0, 0, 0, 0, 0], 16.3, 7)
+    >>> sig.loc[45:, "created_at"] = day(29)          # a festival's sign-ups, reading at once
+    >>> int((onset_crews(sig, p, day(0))[0] >= 0).sum())
+    0
+    """
+    n = len(sig)
+    run, ratio = np.full(n, -1, dtype=np.int64), np.zeros(n)
+    if first_event is None or pd.isna(first_event) or not n:
+        return run, ratio
+    start = pd.Timestamp(first_event)
+    if start.tzinfo is not None:
+        start = start.tz_convert("UTC").tz_localize(None)
+    onset = pd.to_datetime(sig["stranger_onset"]).to_numpy("datetime64[ns]")
+    reader = (~sig["account_type"].isin(BUSINESS_TYPES).to_numpy()
+              & (np.nan_to_num(sig["fresh_reach_ratio"].to_numpy(dtype=float))
+                 >= 1.0 / params.support_factor)
+              & (sig["untied_users"].to_numpy() >= params.onset_strangers) & ~np.isnat(onset))
+    idx = np.flatnonzero(reader)
+    one_day = np.timedelta64(1, "D")
+    day = (onset[idx] - np.datetime64(start.normalize())) / one_day
+    made = pd.to_datetime(sig["created_at"]).to_numpy("datetime64[ns]")[idx]
+    old = ~((onset[idx] - made) / one_day < params.onset_lookback)   # unknown: an old one
+    order = np.argsort(day, kind="stable")
+    idx, day, old = idx[order], day[order], old[order]
+    free = np.ones(len(idx), dtype=bool)
+    first = np.searchsorted(day, day, side="left")          # the first reader of its day
+    end = np.searchsorted(day, day + params.onset_days, side="left")
+    back = np.minimum(params.onset_lookback, day)
+    since = np.searchsorted(day, day - back, side="left")
+    k = 0
+    while True:
+        olds = np.r_[0, np.cumsum(old & free)]
+        alls = np.r_[0, np.cumsum(free)]
+        count = olds[end] - olds[first]
+        before = alls[first] - alls[since]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            expected = (before + 1) * params.onset_days / back
+        ok = (old & free & (day >= params.onset_days) & (count >= params.onset_least)
+              & (count >= params.harvest_factor * expected))
+        if not ok.any():
+            return run, ratio
+        best = int(np.argmax(np.where(ok, count, -1)))   # the largest; ties: the earliest
+        mine = np.arange(first[best], end[best])
+        mine = mine[old[mine] & free[mine]]
+        run[idx[mine]] = k
+        ratio[idx[mine]] = round(float(count[best] / expected[best]), 3)
+        free[mine] = False
+        k += 1
 
 
 def _not_promotions(spree: np.ndarray, hoarder: np.ndarray, sig: pd.DataFrame,
@@ -479,6 +574,11 @@ def find_rings(sig: pd.DataFrame, base: Baselines, graph: EntityGraph, communiti
     # Reading crews: accounts each reaching strangers like the top quarter of their peers,
     # many of them on devices they dominate (a crawl queue split over a crew).
     reader = reader_crews(sig, links, params)
+    # Crews that began their sweep together: aged or taken-over accounts on homes and phones
+    # of their own, most of a small platform's readers, each reading like its peers and
+    # linked by nothing but when they began.
+    sweep_run, sweep_rate = onset_crews(sig, params, agg.first_event)
+    sweeper = sweep_run >= 0
     # Coupon harvesters: claims at never-ordered-from merchants at harvest_factor times the
     # keenest tenth of their peers. Two of them on infrastructure they dominate are a pair
     # no bargain hunter makes (see decide_flag).
@@ -492,11 +592,17 @@ def find_rings(sig: pd.DataFrame, base: Baselines, graph: EntityGraph, communiti
         {"aid": pd.Series([], dtype="int32"), "mid": pd.Series([], dtype="int32")})
     spree = coupon_sprees(sig, params) & ~hoarder & (agg.coupon_pairs is not None)
     spree, hoarder = _not_promotions(spree, hoarder, sig, agg, links, pairs, params)
-    if not (harvester | claimer | reader | hoarder | spree).any():
+    start = harvester | claimer | reader | hoarder | spree
+    if not (start | sweeper).any():
         return _no_rings(params)
-    members = _expand(sig, links, harvester | claimer | reader | hoarder | spree, weak, params)
+    # A crew that began its sweep together is a ring of its own (one piece per run): its
+    # members take no part in linking through devices and IPs, where the homes it proxied
+    # through would pull their honest residents in.
+    members = _expand(sig, links, start & ~sweeper, weak & ~sweeper, params)
+    members = members[~sweeper[members]]
     # Suspects: any account with harm of its own or claiming like the keenest tenth.
-    suspect = (harvester | weak | claimer | reader | coupon_harvesters(sig, params, factor=1.0))
+    suspect = (harvester | weak | claimer | reader
+               | coupon_harvesters(sig, params, factor=1.0)) & ~sweeper
     comp = _components(members, links, params, suspects=suspect)
     # Coupon harvesters and sprees created together (within burst_days of one another,
     # one after the other) are one piece, whatever infrastructure they used: accounts
@@ -504,6 +610,11 @@ def find_rings(sig: pd.DataFrame, base: Baselines, graph: EntityGraph, communiti
     # week is an operation (see decide_flag).
     infra = comp    # pieces by devices and IPs alone: who operates together
     comp = _created_together(comp, members, hoarder | spree, sig["created_at"], params)
+    swept = np.flatnonzero(sweeper)
+    onset_piece = (comp.max() + 1 if len(comp) else 0) + sweep_run[swept]
+    members = np.concatenate([members, swept])
+    comp = np.concatenate([comp, onset_piece])
+    infra = np.concatenate([infra, onset_piece])
     comm = communities.reindex(members).to_numpy()
     # Each connected piece goes to the community most of its members sit in.
     piece = pd.DataFrame({"aid": members, "comp": comp, "comm": comm, "infra": infra})
@@ -518,12 +629,15 @@ def find_rings(sig: pd.DataFrame, base: Baselines, graph: EntityGraph, communiti
     sign = (pd.Series(staff_of).groupby(comp).agg(lambda v: ";".join(sorted({x for x in v
                                                                                if x})))
             .reindex(comp).to_numpy())
-    keys = pd.Series([f"{c}|{p}" for c, p in zip(piece["comp"].map(piece_comm), sign)])
+    ring_of = piece["comp"].map(piece_comm).astype(str).to_numpy(object)
+    ring_of[len(members) - len(swept):] = [f"onset {r}" for r in onset_piece]
+    keys = pd.Series([f"{c}|{p}" for c, p in zip(ring_of, sign)])
     piece["group"] = pd.factorize(keys, sort=True)[0]
     # Crew with no harvester (or coupon crew) in their group did not join a ring.
     piece["harvester"] = harvester[piece["aid"].to_numpy()]
     piece["claimer"] = claimer[piece["aid"].to_numpy()]
     piece["reader"] = reader[piece["aid"].to_numpy()]
+    piece["sweeper"] = sweeper[piece["aid"].to_numpy()]
     # Coupon harvesters count where two or more share one connected piece.
     # Coupon accounts (harvesters and sprees) count where two or more share one connected
     # piece and claimed, together, at harvest_factor or more shops they never ordered from
@@ -544,6 +658,7 @@ def find_rings(sig: pd.DataFrame, base: Baselines, graph: EntityGraph, communiti
     keep = (grp["harvester"].transform("any")
             | (grp["claimer"].transform("sum") >= params.coupon_crew)
             | (grp["reader"].transform("sum") >= params.reader_crew)
+            | (grp["sweeper"].transform("sum") >= params.onset_least)
             | grp["hoarder"].transform("any"))
     piece = piece[keep.to_numpy()]
     # Members earn their place against their ring too: an account that joined on its own
@@ -552,7 +667,7 @@ def find_rings(sig: pd.DataFrame, base: Baselines, graph: EntityGraph, communiti
     ratio_of = ratio[piece["aid"].to_numpy()]
     core = pd.Series(np.where(piece["harvester"].to_numpy(), ratio_of, np.nan)).groupby(
         piece["group"].to_numpy()).transform("median").to_numpy()
-    joined = ~(piece["harvester"] | piece["claimer"] | piece["reader"]
+    joined = ~(piece["harvester"] | piece["claimer"] | piece["reader"] | piece["sweeper"]
                | piece["hoarder"]).to_numpy()
     piece = piece[~(joined & (ratio_of < np.nan_to_num(core) / params.harvest_factor))]
 
@@ -564,6 +679,7 @@ def find_rings(sig: pd.DataFrame, base: Baselines, graph: EntityGraph, communiti
     # Plain arrays, split once per ring: the loop below touches only its own rows and
     # pays no per-ring pandas overhead (thousands of candidate rings at 1M accounts).
     cols = {c: sig[c].to_numpy() for c in _EVIDENCE_COLUMNS}
+    cols["sweep_rate"] = sweep_rate
     group_of = piece.set_index("aid")["group"]
     entity_size = links.groupby("entity")["aid"].size()
     mlinks = links[links["aid"].isin(group_of.index)]
@@ -598,6 +714,7 @@ def find_rings(sig: pd.DataFrame, base: Baselines, graph: EntityGraph, communiti
         hidx = idx[harvester[idx]]
         cpidx = idx[claimer[idx]]
         rdidx = idx[reader[idx]]
+        swidx = idx[sweeper[idx]]
         _, comp_inv, comp_n = np.unique(by_group[group]["infra"], return_inverse=True,
                                         return_counts=True)
         together = int((comp_n[comp_inv] >= 2).sum())
@@ -608,7 +725,7 @@ def find_rings(sig: pd.DataFrame, base: Baselines, graph: EntityGraph, communiti
                               coupons_by_group.get(group, no_coupons),
                               links_by_group.get(group), staff_partners, together,
                               idx[by_group[group]["hoarder"] & ~by_group[group]["spree"]],
-                              workforce, idx[by_group[group]["spree"]], crewed)
+                              workforce, idx[by_group[group]["spree"]], crewed, swidx)
         ring["group"] = group
         rows.append(ring)
         acct_score = (np.log10(1 + np.maximum(cols["harvest_ratio"][idx],
@@ -656,7 +773,7 @@ _EVIDENCE_COLUMNS = ("untied_users", "untied_records", "untied_reads", "profile_
                      "coupon_focus", "coupon_focus_ratio", "ip_spread_ratio", "n_ips",
                      "stranger_reach_alone", "fresh_reach_alone", "untied_merchants_alone",
                      "untied_comment_reads_alone", "stranger_steadiness", "stranger_days",
-                     "active_days")
+                     "active_days", "stranger_onset")
 
 
 def coupon_crews(sig: pd.DataFrame, links: pd.DataFrame, params: RingParams) -> np.ndarray:
@@ -842,7 +959,8 @@ def _ring_evidence(c: dict[str, np.ndarray], idx: np.ndarray, hidx: np.ndarray,
                    pop_created: np.ndarray, partners: pd.DataFrame, coupons: dict[str, np.ndarray],
                    mine: dict[str, np.ndarray] | None, staff_partners: dict[int, set[str]],
                    together: int, hoarders: np.ndarray, workforce: dict[str, np.ndarray],
-                   sprees: np.ndarray, crewed: int) -> dict:
+                   sprees: np.ndarray, crewed: int,
+                   swidx: np.ndarray | None = None) -> dict:
     """Measure one ring against the population and say why in plain words.
 
     ``c`` holds the account signals as arrays; ``idx`` are the ring's rows in
@@ -850,7 +968,8 @@ def _ring_evidence(c: dict[str, np.ndarray], idx: np.ndarray, hidx: np.ndarray,
     its reading crew's, ``hoarders`` its coupon harvesters that share a piece with another,
     ``sprees`` its coupon sprees that do (and came for no one promotion), ``crewed``
     the most of its harvesters in one piece (linked through devices or IPs they
-    dominate). ``mine`` holds the ring's own device/IP links (entity,
+    dominate), ``swidx`` its accounts that began their sweep together (:func:`onset_crews`;
+    ``c["sweep_rate"]``: their run's rate over the rate before). ``mine`` holds the ring's own device/IP links (entity,
     account, device or not, the entity's size in accounts);
     ``staff_partners`` maps an entity to the partners whose staff use it;
     ``workforce`` maps a partner to the harm of each of its active staff.
@@ -1016,6 +1135,17 @@ def _ring_evidence(c: dict[str, np.ndarray], idx: np.ndarray, hidx: np.ndarray,
                            f"{int(np.median(c['n_ips'][rdidx]))} IPs each at the median, "
                            f"{params.harvest_factor:g}× or more what the keenest tenth of "
                            f"their peers used{counted}: proxies")
+    swidx = np.zeros(0, dtype=np.int64) if swidx is None else swidx
+    sweep_harm = float(np.nansum(c["harvest_ratio"][swidx])) if len(swidx) else 0.0
+    if len(swidx) >= params.onset_least:
+        began = c["stranger_onset"][swidx]
+        reasons.append(
+            f"swept together: {len(swidx)} accounts, made long before, each first read a "
+            f"stranger within {params.onset_days} days of the first of them "
+            f"({_extreme(began, np.min):%Y-%m-%d} to {_extreme(began, np.max):%Y-%m-%d}), "
+            f"{_fmt(float(np.max(c['sweep_rate'][swidx])))}× the rate readers began at in the "
+            f"{params.onset_lookback} days before ({_fmt(sweep_harm)}× their peers' level "
+            f"in all)")
     if len(rdidx) >= params.reader_crew:
         reasons.append(
             f"reading crew: {len(rdidx)} accounts on devices they dominate each reached "
@@ -1104,7 +1234,8 @@ def _ring_evidence(c: dict[str, np.ndarray], idx: np.ndarray, hidx: np.ndarray,
                                    coupon_claimers=len(cpidx), coupon_harm=coupon_harm,
                                    coupon_corroborated=burst or shared_device,
                                    crew_readers=len(rdidx), crew_harm=crew_harm,
-                                   crew_corroborated=crew_device, crewed=crewed)
+                                   crew_corroborated=crew_device, crewed=crewed,
+                                   swept=len(swidx), sweep_harm=sweep_harm)
     # Coupon harvesters' claims, in units of their peer baseline, rank like a crew's.
     spent = np.concatenate([hoarders, sprees])
     hoard_harm = float(np.nansum(c["coupon_merchants_ratio"][spent])) if len(spent) else 0.0
@@ -1119,7 +1250,8 @@ def _ring_evidence(c: dict[str, np.ndarray], idx: np.ndarray, hidx: np.ndarray,
         "harm_ratio": round(float(harm_ratio), 3), "support_signals": support,
         "untied_users": users, "harvesters": int(len(hidx)),
         "coupon_claimers": int(len(cpidx)), "coupon_harm": round(coupon_harm, 3),
-        "crew_readers": int(len(rdidx)), "standouts": stand, "workforce": int(shift),
+        "crew_readers": int(len(rdidx)), "swept_together": int(len(swidx)),
+        "standouts": stand, "workforce": int(shift),
         "coupon_harvesters": int(len(hoarders)), "coupon_sprees": int(len(sprees)),
     }
 
@@ -1130,7 +1262,8 @@ def decide_flag(harm_ratio: float, harvesters: int, crew_evidence: int,
                 coupon_claimers: int = 0, coupon_harm: float = 0.0,
                 coupon_corroborated: bool = False, crew_readers: int = 0,
                 crew_harm: float = 0.0, crew_corroborated: bool = False,
-                crewed: int | None = None) -> tuple[bool, str]:
+                crewed: int | None = None, swept: int = 0,
+                sweep_harm: float = 0.0) -> tuple[bool, str]:
     """Whether a candidate ring is an alert, and if not, why not (in words).
 
     ``harm_ratio`` is the ring's harm summed over its members in units of their
@@ -1146,7 +1279,9 @@ def decide_flag(harm_ratio: float, harvesters: int, crew_evidence: int,
     reaches f and a new-account burst or a shared device corroborates it. A
     reading crew (``crew_readers`` ≥ ``reader_crew`` accounts each reaching
     strangers above the level of three quarters of its peers) is flagged alike on
-    its ``crew_harm``.
+    its ``crew_harm``, and a crew that began its sweep together (``swept`` ≥
+    ``onset_least`` accounts, see :func:`onset_crews`) on its ``sweep_harm``: the burst
+    of first reads is its corroboration.
 
     A ring whose harvesters include a *standout* (``standouts``: harm at f times
     its peers' level and ``support_factor`` times the fourth-highest account of its
@@ -1198,6 +1333,10 @@ def decide_flag(harm_ratio: float, harvesters: int, crew_evidence: int,
     (True, '')
     >>> decide_flag(0.0, 0, 0, p, crew_readers=8, crew_harm=12.8)[1]
     'not flagged: a reading crew of 8 accounts with no device three or more of it share and dominate'
+    >>> decide_flag(0.0, 0, 0, p, swept=60, sweep_harm=52.0)
+    (True, '')
+    >>> decide_flag(0.0, 0, 0, p, swept=6, sweep_harm=3.1)[1]
+    'not flagged: 6 accounts began reading strangers together, 3.1× their peers in all, under the 10× a crew needs'
     """
     f = params.harvest_factor
     # Coupon evidence stands on its own: a partner's workforce reads, it does not claim.
@@ -1219,12 +1358,17 @@ def decide_flag(harm_ratio: float, harvesters: int, crew_evidence: int,
         return True, ""
     if crew_readers >= params.reader_crew and crew_harm >= f and crew_corroborated:
         return True, ""
+    if swept >= params.onset_least and sweep_harm >= f:
+        return True, ""
     if crew_readers >= params.reader_crew and not harvesters and not coupon_claimers:
         if crew_harm < f:
             return False, (f"not flagged: a reading crew of {crew_readers} accounts, "
                            f"{_fmt(crew_harm)}× its peers in all, under the {f:g}× a crew needs")
         return False, (f"not flagged: a reading crew of {crew_readers} accounts with no device "
                        f"three or more of it share and dominate")
+    if swept >= params.onset_least and not harvesters and not coupon_claimers:
+        return False, (f"not flagged: {swept} accounts began reading strangers together, "
+                       f"{_fmt(sweep_harm)}× their peers in all, under the {f:g}× a crew needs")
     if coupon_claimers >= params.coupon_crew and coupon_harm >= f and not harvesters:
         return False, (f"not flagged: a coupon crew of {coupon_claimers} accounts with "
                        f"neither a new-account burst nor a shared device")

@@ -76,6 +76,7 @@ def test_spark_and_duckdb_agree(export, tmp_path):
     for col in ("tied_users", "tied_returned", "untied_reach", "untied_reach_returned",
                 "stranger_days"):
         assert a.accounts[col].sum() > 0, col
+    assert a.accounts["stranger_onset"].notna().sum() > 0
     rec_d = json.loads((out_d / "run.json").read_text())
     assert rec_d["tables"]["relationships"]["accepted"] > 100
 
