@@ -39,6 +39,17 @@ How a ring is cut out
    reads per stranger; or comment pages) strictly above its peers' baseline.
    ``reader_crew`` (5) or more readers linked through devices they dominate
    form a crew and start a ring (:func:`reader_crews`).
+6. **Crews that began together**: a crew splitting its queue over aged or
+   taken-over accounts, on homes it proxies through and phones of its own, shares
+   no infrastructure and sets its own peers' level. What it shares is when it
+   began: ``onset_least`` (5) or more customers, made long before, each reading
+   strangers it never came back to, whose first reads of a stranger fall within
+   ``onset_days`` of one another at ``harvest_factor`` times the rate readers
+   began at in the two weeks before (:func:`onset_crews`). Honest first reads
+   pile up on an export's first days and thin out after. Such a crew is a ring
+   of its own: its members link to no one through devices or IPs (the homes it
+   proxied through would pull their residents in), and it is flagged when its
+   members' harm summed reaches ``harvest_factor``.
 
 A ring is **flagged** when its harm, summed over its members in units of each
 member's peer baseline, is at least ``harvest_factor``² and it carries crew
@@ -578,7 +589,6 @@ def find_rings(sig: pd.DataFrame, base: Baselines, graph: EntityGraph, communiti
     # of their own, most of a small platform's readers, each reading like its peers and
     # linked by nothing but when they began.
     sweep_run, sweep_rate = onset_crews(sig, params, agg.first_event)
-    sweeper = sweep_run >= 0
     # Coupon harvesters: claims at never-ordered-from merchants at harvest_factor times the
     # keenest tenth of their peers. Two of them on infrastructure they dominate are a pair
     # no bargain hunter makes (see decide_flag).
@@ -593,12 +603,14 @@ def find_rings(sig: pd.DataFrame, base: Baselines, graph: EntityGraph, communiti
     spree = coupon_sprees(sig, params) & ~hoarder & (agg.coupon_pairs is not None)
     spree, hoarder = _not_promotions(spree, hoarder, sig, agg, links, pairs, params)
     start = harvester | claimer | reader | hoarder | spree
+    # A crew that began its sweep together is a ring of its own (one piece per run): its
+    # members with no harm or claims that start a ring anyway take no part in linking
+    # through devices and IPs, where the homes it proxied through would pull their honest
+    # residents in. Its harvesters link as any harvester does.
+    sweeper = (sweep_run >= 0) & ~start
     if not (start | sweeper).any():
         return _no_rings(params)
-    # A crew that began its sweep together is a ring of its own (one piece per run): its
-    # members take no part in linking through devices and IPs, where the homes it proxied
-    # through would pull their honest residents in.
-    members = _expand(sig, links, start & ~sweeper, weak & ~sweeper, params)
+    members = _expand(sig, links, start, weak & ~sweeper, params)
     members = members[~sweeper[members]]
     # Suspects: any account with harm of its own or claiming like the keenest tenth.
     suspect = (harvester | weak | claimer | reader
@@ -714,7 +726,7 @@ def find_rings(sig: pd.DataFrame, base: Baselines, graph: EntityGraph, communiti
         hidx = idx[harvester[idx]]
         cpidx = idx[claimer[idx]]
         rdidx = idx[reader[idx]]
-        swidx = idx[sweeper[idx]]
+        swidx = idx[sweep_run[idx] >= 0]
         _, comp_inv, comp_n = np.unique(by_group[group]["infra"], return_inverse=True,
                                         return_counts=True)
         together = int((comp_n[comp_inv] >= 2).sum())

@@ -1090,3 +1090,38 @@ def test_a_partners_campaign_crowd_is_no_crew_and_a_crew_on_one_emulator_at_it_i
     ring, got = _the_one_flagged(flagged, members)
     assert got == {f"e{j}" for j in range(1, 6)}
     assert "did little but claim coupons" in ring["reasons"]
+
+
+def test_a_crew_that_began_its_sweep_together_is_flagged_and_a_festival_is_not(tmp_path):
+    """Readers judged by when they began.
+
+    * h000..h099 read 10-50 strangers each from day 1 (the customers' 75th percentile of
+      reach is 50): honest first reads pile up on the export's first days.
+    * A crew c01..c12 of aged accounts (made in 2018), each on a phone and a home of its
+      own, begins on day 30 and reads 60 strangers each: 1.2× its peers, no harvester,
+      nothing shared. Twelve first reads within 3 days where none came in the 14 days
+      before: 12 / ((0 + 1) × 3 / 14) = 56× the rate before, 14.4× their peers' level
+      in all -> one flagged ring of exactly {c01..c12}.
+    * A festival's sign-ups g01..g12, made on day 29, read 60 strangers each from day 30
+      too: made a day before they began, they are no crew that began together.
+    """
+    partners = [["P1", "Promo Co", "promotions", "2019-01-01"]]
+    accounts = [["m1", "merchant", "2019-02-01", "P1"]]
+    events: list = []
+    _background(accounts, events)
+    start = _background_readers(accounts, events)
+    accounts += [[f"c{j:02d}", "customer", "2018-04-01", ""] for j in range(1, 13)]
+    accounts += [[f"g{j:02d}", "customer", _ts(T0 + timedelta(days=29)), ""]
+                 for j in range(1, 13)]
+    for j in range(1, 13):
+        _strangers(accounts, events, T0 + timedelta(days=30, hours=j), f"c{j:02d}",
+                   f"c{j}-phone", f"10.9.0.{j}", 60, start)
+        start += 60
+        _strangers(accounts, events, T0 + timedelta(days=30, hours=j), f"g{j:02d}",
+                   f"g{j}-phone", f"10.9.1.{j}", 60, start)
+        start += 60
+    flagged, members, _ = _run(tmp_path, partners, accounts, events)
+    ring, got = _the_one_flagged(flagged, members)
+    assert got == {f"c{j:02d}" for j in range(1, 13)}
+    assert "swept together: 12 accounts" in ring["reasons"]
+    assert not {f"g{j:02d}" for j in range(1, 13)} & set(members["account_id"])
