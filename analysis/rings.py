@@ -123,22 +123,43 @@ def _no_rings(params: RingParams) -> Rings:
                  pd.DataFrame(columns=MEMBER_COLUMNS + ["aid"]), params)
 
 
-def _entity_links(agg: Aggregates) -> pd.DataFrame:
-    """Every account's devices and IPs, hubs included: aid, entity, kind.
+def _entity_links(agg: Aggregates, params: RingParams | None = None) -> pd.DataFrame:
+    """Every account's devices and IPs, hubs included, less passers-by: aid, entity, kind.
 
     Hubs stay out of the community graph (a carrier NAT would glue strangers), but a
     ring is cut by devices and IPs its members *dominate*: a NAT's thousands of honest
     users are never dominated, while a datacenter IP that only a crew of 300 uses is
     the crew's own infrastructure whatever its size.
+
+    A *passer-by* used a device or IP that one account (its owner) makes most of the
+    events on (``dominated_share``), for under a ``harvest_factor``-th of its owner's
+    events there: a crew's session through a residential proxy (a real customer's
+    home), a guest on a household's Wi-Fi. It is not one of the entity's users and links
+    to no one through it, so a crew that proxies through hundreds of homes is not glued
+    to their residents, and through them to other crews.
+
+    >>> import types
+    >>> dl = pd.DataFrame({"aid": [0, 1], "did": [0, 1], "n": [50, 50]})
+    >>> il = pd.DataFrame({"aid": [0, 1, 2, 2], "iid": [0, 0, 0, 1], "n": [300, 4, 5, 9]})
+    >>> _entity_links(types.SimpleNamespace(device_links=dl, ip_links=il))[["aid", "entity"]
+    ...                                                                  ].values.tolist()
+    [[0, 0], [1, 1], [0, 2], [2, 3]]
     """
+    params = params or RingParams()
     dl, il = agg.device_links, agg.ip_links
     offset = int(dl["did"].max()) + 1 if len(dl) else 0
-    return pd.concat([
+    links = pd.concat([
         pd.DataFrame({"aid": dl["aid"].to_numpy(np.int64), "entity": dl["did"].to_numpy(np.int64),
-                      "kind": "device"}),
+                      "kind": "device", "n": dl["n"].to_numpy(np.int64)}),
         pd.DataFrame({"aid": il["aid"].to_numpy(np.int64),
-                      "entity": il["iid"].to_numpy(np.int64) + offset, "kind": "ip"}),
+                      "entity": il["iid"].to_numpy(np.int64) + offset, "kind": "ip",
+                      "n": il["n"].to_numpy(np.int64)}),
     ], ignore_index=True)
+    by = links.groupby("entity")["n"]
+    top = by.transform("max").to_numpy()
+    owned = top >= params.dominated_share * by.transform("sum").to_numpy()
+    passer = owned & (links["n"].to_numpy() * params.harvest_factor < top)
+    return links[~passer].drop(columns="n").reset_index(drop=True)
 
 
 def _expand(sig: pd.DataFrame, links: pd.DataFrame, harvester: np.ndarray, weak: np.ndarray,
@@ -238,10 +259,15 @@ def _by_creation(mask: np.ndarray, created: pd.Series) -> tuple[np.ndarray, np.n
 
 
 def _created_together(comp: np.ndarray, members: np.ndarray, hoarder: np.ndarray,
-                      created: pd.Series, params: RingParams) -> np.ndarray:
+                      created: pd.Series, params: RingParams,
+                      pop: np.ndarray | None = None) -> np.ndarray:
     """``comp`` with the pieces made only of coupon accounts (``hoarder``) joined when
     they were created within ``burst_days`` of one another (:func:`_runs`). A piece that
     holds other accounts (a crawl crew with a coupon account among it) is not joined.
+    With ``pop`` (every account's creation time, sorted), a run is joined only when it
+    is a burst: ``support_factor`` times the coupon accounts a random draw of as many
+    would have made in its days, at the platform's rate then. Where coupon hunting is
+    common, two of a platform's hundreds of hunters made the same week are chance.
 
     >>> p = RingParams()
     >>> at = pd.Series(pd.to_datetime(["2020-01-01", "2020-01-03", "2020-03-01", "2020-01-05"]))
@@ -257,7 +283,16 @@ def _created_together(comp: np.ndarray, members: np.ndarray, hoarder: np.ndarray
     idx, t = _by_creation(hoarder[members] & only, pd.Series(created.to_numpy()[members]))
     if len(idx) < 2:
         return comp
-    return _join_runs(comp, idx, _runs(t, params.burst_days))
+    run = _runs(t, params.burst_days)
+    if pop is not None and len(pop):
+        first = t[np.r_[0, np.flatnonzero(np.diff(run)) + 1]].astype(pop.dtype)
+        made = (np.searchsorted(pop, first + np.timedelta64(params.burst_days, "D"), "right")
+                - np.searchsorted(pop, first, "left"))
+        burst = np.bincount(run) >= params.support_factor * len(idx) * made / len(pop)
+        idx, run = idx[burst[run]], run[burst[run]]
+        if len(idx) < 2:
+            return comp
+    return _join_runs(comp, idx, run)
 
 
 def _join_runs(comp: np.ndarray, idx: np.ndarray, run: np.ndarray) -> np.ndarray:
@@ -577,7 +612,7 @@ def find_rings(sig: pd.DataFrame, base: Baselines, graph: EntityGraph, communiti
     weak = ((sig["stranger_reach_ratio"].to_numpy() >= params.join_factor)
             | (sig["untied_merchants_ratio"].to_numpy() >= params.harvest_factor)
             | (sig["untied_comment_reads_ratio"].to_numpy() >= params.harvest_factor)) & ~harvester
-    links = _entity_links(agg)
+    links = _entity_links(agg, params)
     # Coupon crews: accounts that claimed coupons at more merchants they never ordered from
     # than 90 % of their peers, working from devices or IPs they dominate. Alone such an
     # account is a keen bargain hunter; five of them on their own infrastructure are a crew.
@@ -621,7 +656,9 @@ def find_rings(sig: pd.DataFrame, base: Baselines, graph: EntityGraph, communiti
     # bulk-made for coupons. No bargain hunter claims like them, and a pair made the same
     # week is an operation (see decide_flag).
     infra = comp    # pieces by devices and IPs alone: who operates together
-    comp = _created_together(comp, members, hoarder | spree, sig["created_at"], params)
+    pop_created = np.sort(sig["created_at"].dropna().to_numpy(dtype="datetime64[s]"))
+    comp = _created_together(comp, members, hoarder | spree, sig["created_at"], params,
+                              pop_created)
     swept = np.flatnonzero(sweeper)
     onset_piece = (comp.max() + 1 if len(comp) else 0) + sweep_run[swept]
     members = np.concatenate([members, swept])
@@ -686,7 +723,6 @@ def find_rings(sig: pd.DataFrame, base: Baselines, graph: EntityGraph, communiti
     if piece.empty:   # lone coupon harvesters, crews that did not hold: no candidate ring
         return _no_rings(params)
     rows, member_idx, member_group, member_score = [], [], [], []
-    pop_created = np.sort(sig["created_at"].dropna().to_numpy(dtype="datetime64[s]"))
     partners = agg.partners.set_index("partner_id") if len(agg.partners) else pd.DataFrame()
     # Plain arrays, split once per ring: the loop below touches only its own rows and
     # pays no per-ring pandas overhead (thousands of candidate rings at 1M accounts).

@@ -1125,3 +1125,40 @@ def test_a_crew_that_began_its_sweep_together_is_flagged_and_a_festival_is_not(t
     assert got == {f"c{j:02d}" for j in range(1, 13)}
     assert "swept together: 12 accounts" in ring["reasons"]
     assert not {f"g{j:02d}" for j in range(1, 13)} & set(members["account_id"])
+
+
+def test_a_crew_passing_through_proxied_homes_does_not_pull_their_residents_in(tmp_path):
+    """A crew's sessions through residential proxies: real customers' homes.
+
+    * h000..h099 read 10-50 strangers each: the customers' 75th percentile of reach is 50.
+    * A crew c1..c4, each on a phone of its own, reads 800 strangers each (16×) from a
+      datacenter IP only it uses: three or more harvesters on an IP they dominate.
+    * Residents r1..r6 each read 200 strangers (4×, heavy but honest: over the join
+      factor) at home, 200 events on their home IP; each crew member passed through
+      every home for 5 reads. On each home the crew is 4 of its 5 users, but made 20 of
+      its 220 events: passers-by, under a tenth of the resident's 200.
+    Expected: one flagged ring of exactly {c1..c4}; no resident in any ring.
+    """
+    partners = [["P1", "Promo Co", "promotions", "2019-01-01"]]
+    accounts = [["m1", "merchant", "2019-02-01", "P1"]]
+    events: list = []
+    _background(accounts, events)
+    start = _background_readers(accounts, events)
+    accounts += [[f"c{j}", "customer", "2018-04-01", ""] for j in range(1, 5)]
+    accounts += [[f"r{k}", "customer", "2017-04-01", ""] for k in range(1, 7)]
+    for k in range(1, 7):
+        _strangers(accounts, events, T0 + timedelta(days=2, hours=k), f"r{k}", f"r{k}-phone",
+                   f"10.7.0.{k}", 200, start)
+        start += 200
+    for j in range(1, 5):
+        _strangers(accounts, events, T0 + timedelta(days=3, hours=j), f"c{j}", f"c{j}-phone",
+                   "198.51.100.9", 770, start)
+        start += 770
+        for k in range(1, 7):
+            _strangers(accounts, events, T0 + timedelta(days=4 + k, hours=j), f"c{j}",
+                       f"c{j}-phone", f"10.7.0.{k}", 5, start)
+            start += 5
+    flagged, members, _ = _run(tmp_path, partners, accounts, events)
+    ring, got = _the_one_flagged(flagged, members)
+    assert got == {"c1", "c2", "c3", "c4"}
+    assert not {f"r{k}" for k in range(1, 7)} & set(members["account_id"])
