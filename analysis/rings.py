@@ -23,7 +23,10 @@ How a ring is cut out
    grouped by the community (Louvain) most of their members sit in, and by the
    partner whose staff are in them: pieces of two partners are two rings.
    The pieces of coupon harvesters and coupon sprees made within ``burst_days``
-   of one another are one piece (:func:`_created_together`).
+   of one another, in a burst against the platform's rate, are one piece
+   (:func:`_created_together`). A passer-by (under a ``harvest_factor``-th of the
+   events of the account that makes most of a device's or IP's events: a crew's
+   session through a proxied home) is none of its users (:func:`_entity_links`).
 4. **Coupon crews**: a *claimer* claimed coupons at more merchants it never
    ordered from than 90 % of its peers, and at two or more. Alone it is a keen
    bargain hunter. Claimers on devices and IPs they dominate (a mild claimer,
