@@ -280,6 +280,15 @@ def _created_together(comp: np.ndarray, members: np.ndarray, hoarder: np.ndarray
     >>> _created_together(np.array([0, 1, 2, 1]), np.arange(4),   # piece 1 is no coupon piece
     ...                   np.array([True, True, True, False]), at, p).tolist()
     [0, 1, 2, 1]
+    >>> days = pd.Series(pd.date_range("2020-01-01", periods=100))   # one account a day
+    >>> hunter = np.arange(100) % 2 == 0                               # half hunt coupons
+    >>> pop = np.sort(days.to_numpy(dtype="datetime64[s]"))
+    >>> comp = _created_together(np.arange(100), np.arange(100), hunter, days, p, pop)
+    >>> bool((comp == np.arange(100)).all())          # four a week of fifty: chance
+    True
+    >>> _created_together(np.arange(4), np.arange(4), np.ones(4, bool), at, p,
+    ...                   np.sort(np.r_[at.to_numpy(dtype="datetime64[s]"), pop])).tolist()
+    [4, 4, 2, 4]
     """
     comp = np.asarray(comp).copy()
     only = pd.Series(hoarder[members]).groupby(comp).transform("all").to_numpy()
