@@ -47,8 +47,8 @@ class RingParams:
     reader_crew: int = 5
     #: A crew that began its sweep together (:func:`analysis.rings.onset_crews`): this many
     #: or more customers, each reaching strangers it never came back to at a
-    #: ``support_factor``-th of its peers' level or more (``onset_strangers`` of them at
-    #: least), whose first reads of a stranger fall within ``onset_days`` of the first of
+    #: ``support_factor``-th of its peers' level or more, having read ``onset_strangers``
+    #: strangers at least, whose first reads of a stranger fall within ``onset_days`` of the first of
     #: them, at ``harvest_factor`` times the rate readers began at in the
     #: ``onset_lookback`` days before. Each was made ``onset_lookback`` days or more
     #: before it began (a festival's sign-ups begin reading as they are made).

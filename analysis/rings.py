@@ -76,7 +76,7 @@ shifts and crowds of heavy readers come many alike and raise their peers' level;
 a crawler inside a partner's traffic, or a pair of crawlers, stands above them
 all. And two or more **coupon harvesters** (each claiming at never-ordered-from
 merchants ``harvest_factor`` times the keenest tenth of its peers) in one piece
-of infrastructure they dominate, or made the same week, are flagged
+of infrastructure they dominate, or made the same week in a burst, are flagged
 (:func:`coupon_harvesters`), unless they came for one promotion, a festival's crowd
 (:func:`_not_promotions`). Two or more harvesters of one partner, alike, none standing
 out, whose partner's active staff nearly all read strangers alike (``workforce_share``),
@@ -666,7 +666,7 @@ def find_rings(sig: pd.DataFrame, base: Baselines, graph: EntityGraph, communiti
     # Coupon harvesters and sprees created together (within burst_days of one another,
     # one after the other) are one piece, whatever infrastructure they used: accounts
     # bulk-made for coupons. No bargain hunter claims like them, and a pair made the same
-    # week is an operation (see decide_flag).
+    # week, in a burst against the platform's rate, is an operation (see decide_flag).
     infra = comp    # pieces by devices and IPs alone: who operates together
     pop_created = np.sort(sig["created_at"].dropna().to_numpy(dtype="datetime64[s]"))
     comp = _created_together(comp, members, hoarder | spree, sig["created_at"], params,
@@ -675,7 +675,18 @@ def find_rings(sig: pd.DataFrame, base: Baselines, graph: EntityGraph, communiti
     onset_piece = (comp.max() + 1 if len(comp) else 0) + sweep_run[swept]
     members = np.concatenate([members, swept])
     comp = np.concatenate([comp, onset_piece])
-    infra = np.concatenate([infra, onset_piece])
+    # By devices and IPs each sweeper is a piece of its own: it shares none with the crew.
+    alone = max(int(infra.max()) if len(infra) else -1,
+                int(onset_piece.max()) if len(onset_piece) else -1) + 1
+    infra = np.concatenate([infra, alone + np.arange(len(swept))])
+    # The run's members that start a ring anyway (its harvesters, in pieces of their own)
+    # join its piece: one crew, one ring.
+    run_of = sweep_run[members]
+    only = pd.Series(run_of >= 0).groupby(comp).transform("all").to_numpy()
+    at = np.flatnonzero((run_of >= 0) & only)
+    if len(at):
+        comp = _join_runs(comp, at, run_of[at])
+    onset_comp = np.isin(comp, comp[at])
     comm = communities.reindex(members).to_numpy()
     # Each connected piece goes to the community most of its members sit in.
     piece = pd.DataFrame({"aid": members, "comp": comp, "comm": comm, "infra": infra})
@@ -691,14 +702,14 @@ def find_rings(sig: pd.DataFrame, base: Baselines, graph: EntityGraph, communiti
                                                                                if x})))
             .reindex(comp).to_numpy())
     ring_of = piece["comp"].map(piece_comm).astype(str).to_numpy(object)
-    ring_of[len(members) - len(swept):] = [f"onset {r}" for r in onset_piece]
+    ring_of[onset_comp] = [f"onset {c}" for c in comp[onset_comp]]
     keys = pd.Series([f"{c}|{p}" for c, p in zip(ring_of, sign)])
     piece["group"] = pd.factorize(keys, sort=True)[0]
     # Crew with no harvester (or coupon crew) in their group did not join a ring.
     piece["harvester"] = harvester[piece["aid"].to_numpy()]
     piece["claimer"] = claimer[piece["aid"].to_numpy()]
     piece["reader"] = reader[piece["aid"].to_numpy()]
-    piece["sweeper"] = sweeper[piece["aid"].to_numpy()]
+    piece["sweeper"] = sweep_run[piece["aid"].to_numpy()] >= 0
     # Coupon harvesters count where two or more share one connected piece.
     # Coupon accounts (harvesters and sprees) count where two or more share one connected
     # piece and claimed, together, at harvest_factor or more shops they never ordered from
@@ -774,7 +785,10 @@ def find_rings(sig: pd.DataFrame, base: Baselines, graph: EntityGraph, communiti
         hidx = idx[harvester[idx]]
         cpidx = idx[claimer[idx]]
         rdidx = idx[reader[idx]]
-        swidx = idx[sweep_run[idx] >= 0]
+        # Its crew that began together: the ring's largest run (one burst of first reads).
+        runs = sweep_run[idx]
+        swidx = (idx[runs == np.bincount(runs[runs >= 0]).argmax()] if (runs >= 0).any()
+                 else idx[:0])
         _, comp_inv, comp_n = np.unique(by_group[group]["infra"], return_inverse=True,
                                         return_counts=True)
         together = int((comp_n[comp_inv] >= 2).sum())

@@ -1098,10 +1098,11 @@ def test_a_crew_that_began_its_sweep_together_is_flagged_and_a_festival_is_not(t
     * h000..h099 read 10-50 strangers each from day 1 (the customers' 75th percentile of
       reach is 50): honest first reads pile up on the export's first days.
     * A crew c01..c12 of aged accounts (made in 2018), each on a phone and a home of its
-      own, begins on day 30 and reads 60 strangers each: 1.2× its peers, no harvester,
-      nothing shared. Twelve first reads within 3 days where none came in the 14 days
-      before: 12 / ((0 + 1) × 3 / 14) = 56× the rate before, 14.4× their peers' level
-      in all -> one flagged ring of exactly {c01..c12}.
+      own, begins on day 30: c01 and c02 read 800 strangers each (harvesters, 16×), the
+      other ten 60 each (1.2× their peers), nothing shared. Twelve first reads within 3
+      days where none came in the 14 days before: 12 / ((0 + 1) × 3 / 14) = 56× the rate
+      before -> one flagged ring of exactly {c01..c12}, its two harvesters with it, and
+      no claim that they operate together on shared devices or IPs.
     * A festival's sign-ups g01..g12, made on day 29, read 60 strangers each from day 30
       too: made a day before they began, they are no crew that began together.
     """
@@ -1114,9 +1115,10 @@ def test_a_crew_that_began_its_sweep_together_is_flagged_and_a_festival_is_not(t
     accounts += [[f"g{j:02d}", "customer", _ts(T0 + timedelta(days=29)), ""]
                  for j in range(1, 13)]
     for j in range(1, 13):
+        n = 800 if j <= 2 else 60
         _strangers(accounts, events, T0 + timedelta(days=30, hours=j), f"c{j:02d}",
-                   f"c{j}-phone", f"10.9.0.{j}", 60, start)
-        start += 60
+                   f"c{j}-phone", f"10.9.0.{j}", n, start)
+        start += n
         _strangers(accounts, events, T0 + timedelta(days=30, hours=j), f"g{j:02d}",
                    f"g{j}-phone", f"10.9.1.{j}", 60, start)
         start += 60
@@ -1124,6 +1126,7 @@ def test_a_crew_that_began_its_sweep_together_is_flagged_and_a_festival_is_not(t
     ring, got = _the_one_flagged(flagged, members)
     assert got == {f"c{j:02d}" for j in range(1, 13)}
     assert "swept together: 12 accounts" in ring["reasons"]
+    assert "operate together" not in ring["reasons"]
     assert not {f"g{j:02d}" for j in range(1, 13)} & set(members["account_id"])
 
 
