@@ -1092,6 +1092,16 @@ def test_a_partners_campaign_crowd_is_no_crew_and_a_crew_on_one_emulator_at_it_i
     assert "did little but claim coupons" in ring["reasons"]
 
 
+def _readers_export():
+    """One promotions partner and its merchant, the browsers and the background readers
+    (:func:`_background_readers`): partners, accounts, events and the next stranger."""
+    partners = [["P1", "Promo Co", "promotions", "2019-01-01"]]
+    accounts = [["m1", "merchant", "2019-02-01", "P1"]]
+    events: list = []
+    _background(accounts, events)
+    return partners, accounts, events, _background_readers(accounts, events)
+
+
 def test_a_crew_that_began_its_sweep_together_is_flagged_and_a_festival_is_not(tmp_path):
     """Readers judged by when they began.
 
@@ -1106,11 +1116,7 @@ def test_a_crew_that_began_its_sweep_together_is_flagged_and_a_festival_is_not(t
     * A festival's sign-ups g01..g12, made on day 29, read 60 strangers each from day 30
       too: made a day before they began, they are no crew that began together.
     """
-    partners = [["P1", "Promo Co", "promotions", "2019-01-01"]]
-    accounts = [["m1", "merchant", "2019-02-01", "P1"]]
-    events: list = []
-    _background(accounts, events)
-    start = _background_readers(accounts, events)
+    partners, accounts, events, start = _readers_export()
     accounts += [[f"c{j:02d}", "customer", "2018-04-01", ""] for j in range(1, 13)]
     accounts += [[f"g{j:02d}", "customer", _ts(T0 + timedelta(days=29)), ""]
                  for j in range(1, 13)]
@@ -1142,11 +1148,7 @@ def test_a_crew_passing_through_proxied_homes_does_not_pull_their_residents_in(t
       its 220 events: passers-by, under a tenth of the resident's 200.
     Expected: one flagged ring of exactly {c1..c4}; no resident in any ring.
     """
-    partners = [["P1", "Promo Co", "promotions", "2019-01-01"]]
-    accounts = [["m1", "merchant", "2019-02-01", "P1"]]
-    events: list = []
-    _background(accounts, events)
-    start = _background_readers(accounts, events)
+    partners, accounts, events, start = _readers_export()
     accounts += [[f"c{j}", "customer", "2018-04-01", ""] for j in range(1, 5)]
     accounts += [[f"r{k}", "customer", "2017-04-01", ""] for k in range(1, 7)]
     for k in range(1, 7):
