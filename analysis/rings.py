@@ -347,8 +347,8 @@ def onset_crews(sig: pd.DataFrame, params: RingParams,
     days and thin out after; a crew's come in a burst, weeks or months in.
 
     A *reader* is a customer that reached strangers it never came back to at a
-    ``support_factor``-th of its peers' level or more (``fresh_reach_ratio``), at least
-    ``onset_strangers`` of them; its onset is the first day it read a stranger
+    ``support_factor``-th of its peers' level or more (``fresh_reach_ratio``), having read
+    ``onset_strangers`` strangers or more; its onset is the first day it read a stranger
     (``stranger_onset``). A run is ``onset_least`` or more readers whose onsets fall
     within ``onset_days`` of its first, at ``harvest_factor`` times the rate readers
     (one more than there were) began at in the ``onset_lookback`` days before (fewer
@@ -658,7 +658,6 @@ def find_rings(sig: pd.DataFrame, base: Baselines, graph: EntityGraph, communiti
     if not (start | sweeper).any():
         return _no_rings(params)
     members = _expand(sig, links, start, weak & ~sweeper, params)
-    members = members[~sweeper[members]]
     # Suspects: any account with harm of its own or claiming like the keenest tenth.
     suspect = (harvester | weak | claimer | reader
                | coupon_harvesters(sig, params, factor=1.0)) & ~sweeper
