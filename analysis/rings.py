@@ -101,7 +101,7 @@ from .aggregate import Aggregates
 from .findings import is_flagged, split_ids
 from .graph import EntityGraph
 from .params import RingParams
-from .signals import BUSINESS_TYPES, PEER_MEASURES, Baselines
+from .signals import BUSINESS_TYPES, PEER_MEASURES, Baselines, export_start
 
 __all__ = ["RingParams", "Rings", "coupon_crews", "coupon_harvesters", "coupon_sprees",
            "decide_flag", "find_rings", "partner_campaigns", "promotion_shares",
@@ -374,11 +374,9 @@ def onset_crews(sig: pd.DataFrame, params: RingParams,
     """
     n = len(sig)
     run, ratio = np.full(n, -1, dtype=np.int64), np.zeros(n)
-    if first_event is None or pd.isna(first_event) or not n:
+    start = export_start(first_event)
+    if start is None or not n:
         return run, ratio
-    start = pd.Timestamp(first_event)
-    if start.tzinfo is not None:
-        start = start.tz_convert("UTC").tz_localize(None)
     onset = pd.to_datetime(sig["stranger_onset"]).to_numpy("datetime64[ns]")
     reader = (~sig["account_type"].isin(BUSINESS_TYPES).to_numpy()
               & (np.nan_to_num(sig["fresh_reach_ratio"].to_numpy(dtype=float))
@@ -670,16 +668,14 @@ def find_rings(sig: pd.DataFrame, base: Baselines, graph: EntityGraph, communiti
     pop_created = np.sort(sig["created_at"].dropna().to_numpy(dtype="datetime64[s]"))
     comp = _created_together(comp, members, hoarder | spree, sig["created_at"], params,
                               pop_created)
+    # Each sweeper is a piece of its own (it shares no device or IP with the crew); the
+    # pieces made only of one run's members, its harvesters' among them, are then joined:
+    # one crew, one ring.
     swept = np.flatnonzero(sweeper)
-    onset_piece = (comp.max() + 1 if len(comp) else 0) + sweep_run[swept]
+    alone = np.r_[comp, infra, -1].max() + 1 + np.arange(len(swept))
     members = np.concatenate([members, swept])
-    comp = np.concatenate([comp, onset_piece])
-    # By devices and IPs each sweeper is a piece of its own: it shares none with the crew.
-    alone = max(int(infra.max()) if len(infra) else -1,
-                int(onset_piece.max()) if len(onset_piece) else -1) + 1
-    infra = np.concatenate([infra, alone + np.arange(len(swept))])
-    # The run's members that start a ring anyway (its harvesters, in pieces of their own)
-    # join its piece: one crew, one ring.
+    comp = np.concatenate([comp, alone])
+    infra = np.concatenate([infra, alone])
     run_of = sweep_run[members]
     only = pd.Series(run_of >= 0).groupby(comp).transform("all").to_numpy()
     at = np.flatnonzero((run_of >= 0) & only)

@@ -476,6 +476,19 @@ def peer_voices(device_share: np.ndarray, ip_share: np.ndarray,
     return 1.0 / np.maximum(np.maximum(np.asarray(device_share, dtype=float), ips), 1.0)
 
 
+def export_start(first_event) -> pd.Timestamp | None:
+    """The export's first event as a time-zone-free UTC timestamp (the plan's timestamps
+    are UTC without a zone); None without one.
+
+    >>> export_start(pd.Timestamp("2024-03-01 01:00", tz="Europe/Berlin"))
+    Timestamp('2024-03-01 00:00:00')
+    """
+    if first_event is None or pd.isna(first_event):
+        return None
+    start = pd.Timestamp(first_event)
+    return start.tz_convert("UTC").tz_localize(None) if start.tzinfo is not None else start
+
+
 def made_inside(created_at: pd.Series, first_event) -> np.ndarray | None:
     """Which accounts were made inside the export window: after ``first_event`` (compared
     in UTC); None without a first event. An account with no creation date is established.
@@ -484,11 +497,9 @@ def made_inside(created_at: pd.Series, first_event) -> np.ndarray | None:
     >>> made_inside(made, pd.Timestamp("2024-03-01 01:00", tz="Europe/Berlin")).tolist()
     [False, False, True]
     """
-    if first_event is None or pd.isna(first_event):
+    start = export_start(first_event)
+    if start is None:
         return None
-    start = pd.Timestamp(first_event)
-    if start.tzinfo is not None:
-        start = start.tz_convert("UTC").tz_localize(None)
     return pd.to_datetime(created_at).to_numpy() > np.datetime64(start)
 
 
